@@ -1,0 +1,1 @@
+"""Reference application: a Celery project wired with Celery Warden, laid out as the spec shows."""

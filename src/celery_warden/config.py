@@ -1,0 +1,131 @@
+"""Celery configuration for a Warden fleet: queues, priorities, acknowledgement, routing.
+
+:func:`celery_config` returns a plain dict for ``app.conf.update``. Decisions:
+
+* **At-least-once**: ``task_acks_late`` + ``task_reject_on_worker_lost``, so a message is only
+  acknowledged after its task finished and comes back if the worker dies mid-task.
+* **JSON only** (``accept_content=["json"]``): pickle from a broker is remote code execution.
+* **Three queues**, ``default``, ``high_priority``, ``low_priority`` (optionally prefixed by
+  ``WARDEN_QUEUE_PREFIX``), each accepting priorities 0..10 with 10 the most urgent on both
+  brokers (see :mod:`celery_warden.priority`). On Redis every priority gets its own list
+  (``priority_steps`` 0..10, ``queue_order_strategy="priority"``).
+* **RabbitMQ queue arguments**: ``x-max-priority=10``, a per-queue message TTL
+  (``WARDEN_QUEUE_MESSAGE_TTL``) and a dead-letter exchange, so expired or rejected messages go to
+  ``warden.dlq`` instead of vanishing (the DLQ issue drains it into Warden's DLQ store).
+* **Routing**: a task class may name a logical queue in ``warden_queue`` (``CriticalTask`` uses
+  ``high_priority``); :class:`WardenRouter` maps it to the real, possibly prefixed, queue name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from celery_warden.priority import DEFAULT_PRIORITY, MAX_PRIORITY
+from celery_warden.settings import WardenSettings
+
+QUEUES = ("default", "high_priority", "low_priority")
+DEFAULT_QUEUE = "default"
+DLX_EXCHANGE = "warden.dlx"
+DLQ_QUEUE = "warden.dlq"
+
+
+def queue_name(settings: WardenSettings, logical: str) -> str:
+    """The real queue name for a logical one (``default`` → ``<prefix>default``)."""
+    return f"{settings.queue_prefix}{logical}"
+
+
+def dead_letter_names(settings: WardenSettings) -> tuple[str, str]:
+    """(exchange, queue) that RabbitMQ dead-letters into."""
+    return (f"{settings.queue_prefix}{DLX_EXCHANGE}", f"{settings.queue_prefix}{DLQ_QUEUE}")
+
+
+def build_queues(settings: WardenSettings) -> list[Queue]:
+    queues = []
+    dlx, dlq = dead_letter_names(settings)
+    for logical in QUEUES:
+        name = queue_name(settings, logical)
+        arguments: dict[str, Any] = {}
+        if not settings.broker_is_redis:
+            arguments = {
+                "x-max-priority": MAX_PRIORITY,
+                "x-message-ttl": settings.queue_message_ttl * 1000,
+                "x-dead-letter-exchange": dlx,
+                "x-dead-letter-routing-key": dlq,
+            }
+        queues.append(
+            Queue(name, Exchange(name, type="direct"), routing_key=name,
+                  queue_arguments=arguments or None)
+        )
+    return queues
+
+
+def dead_letter_queue(settings: WardenSettings) -> Queue:
+    """The RabbitMQ queue that collects dead-lettered messages (not consumed by workers)."""
+    dlx, dlq = dead_letter_names(settings)
+    return Queue(dlq, Exchange(dlx, type="direct"), routing_key=dlq, durable=True)
+
+
+class WardenRouter:
+    """Routes tasks that declare ``warden_queue`` (a logical queue name) to the real queue."""
+
+    def __init__(self, settings: WardenSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, name: str, args: Any, kwargs: Any, options: dict[str, Any],
+                 task: Any = None, **_: Any) -> dict[str, Any] | None:
+        logical = getattr(task, "warden_queue", None)
+        if logical and "queue" not in options:
+            return {"queue": queue_name(self.settings, logical)}
+        return None
+
+
+def celery_config(settings: WardenSettings, **overrides: Any) -> dict[str, Any]:
+    """Celery settings for a Warden-managed app; ``overrides`` win."""
+    conf: dict[str, Any] = {
+        "broker_url": settings.effective_broker_url,
+        "result_backend": settings.effective_result_backend,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch,
+        "worker_concurrency": settings.worker_concurrency,
+        "result_expires": settings.result_expires,
+        "task_queues": build_queues(settings),
+        "task_default_queue": queue_name(settings, DEFAULT_QUEUE),
+        "task_default_exchange": queue_name(settings, DEFAULT_QUEUE),
+        "task_default_routing_key": queue_name(settings, DEFAULT_QUEUE),
+        "task_default_priority": DEFAULT_PRIORITY,
+        "task_queue_max_priority": MAX_PRIORITY,
+        "task_routes": [WardenRouter(settings)],
+        "task_track_started": True,
+        "task_send_sent_event": False,
+        "worker_send_task_events": False,
+        "broker_connection_retry_on_startup": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+    if settings.broker_is_redis:
+        conf["broker_transport_options"] = {
+            "priority_steps": list(range(MAX_PRIORITY + 1)),
+            "queue_order_strategy": "priority",
+            "visibility_timeout": 3600,
+        }
+        if settings.broker_key_prefix:
+            conf["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix
+    if settings.broker_key_prefix and settings.effective_result_backend.startswith(
+        ("redis", "rediss", "valkey")
+    ):
+        conf["result_backend_transport_options"] = {
+            "global_keyprefix": settings.broker_key_prefix
+        }
+    conf.update(overrides)
+    return conf
+
+
+__all__ = ["QUEUES", "WardenRouter", "build_queues", "celery_config", "dead_letter_names",
+           "dead_letter_queue", "queue_name"]

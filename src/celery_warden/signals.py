@@ -1,0 +1,374 @@
+"""Celery signal handlers: turn lifecycle events into recorder calls.
+
+Which process runs which signal under the prefork pool (checked against Celery 5.7 sources and
+pinned by ``tests/integration/test_signals.py``):
+
+==========================================  ===========================  =====================
+signal                                      process                      what Warden does
+==========================================  ===========================  =====================
+before_task_publish / after_task_publish    the publisher (client, a     priority, SENT time
+                                            task in a pool child, beat)
+task_received                               worker main (consumer)       received time stamped
+                                                                         into the request
+task_prerun / task_postrun                  pool child                   STARTED, final state
+task_success / task_retry                   pool child                   outcome details
+task_failure                                pool child for exceptions;   FAILURE
+                                            **main** for hard time
+                                            limits and lost workers
+task_revoked                                worker main                  REVOKED
+task_rejected / task_unknown                worker main (consumer)       REJECTED
+worker_init / worker_ready /                worker main                  worker state
+worker_shutting_down
+worker_process_init / _shutdown             pool child                   recorder lifecycle
+==========================================  ===========================  =====================
+
+Facts the handlers rely on: ``task_failure`` fires twice for one hard time limit in Celery 5.7.0
+(each outcome is counted once per ``(task id, retries)``); ``task_postrun`` may carry
+``state=None``; handlers are connected with ``weak=False`` so they live as long as the worker;
+custom message headers ride along on ``retry()``, and the request dict the main process holds is
+the one passed to the pool child, so the main process stamps the received time into it and the
+child writes the whole record once, without a write from the main process per task.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from celery import signals
+from celery.utils.dispatch import Signal
+
+from celery_warden import priority
+from celery_warden.isolation import guarded
+
+if TYPE_CHECKING:
+    from celery_warden.warden import Warden
+
+#: Ordering of states within one attempt; a write never moves a record backwards.
+RANK_SENT, RANK_RECEIVED, RANK_STARTED, RANK_RETRY, RANK_FINAL = 1, 2, 3, 4, 5
+FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
+#: Outcomes remembered per process to count each (task id, attempt) once.
+FINALIZED_MEMORY = 20_000
+#: Received requests remembered by the main process (for failures it reports itself).
+RECEIVED_MEMORY = 20_000
+#: Longest exception message kept in a task record.
+MAX_MESSAGE = 500
+
+SENT_HEADER = "warden_sent"
+RECEIVED_KEY = "warden_received"
+
+
+def _fmt(ts: float) -> str:
+    return f"{ts:.6f}"
+
+
+def _epoch(value: Any) -> float | None:
+    """An ETA header (ISO string) or number as epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _exc_fields(exc: BaseException | None) -> dict[str, str]:
+    if exc is None:
+        return {}
+    return {"exc_type": type(exc).__name__, "exc_msg": str(exc)[:MAX_MESSAGE]}
+
+
+class _Run:
+    """What a pool child remembers about a task between prerun and postrun."""
+
+    __slots__ = ("exc", "mono", "started", "wait")
+
+    def __init__(self, started: float, mono: float, wait: float | None) -> None:
+        self.started = started
+        self.mono = mono
+        self.wait = wait
+        self.exc: dict[str, str] | None = None
+
+
+class _Bounded(OrderedDict[Any, Any]):
+    """An insertion-ordered dict that forgets its oldest entries past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class SignalHandlers:
+    """Owns the handler functions for one :class:`~celery_warden.warden.Warden`."""
+
+    def __init__(self, warden: Warden) -> None:
+        self.warden = warden
+        self.app = warden.app
+        self.recorder = warden.recorder
+        self.settings = warden.settings
+        self.hostname = socket.gethostname()
+        self._runs: dict[str, _Run] = {}
+        self._finalized = _Bounded(FINALIZED_MEMORY)
+        self._received = _Bounded(RECEIVED_MEMORY)
+        self._connected: list[tuple[Signal, Callable[..., Any], str]] = []
+
+    # -- wiring ----------------------------------------------------------------------------
+    def table(self) -> list[tuple[Signal, Callable[..., Any]]]:
+        return [
+            (signals.before_task_publish, self.on_before_publish),
+            (signals.after_task_publish, self.on_after_publish),
+            (signals.task_received, self.on_received),
+            (signals.task_prerun, self.on_prerun),
+            (signals.task_postrun, self.on_postrun),
+            (signals.task_success, self.on_success),
+            (signals.task_retry, self.on_retry),
+            (signals.task_failure, self.on_failure),
+            (signals.task_revoked, self.on_revoked),
+            (signals.task_rejected, self.on_rejected),
+            (signals.task_unknown, self.on_unknown),
+            (signals.worker_init, self.on_worker_init),
+            (signals.worker_ready, self.on_worker_ready),
+            (signals.worker_shutting_down, self.on_worker_shutting_down),
+            (signals.worker_process_init, self.on_process_init),
+            (signals.worker_process_shutdown, self.on_process_shutdown),
+        ]
+
+    def connect(self) -> None:
+        for sig, fn in self.table():
+            uid = f"celery_warden:{id(self)}:{fn.__name__}"
+            handler = guarded(fn)
+            sig.connect(handler, weak=False, dispatch_uid=uid)
+            self._connected.append((sig, handler, uid))
+
+    def disconnect(self) -> None:
+        for sig, handler, uid in self._connected:
+            sig.disconnect(handler, dispatch_uid=uid)
+        self._connected.clear()
+
+    def _ours(self, task: Any) -> bool:
+        """Task signals are global in Celery; only handle tasks of our app."""
+        return getattr(task, "app", None) is self.app
+
+    # -- publisher -------------------------------------------------------------------------
+    def on_before_publish(
+        self, sender: Any = None, headers: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None, **_: Any,
+    ) -> None:
+        if headers is None or properties is None:
+            return
+        priority.normalise(headers, properties, self.settings.broker_is_redis)
+        headers[SENT_HEADER] = time.time()
+        headers.pop(RECEIVED_KEY, None)
+
+    def on_after_publish(
+        self, sender: Any = None, headers: dict[str, Any] | None = None,
+        routing_key: str | None = None, exchange: str | None = None, **_: Any,
+    ) -> None:
+        if not self.settings.track_sent or not headers or "id" not in headers:
+            return
+        sent = headers.get(SENT_HEADER) or time.time()
+        static = {
+            "name": str(headers.get("task") or sender),
+            "queue": str(routing_key or exchange or ""),
+            "sent": _fmt(float(sent)),
+            "priority": str(headers.get(priority.HEADER, "")),
+        }
+        for field in ("parent_id", "root_id"):
+            if headers.get(field):
+                static[field] = str(headers[field])
+        eta = _epoch(headers.get("eta"))
+        if eta is not None:
+            static["eta"] = _fmt(eta)
+        retries = int(headers.get("retries") or 0)
+        if retries == 0:
+            self.recorder.task(headers["id"], static=static, attempt={"state": "SENT"},
+                               rank=RANK_SENT)
+        else:  # a retry's re-publish: the finishing attempt owns the state (RETRY)
+            self.recorder.task(headers["id"], static=static)
+
+    # -- worker main -----------------------------------------------------------------------
+    def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        if request is None or not self._ours(request.task):
+            return
+        now = time.time()
+        rd = request.request_dict
+        rd[RECEIVED_KEY] = now
+        retries = int(rd.get("retries") or 0)
+        self._received.put(request.id, (retries, now, weakref.ref(request)))
+        if request.eta:  # held in the worker until its ETA: show it as RECEIVED meanwhile
+            self.recorder.task(
+                request.id,
+                attempt={"state": "RECEIVED", "received": _fmt(now), "worker": request.hostname
+                         or self.hostname},
+                retries=retries, rank=RANK_RECEIVED,
+            )
+
+    def _first_outcome(self, task_id: str, retries: int) -> bool:
+        key = (task_id, retries)
+        if key in self._finalized:
+            return False
+        self._finalized.put(key, True)
+        return True
+
+    def _finish_in_main(self, task: Any, task_id: str, state: str, fields: dict[str, str],
+                        context: Any = None) -> None:
+        info = self._received.pop(task_id, None)
+        retries = int(getattr(context, "retries", None) or (info[0] if info else 0))
+        if not self._first_outcome(task_id, retries):
+            return
+        now = time.time()
+        attempt = {"state": state, "finished": _fmt(now), **fields}
+        runtime = None
+        request = info[2]() if info else None
+        start = getattr(request, "time_start", None)
+        if start:
+            runtime = max(0.0, now - start)
+            attempt["runtime"] = f"{runtime:.6f}"
+        if info is not None and "worker" not in attempt:
+            attempt["worker"] = getattr(context, "hostname", None) or self.hostname
+        self.recorder.task(task_id, attempt=attempt, retries=retries, rank=RANK_FINAL,
+                           static={"name": task.name})
+        self.recorder.observe(task.name, now, state.lower(), runtime)
+
+    def on_revoked(self, sender: Any = None, request: Any = None, terminated: bool = False,
+                   signum: Any = None, expired: bool = False, **_: Any) -> None:
+        if request is None or not self._ours(sender):
+            return
+        reason = "expired" if expired else ("terminated" if terminated else "revoked")
+        self._finish_in_main(sender, request.id, "REVOKED", {"reason": reason}, request)
+
+    def on_rejected(self, sender: Any = None, message: Any = None, exc: Any = None,
+                    **_: Any) -> None:
+        headers = getattr(message, "headers", None) or {}
+        task_id = headers.get("id")
+        self.recorder.stat("rejected")
+        if task_id:
+            self.recorder.task(
+                str(task_id),
+                static={"name": str(headers.get("task", "")), "worker": self.hostname},
+                attempt={"state": "REJECTED", "finished": _fmt(time.time()),
+                         "reason": "invalid message", **_exc_fields(exc)},
+                retries=int(headers.get("retries") or 0), rank=RANK_FINAL,
+            )
+
+    def on_unknown(self, sender: Any = None, message: Any = None, exc: Any = None,
+                   name: str | None = None, id: str | None = None, **_: Any) -> None:
+        self.recorder.stat("unknown")
+        now = time.time()
+        if id:
+            self.recorder.task(
+                id, static={"name": str(name or ""), "worker": self.hostname},
+                attempt={"state": "REJECTED", "finished": _fmt(now), "reason": "unknown task",
+                         "exc_type": "NotRegistered", "exc_msg": f"unknown task {name!r}"},
+                rank=RANK_FINAL,
+            )
+        if name:
+            self.recorder.observe(str(name), now, "rejected")
+
+    # -- pool child ------------------------------------------------------------------------
+    def on_prerun(self, sender: Any = None, task_id: str | None = None, task: Any = None,
+                  **_: Any) -> None:
+        if task is None or task_id is None or not self._ours(task):
+            return
+        now = time.time()
+        req = task.request
+        sent = getattr(req, SENT_HEADER, None)
+        received = getattr(req, RECEIVED_KEY, None)
+        wait = None
+        if sent is not None:
+            ready = max(float(sent), _epoch(req.eta) or 0.0)
+            wait = max(0.0, now - ready)
+        self._runs[task_id] = _Run(now, time.monotonic(), wait)
+        attempt = {
+            "state": "STARTED", "started": _fmt(now),
+            "worker": req.hostname or self.hostname, "pid": str(os.getpid()),
+        }
+        if received is not None:
+            attempt["received"] = _fmt(float(received))
+        if wait is not None:
+            attempt["wait"] = f"{wait:.6f}"
+        queue = (req.delivery_info or {}).get("routing_key")
+        static = {"name": task.name}
+        if queue:
+            static["queue"] = str(queue)
+        self.recorder.task(task_id, static=static, attempt=attempt,
+                           retries=int(req.retries or 0), rank=RANK_STARTED)
+
+    def on_success(self, sender: Any = None, **_: Any) -> None:
+        """Nothing to add: ``task_postrun`` carries the state and runs right after."""
+
+    def on_retry(self, sender: Any = None, request: Any = None, reason: Any = None,
+                 **_: Any) -> None:
+        run = self._runs.get(getattr(request, "id", None) or "")
+        if run is not None and isinstance(reason, BaseException):
+            run.exc = _exc_fields(reason)
+
+    def on_failure(self, sender: Any = None, task_id: str | None = None,
+                   exception: BaseException | None = None, **_: Any) -> None:
+        if task_id is None or not self._ours(sender):
+            return
+        run = self._runs.get(task_id)
+        if run is not None:  # in the child: task_postrun finalizes
+            run.exc = _exc_fields(exception)
+            return
+        reason = "worker lost" if type(exception).__name__ == "WorkerLostError" else (
+            "time limit" if type(exception).__name__ == "TimeLimitExceeded" else "failed")
+        self._finish_in_main(sender, task_id, "FAILURE",
+                             {"reason": reason, **_exc_fields(exception)}, sender.request)
+
+    def on_postrun(self, sender: Any = None, task_id: str | None = None, task: Any = None,
+                   state: str | None = None, **_: Any) -> None:
+        if task_id is None or task is None:
+            return
+        run = self._runs.pop(task_id, None)
+        if run is None:
+            return
+        retries = int(task.request.retries or 0)
+        if not self._first_outcome(task_id, retries):
+            return
+        now = time.time()
+        runtime = time.monotonic() - run.mono
+        state = state or ("FAILURE" if run.exc else "SUCCESS")
+        attempt = {"state": state, "finished": _fmt(now), "runtime": f"{runtime:.6f}"}
+        if run.exc and state != "SUCCESS":
+            attempt.update(run.exc)
+        rank = RANK_FINAL if state in FINAL_STATES else RANK_RETRY
+        self.recorder.task(task_id, attempt=attempt, retries=retries, rank=rank)
+        self.recorder.observe(task.name, now, state.lower(), runtime, run.wait)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_worker_init(self, sender: Any = None, **_: Any) -> None:
+        self.warden.worker_started = time.time()
+
+    def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        beat = self.warden.heartbeat
+        if beat is not None:
+            beat.beat("online")
+
+    def on_worker_shutting_down(self, sender: Any = None, **_: Any) -> None:
+        beat = self.warden.heartbeat
+        if beat is not None:
+            beat.beat("stopping")
+
+    def on_process_init(self, sender: Any = None, **_: Any) -> None:
+        self.recorder.restart()
+
+    def on_process_shutdown(self, sender: Any = None, **_: Any) -> None:
+        self.recorder.stop(timeout=2.0)
+
+
+__all__ = ["SignalHandlers"]

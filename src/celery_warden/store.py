@@ -1,0 +1,167 @@
+"""Write side of the Redis store: one script call applies a whole flusher batch.
+
+Why a Lua script instead of a plain pipeline: task records are written by up to three processes
+(publisher, worker main, pool child) whose flushes can arrive in any order; the script keeps the
+newest attempt's state without a read-modify-write round trip from Python, and the whole batch
+costs one network round trip however many tasks it carries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import redis
+
+from celery_warden.keys import Keys
+from celery_warden.settings import WardenSettings
+
+#: Socket timeouts for Warden's own Redis connections: short, so a dead Redis costs the
+#: flusher thread (never a task) at most this long per attempt.
+SOCKET_TIMEOUT = 2.0
+#: Records per script call; keeps each call's Redis-side run time to a few milliseconds.
+MAX_TASKS_PER_CALL = 500
+
+
+def redis_client(url: str, *, decode: bool = True) -> redis.Redis:
+    """A Redis client with the short timeouts Warden uses everywhere."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=decode,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+
+
+@dataclass(slots=True)
+class TaskDelta:
+    """Buffered change to one task record.
+
+    ``static`` fields (name, queue, sent) are always written; ``attempt`` fields (state, times,
+    error) only when ``(retries, rank)`` is not older than what the store holds.
+    """
+
+    static: dict[str, str] = field(default_factory=dict)
+    attempt: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    rank: int = 0
+    updated: float = 0.0
+
+
+@dataclass(slots=True)
+class BucketDelta:
+    """Buffered increments to one metric bucket (per task name and minute or hour)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    floats: dict[str, float] = field(default_factory=dict)
+    dmin: float | None = None
+    dmax: float | None = None
+
+    def merge(self, other: BucketDelta) -> None:
+        for k, v in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + v
+        for k, f in other.floats.items():
+            self.floats[k] = self.floats.get(k, 0.0) + f
+        if other.dmin is not None:
+            self.dmin = other.dmin if self.dmin is None else min(self.dmin, other.dmin)
+        if other.dmax is not None:
+            self.dmax = other.dmax if self.dmax is None else max(self.dmax, other.dmax)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one flush writes."""
+
+    tasks: dict[str, TaskDelta] = field(default_factory=dict)
+    minutes: dict[tuple[str, int], BucketDelta] = field(default_factory=dict)
+    hours: dict[tuple[str, int], BucketDelta] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+    queues: set[str] = field(default_factory=set)
+    workers: dict[str, dict[str, str]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.tasks or self.minutes or self.workers or self.stats or self.names or self.queues
+        )
+
+
+def _lua_source() -> str:
+    return resources.files("celery_warden").joinpath("lua/flush.lua").read_text()
+
+
+class StoreWriter:
+    """Applies batches to Redis. Used only by the flusher thread, never on the hot path."""
+
+    def __init__(self, settings: WardenSettings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.client = client or redis_client(settings.redis_url)
+        self._script = self.client.register_script(_lua_source())
+
+    def write(self, batch: Batch, now: float | None = None) -> int:
+        """Write a batch; raises ``redis.RedisError`` if Redis is unreachable."""
+        now = time.time() if now is None else now
+        tasks = list(batch.tasks.items())
+        first = True
+        written = 0
+        for start in range(0, max(len(tasks), 1), MAX_TASKS_PER_CALL):
+            chunk = tasks[start : start + MAX_TASKS_PER_CALL]
+            payload = self._payload(batch, chunk, include_rest=first)
+            written += int(self._script(args=[json.dumps(payload), repr(now)]))
+            first = False
+        return written
+
+    def _payload(
+        self, batch: Batch, tasks: list[tuple[str, TaskDelta]], *, include_rest: bool
+    ) -> dict[str, Any]:
+        k = self.keys
+        s = self.settings
+        payload: dict[str, Any] = {
+            "task_ttl": s.task_ttl,
+            "recent": k.recent,
+            "workers": [],
+            "worker_ttl": s.metrics_retention,
+            "buckets": [],
+            "index": [],
+            "stats": [],
+            "tasks": [
+                [k.task(tid), d.static or {}, d.attempt or {}, d.retries, d.rank,
+                 repr(d.updated), tid]
+                for tid, d in tasks
+            ],
+        }
+        # cjson encodes an empty dict as an empty array; both iterate as empty in Lua.
+        if not include_rest:
+            return payload
+        for (name, minute), b in batch.minutes.items():
+            payload["buckets"].append(_bucket(k.minute_bucket(name, minute),
+                                              s.metrics_retention, b))
+        for (name, hour), b in batch.hours.items():
+            payload["buckets"].append(_bucket(k.hour_bucket(name, hour), s.rollup_retention, b))
+        if batch.names:
+            payload["index"].append([k.names, sorted(batch.names)])
+        if batch.queues:
+            payload["index"].append([k.queues, sorted(batch.queues)])
+        payload["workers"] = [[k.worker(h), f, h] for h, f in batch.workers.items()]
+        payload["workers_key"] = k.workers
+        payload["stats"] = [[k.stats("recorder"), n, v] for n, v in batch.stats.items()]
+        return payload
+
+
+def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
+    return [
+        key,
+        ttl,
+        b.counts or {},
+        {f: repr(v) for f, v in b.floats.items()} or {},
+        "" if b.dmin is None else repr(b.dmin),
+        "" if b.dmax is None else repr(b.dmax),
+    ]
+
+
+__all__ = ["Batch", "BucketDelta", "StoreWriter", "TaskDelta", "redis_client"]
