@@ -1,0 +1,41 @@
+# Two commands are all a newcomer needs: `make run` (the demo) and `make test` (the suite).
+# Both create .venv on first use and install from the lock files in requirements/.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench lock clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed-run: pyproject.toml requirements/run.lock | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/run.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.lock | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/warden demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src app tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/overhead.py
+
+# Regenerate the lock files after changing dependencies in pyproject.toml (needs `uv`).
+lock:
+	uv pip compile pyproject.toml --python-version 3.11 -q -o requirements/run.lock
+	uv pip compile pyproject.toml --python-version 3.11 -q --extra dev -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .warden .pytest_cache .mypy_cache .ruff_cache

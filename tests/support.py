@@ -1,0 +1,166 @@
+"""Test support: real ``celery worker`` processes and scoped Redis clean-up.
+
+Tests start workers as subprocesses (never in-process fakes), wait for their first heartbeat,
+and end them by pid: SIGTERM for a clean stop, SIGKILL for chaos.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from celery_warden.settings import WardenSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings: WardenSettings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "WARDEN_KEY_PREFIX": settings.key_prefix,
+        "WARDEN_QUEUE_PREFIX": settings.queue_prefix,
+        "WARDEN_BROKER_KEY_PREFIX": settings.broker_key_prefix,
+        "WARDEN_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+        "WARDEN_WORKER_OFFLINE_AFTER": str(settings.offline_after),
+        "WARDEN_FLUSH_INTERVAL": str(settings.flush_interval),
+        "WARDEN_BUFFER_SIZE": str(settings.buffer_size),
+        "CELERY_WORKER_PREFETCH": str(settings.worker_prefetch),
+    }
+    if settings.broker_url:
+        env["CELERY_BROKER_URL"] = settings.broker_url
+    if settings.result_backend:
+        env["CELERY_RESULT_BACKEND"] = settings.result_backend
+    return env
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last={last!r})")
+
+
+class WorkerProcess:
+    """A ``celery worker`` subprocess for one test."""
+
+    def __init__(self, settings: WardenSettings, app: str = "tests.apps.fleet",
+                 queues: list[str] | None = None, concurrency: int = 2,
+                 pool: str = "prefork", extra_env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None, name: str | None = None) -> None:
+        self.settings = settings
+        self.hostname = f"{name or 'w'}-{uuid.uuid4().hex[:6]}@test"
+        queues = queues or [f"{settings.queue_prefix}{q}"
+                            for q in ("default", "high_priority", "low_priority")]
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.hostname}.log"
+        self.cmd = [
+            sys.executable, "-m", "celery", "-A", app, "worker",
+            "--loglevel=INFO", f"--hostname={self.hostname}", f"--concurrency={concurrency}",
+            f"--pool={pool}", "--queues=" + ",".join(queues), "--without-gossip",
+            "--without-mingle", *(extra_args or []),
+        ]
+        self.env = {**os.environ, **settings_env(settings), **(extra_env or {}),
+                    "PYTHONPATH": str(ROOT)}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True, timeout: float = 60.0) -> WorkerProcess:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(  # noqa: S603
+            self.cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()[-4000:]}")
+            return " ready." in self.log()
+
+        wait_for(ready, timeout, 0.2, f"worker {self.hostname} ready")
+
+    def children(self) -> list[int]:
+        import psutil
+
+        try:
+            return [c.pid for c in psutil.Process(self.pid).children()]
+        except psutil.Error:
+            return []
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (warm shutdown), then SIGKILL of the whole group if it hangs."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool children (by pid; only what we started)."""
+        if self.process is None:
+            return
+        kids = self.children()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._close()
+
+    def _close(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None and not log.closed:
+            log.close()
+
+
+def delete_prefix(client: redis.Redis, *prefixes: str) -> int:
+    """Delete the keys under our own prefixes (never FLUSHDB on a shared server)."""
+    removed = 0
+    for prefix in prefixes:
+        if not prefix:
+            continue
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += client.unlink(*batch)
+    return removed
