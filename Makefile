@@ -35,7 +35,7 @@ bench: $(VENV)/.installed-dev
 # Regenerate the lock files after changing dependencies in pyproject.toml (needs `uv`).
 lock:
 	uv pip compile pyproject.toml --python-version 3.11 -q -o requirements/run.lock
-	uv pip compile pyproject.toml --python-version 3.11 -q --extra dev -o requirements/dev.lock
+	uv pip compile pyproject.toml --python-version 3.11 -q --extra dev --extra otel -o requirements/dev.lock
 
 clean:
 	rm -rf $(VENV) .warden .pytest_cache .mypy_cache .ruff_cache

@@ -18,28 +18,19 @@ from typing import Any
 
 import redis
 
-from celery_warden.settings import WardenSettings
+from celery_warden.settings import WardenSettings, env_var_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings_env(settings: WardenSettings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    env = {
-        "REDIS_URL": settings.redis_url,
-        "WARDEN_KEY_PREFIX": settings.key_prefix,
-        "WARDEN_QUEUE_PREFIX": settings.queue_prefix,
-        "WARDEN_BROKER_KEY_PREFIX": settings.broker_key_prefix,
-        "WARDEN_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
-        "WARDEN_WORKER_OFFLINE_AFTER": str(settings.offline_after),
-        "WARDEN_FLUSH_INTERVAL": str(settings.flush_interval),
-        "WARDEN_BUFFER_SIZE": str(settings.buffer_size),
-        "CELERY_WORKER_PREFETCH": str(settings.worker_prefetch),
-    }
-    if settings.broker_url:
-        env["CELERY_BROKER_URL"] = settings.broker_url
-    if settings.result_backend:
-        env["CELERY_RESULT_BACKEND"] = settings.result_backend
+    """Environment variables that reproduce ``settings`` in a child process (every field)."""
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        env[env_var_for(name)] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 

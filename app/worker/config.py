@@ -24,6 +24,14 @@ CELERY_CONFIG = celery_config(
             "task": "maintenance.prune_store",
             "schedule": crontab(minute="*/15"),
         },
+        "expire-dlq": {
+            "task": "maintenance.expire_dlq",
+            "schedule": crontab(minute=7),
+        },
+        "process-dlq": {
+            "task": "maintenance.process_dlq",
+            "schedule": 300.0,
+        },
         "log-kpis": {
             "task": "maintenance.log_kpis",
             "schedule": 60.0,

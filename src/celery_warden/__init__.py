@@ -9,20 +9,44 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from celery_warden.backoff import Backoff
+from celery_warden.circuit_breaker import CircuitBreaker
 from celery_warden.config import celery_config
-from celery_warden.errors import EmbeddedRedisError, SettingsError, WardenError
+from celery_warden.dlq import DeadLetterQueue, DLQEntry
+from celery_warden.errors import (
+    CircuitOpenError,
+    DuplicateTaskError,
+    EmbeddedRedisError,
+    RateLimited,
+    SettingsError,
+    WardenError,
+)
+from celery_warden.idempotency import idempotent_task
 from celery_warden.monitor import CeleryMonitor
 from celery_warden.settings import WardenSettings, load_settings
+from celery_warden.tasks import BaseTask, CriticalTask, LongRunningTask, RetryableTask
 from celery_warden.warden import Warden
 
 __all__ = [
+    "Backoff",
+    "BaseTask",
     "CeleryMonitor",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CriticalTask",
+    "DLQEntry",
+    "DeadLetterQueue",
+    "DuplicateTaskError",
     "EmbeddedRedisError",
+    "LongRunningTask",
+    "RateLimited",
+    "RetryableTask",
     "SettingsError",
     "Warden",
     "WardenError",
     "WardenSettings",
     "__version__",
     "celery_config",
+    "idempotent_task",
     "load_settings",
 ]

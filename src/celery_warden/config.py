@@ -7,8 +7,9 @@
 * **JSON only** (``accept_content=["json"]``): pickle from a broker is remote code execution.
 * **Three queues**, ``default``, ``high_priority``, ``low_priority`` (optionally prefixed by
   ``WARDEN_QUEUE_PREFIX``), each accepting priorities 0..10 with 10 the most urgent on both
-  brokers (see :mod:`celery_warden.priority`). On Redis every priority gets its own list
-  (``priority_steps`` 0..10, ``queue_order_strategy="priority"``).
+  brokers (see :mod:`celery_warden.priority`). On Redis each priority gets its own list
+  (``priority_steps`` 0..9, ``queue_order_strategy="priority"``); kombu caps Redis priorities
+  at 9, so user priorities 0 and 1 share the lowest lane there.
 * **RabbitMQ queue arguments**: ``x-max-priority=10``, a per-queue message TTL
   (``WARDEN_QUEUE_MESSAGE_TTL``) and a dead-letter exchange, so expired or rejected messages go to
   ``warden.dlq`` instead of vanishing (the DLQ issue drains it into Warden's DLQ store).
@@ -111,9 +112,14 @@ def celery_config(settings: WardenSettings, **overrides: Any) -> dict[str, Any]:
     }
     if settings.broker_is_redis:
         conf["broker_transport_options"] = {
-            "priority_steps": list(range(MAX_PRIORITY + 1)),
+            # kombu's virtual transports cap message priority at 9: ten lanes (see priority.py).
+            "priority_steps": list(range(MAX_PRIORITY)),
             "queue_order_strategy": "priority",
-            "visibility_timeout": 3600,
+            "visibility_timeout": settings.visibility_timeout,
+            # Sweep for messages of dead workers often enough for the visibility timeout to
+            # mean what it says (kombu's default sweeps only every ~100 s).
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 2)),
+            "unacked_restore_throttle": 1,
         }
         if settings.broker_key_prefix:
             conf["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix

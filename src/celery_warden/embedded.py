@@ -98,8 +98,11 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
+        # Own session: a Ctrl-C in the terminal must not reach redis-server directly (it would
+        # shut down at once); the owner stops it after its workers, in order.
         self.process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -108,11 +111,25 @@ class EmbeddedRedis:
                     f"redis-server exited with {self.process.returncode}; "
                     f"see {self.data_dir / 'redis.log'}"
                 )
-            if answers(self.url, 0.2):
+            if self._answers_as_self(0.2):
                 return self.url
             time.sleep(0.05)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} in time")
+
+    def _answers_as_self(self, timeout: float) -> bool:
+        """Whether *our* process answers on the port (not another server already bound there)."""
+        try:
+            client = redis.Redis.from_url(
+                self.url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            try:
+                info = client.info("server")
+            finally:
+                client.close()
+        except (redis.RedisError, OSError, ValueError):
+            return False
+        return self.process is not None and int(info.get("process_id", -1)) == self.process.pid
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (Redis flushes its AOF and exits), SIGKILL if it does not."""

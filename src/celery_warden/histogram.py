@@ -7,7 +7,7 @@ t-digest or a sample reservoir cannot be merged that cheaply inside Redis.
 Boundaries grow by ``RATIO = 2 ** (1/8)`` from ``FLOOR`` (100 µs). A value is reported as the
 geometric middle of its bucket, so the relative error of any percentile is at most
 ``sqrt(RATIO) - 1`` = 4.4 %, clamped to the observed min and max. ``MAX_INDEX`` covers durations
-up to ~2.3 days; anything longer lands in the last bucket. Only non-empty buckets are stored.
+up to ~4.2 days; anything longer lands in the last bucket. Only non-empty buckets are stored.
 """
 
 from __future__ import annotations

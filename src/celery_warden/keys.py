@@ -18,6 +18,22 @@ key                                type     holds
 ``P:worker:<hostname>``            hash     a worker's latest heartbeat
 ``P:workers``                      zset     worker hostnames by last heartbeat time
 ``P:stats:<name>``                 hash     process-level counters (e.g. dropped records)
+``P:dlq``                          zset     DLQ entry ids by last failure time
+``P:dlq:ready`` / ``P:dlq:claims``  zset     entries eligible for requeue / claimed (lease)
+``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
+``P:dlq:stats``                    hash     DLQ counters (added, requeued, parked, ...)
+``P:deliveries:<id>``              string   redeliveries of a task id (poison pills)
+``P:errors``                       zset     error group fingerprints by last seen
+``P:errors:g:<fp>``                hash     one error group (counts, sample, names)
+``P:errors:t:<fp>``                list     recent task ids of a group (capped)
+``P:errors:m:<fp>:<minute>``       string   failures of a group in one minute
+``P:cb:<name>``                    hash     a circuit breaker's state, counters, config
+``P:cbw:<name>``                   list     its sliding window of call outcomes (newest first)
+``P:cbl:<name>``                   list     its state transitions, newest first (capped)
+``P:cbs``                          zset     circuit breaker names by creation time
+``P:cbtrips``                      zset     every trip (``<name>|<gen>``) by time (KPI 7)
+``P:idem:<key>``                   hash     an idempotency key's claim or first result (TTL)
+``P:rl:<scope>:<name>``            string   a fleet rate limit's next free slot (GCRA, TTL)
 =================================  =======  ==================================================
 """
 
@@ -67,6 +83,78 @@ class Keys:
 
     def stats(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"
+
+    # -- dead letter queue ------------------------------------------------------------------
+    @property
+    def dlq(self) -> str:
+        """zset of every entry in the DLQ (pending, claimed, parked) by last failure time."""
+        return f"{self.prefix}:dlq"
+
+    @property
+    def dlq_ready(self) -> str:
+        """zset of entries eligible for automatic requeue, by the time they become eligible."""
+        return f"{self.prefix}:dlq:ready"
+
+    @property
+    def dlq_claims(self) -> str:
+        """zset of entries claimed by a processor, by lease deadline."""
+        return f"{self.prefix}:dlq:claims"
+
+    def dlq_entry(self, entry_id: str) -> str:
+        return f"{self.prefix}:dlq:e:{entry_id}"
+
+    @property
+    def dlq_entry_prefix(self) -> str:
+        return f"{self.prefix}:dlq:e:"
+
+    @property
+    def dlq_stats(self) -> str:
+        return f"{self.prefix}:dlq:stats"
+
+    def deliveries(self, task_id: str) -> str:
+        """Redelivery counter of one task id (poison-pill detection)."""
+        return f"{self.prefix}:deliveries:{task_id}"
+
+    # -- error groups -----------------------------------------------------------------------
+    @property
+    def error_groups(self) -> str:
+        """zset of error group fingerprints by last time seen."""
+        return f"{self.prefix}:errors"
+
+    def error_group(self, fingerprint: str) -> str:
+        return f"{self.prefix}:errors:g:{fingerprint}"
+
+    def error_group_tasks(self, fingerprint: str) -> str:
+        """Capped list of recent task ids of one error group."""
+        return f"{self.prefix}:errors:t:{fingerprint}"
+
+    def error_group_minute(self, fingerprint: str, minute: int) -> str:
+        return f"{self.prefix}:errors:m:{fingerprint}:{minute}"
+
+    # -- fleet primitives (circuit breakers, idempotency, rate limits) ----------------------
+    def breaker(self, name: str) -> str:
+        return f"{self.prefix}:cb:{name}"
+
+    def breaker_window(self, name: str) -> str:
+        return f"{self.prefix}:cbw:{name}"
+
+    def breaker_log(self, name: str) -> str:
+        return f"{self.prefix}:cbl:{name}"
+
+    @property
+    def breakers(self) -> str:
+        return f"{self.prefix}:cbs"
+
+    @property
+    def breaker_trips(self) -> str:
+        return f"{self.prefix}:cbtrips"
+
+    def idem(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    def ratelimit(self, scope: str, name: str) -> str:
+        """GCRA state of one fleet rate limit (``scope`` is ``task`` or ``queue``)."""
+        return f"{self.prefix}:rl:{scope}:{name}"
 
     @property
     def pattern(self) -> str:

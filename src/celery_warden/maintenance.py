@@ -36,4 +36,11 @@ def prune_store(settings: WardenSettings, now: float | None = None) -> dict[str,
     return {"recent": recent, "names": names, "queues": queues, "workers": workers}
 
 
-__all__ = ["prune_store"]
+def expire_dlq(settings: WardenSettings) -> int:
+    """Remove DLQ entries older than ``WARDEN_DLQ_MAX_AGE`` (counted as ``expired``)."""
+    from celery_warden.dlq import DeadLetterQueue
+
+    return DeadLetterQueue(settings).expire()
+
+
+__all__ = ["expire_dlq", "prune_store"]

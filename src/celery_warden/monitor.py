@@ -15,21 +15,37 @@ from typing import Any, cast
 
 from celery import Celery
 
+from celery_warden.circuit_breaker import count_trips, read_breakers
+from celery_warden.dlq import DeadLetterQueue
+from celery_warden.error_groups import ErrorGroups
 from celery_warden.histogram import RELATIVE_ERROR, quantiles
 from celery_warden.keys import Keys
 from celery_warden.queues import queue_depths
+from celery_warden.redaction import decode_preview
 from celery_warden.settings import WardenSettings
 from celery_warden.store import redis_client
 from celery_warden.windows import bucket_keys, parse_window
 
 OUTCOMES = ("success", "failure", "retry", "revoked", "rejected", "ignored")
 FINAL_OUTCOMES = ("success", "failure", "revoked", "rejected", "ignored")
+#: Bucket counters written by the fleet primitives (see :mod:`celery_warden.guards`).
+FLEET_COUNTS = ("duplicate", "deferred_duplicate", "deferred_store", "lease_lost",
+                "deferred_rate", "deferred_circuit")
 
 
 def _iso(value: str | None) -> str | None:
     if not value:
         return None
     return datetime.fromtimestamp(float(value), UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json(value: str | None, default: Any) -> Any:
+    if not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return default
 
 
 def _num(value: str | None) -> float | None:
@@ -44,6 +60,8 @@ class CeleryMonitor:
         self.keys = Keys(settings.key_prefix)
         self.redis = redis_client(settings.redis_url)
         self._app = app
+        self._dlq: DeadLetterQueue | None = None
+        self._errors = ErrorGroups(settings, client=self.redis)
 
     @property
     def app(self) -> Celery:
@@ -97,6 +115,16 @@ class CeleryMonitor:
             "reason": raw.get("reason"),
             "parent_id": raw.get("parent_id"),
             "root_id": raw.get("root_id"),
+            # Redacted when recorded (secrets never reach the store); None before the start.
+            "args": decode_preview(raw.get("args")),
+            "kwargs": decode_preview(raw.get("kwargs")),
+            "history": _json(raw.get("history"), []),
+            "progress": _json(raw.get("progress"), None),
+            "deliveries": int(raw["deliveries"]) if raw.get("deliveries", "").isdigit() else 1,
+            "dlq_entry": raw.get("dlq_entry"),
+            "dlq_reason": raw.get("dlq_reason"),
+            "duplicate_of": raw.get("duplicate_of"),
+            "idempotency_key": raw.get("idempotency_key"),
         }
         if started is not None and finished is None and status["state"] == "STARTED":
             status["elapsed"] = max(0.0, time.time() - started)
@@ -245,6 +273,32 @@ class CeleryMonitor:
         """Messages waiting per queue (Redis priority sub-queues summed; RabbitMQ ready count)."""
         return queue_depths(self.app, names or self.queue_names())
 
+    # -- errors and the DLQ -----------------------------------------------------------------
+    @property
+    def dlq(self) -> DeadLetterQueue:
+        """The dead letter queue (list, get, process, park, discard, requeue)."""
+        if self._dlq is None:
+            self._dlq = DeadLetterQueue(self.settings, app=self._app, client=self.redis)
+        return self._dlq
+
+    def get_error_groups(self, limit: int = 20,
+                         window: str | int | timedelta | None = None) -> list[dict[str, Any]]:
+        """Failures grouped by fingerprint, most recent first (``window`` adds window counts)."""
+        seconds = None if window is None else parse_window(window)
+        return self._errors.list(limit, seconds)
+
+    def get_recent_errors(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The most recent failure groups with a sample each (the spec's ``/errors?limit=``)."""
+        return [
+            {k: g[k] for k in ("fingerprint", "exc_type", "sample_message", "count", "last_seen",
+                                "task_names", "recent_task_ids", "frame")}
+            for g in self._errors.list(limit)
+        ]
+
+    def get_dlq_summary(self) -> dict[str, Any]:
+        """DLQ size, counters per outcome and per reason."""
+        return self.dlq.stats()
+
     # -- KPIs ------------------------------------------------------------------------------
     def get_recorder_stats(self) -> dict[str, int]:
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.stats("recorder")))
@@ -281,10 +335,55 @@ class CeleryMonitor:
                 "source": "worker heartbeats",
             },
             "retry_rate": {"value": overall["retry_rate"], "source": "metric buckets"},
-            "dlq_size": {"value": 0, "source": "not tracked yet: the dead letter queue is not "
-                         "part of this release"},
-            "circuit_breaker_trips": {"value": 0, "source": "not tracked yet: circuit breakers "
-                                      "are not part of this release"},
+            "dlq_size": {"value": self.dlq.size(), "source": "dead letter queue"},
+            "circuit_breaker_trips": {
+                "value": self._trips(window),
+                "source": "circuit breaker trip log (every transition to open, fleet-wide)",
+            },
+        }
+
+    # -- fleet primitives ------------------------------------------------------------------
+    def _trips(self, window: str | int | timedelta) -> int:
+        end = time.time()
+        return count_trips(self.redis, self.keys, end - parse_window(window), end)
+
+    def get_circuit_breakers(self) -> list[dict[str, Any]]:
+        """Every circuit breaker: state, window counts, trips, config, recent transitions."""
+        return read_breakers(self.redis, self.keys)
+
+    def get_fleet_primitives(self, window: str | int | timedelta = "1h") -> dict[str, Any]:
+        """Circuit breakers, idempotency and fleet rate limits over a window.
+
+        Counts come from the per-minute metric buckets (outcomes the guards record without
+        I/O): ``duplicates`` are deliveries that returned an earlier run's result instead of
+        running; ``deferred`` counts deferrals (a task may be deferred several times).
+        """
+        seconds = parse_window(window)
+        end = time.time()
+        per_task: dict[str, dict[str, int]] = {}
+        totals = dict.fromkeys(FLEET_COUNTS, 0)
+        for name in self.task_names():
+            counts = self._merged([name], end - seconds, end)["counts"]
+            row = {field: int(counts.get(field, 0)) for field in FLEET_COUNTS}
+            if any(row.values()):
+                per_task[name] = row
+                for field, value in row.items():
+                    totals[field] += value
+        return {
+            "window": window if isinstance(window, str) else f"{seconds}s",
+            "circuit_breakers": {
+                "trips": self._trips(window),
+                "deferred": totals["deferred_circuit"],
+                "breakers": self.get_circuit_breakers(),
+            },
+            "idempotency": {
+                "duplicates": totals["duplicate"],
+                "deferred_while_running": totals["deferred_duplicate"],
+                "deferred_store_unreachable": totals["deferred_store"],
+                "leases_lost": totals["lease_lost"],
+            },
+            "rate_limits": {"deferred": totals["deferred_rate"]},
+            "per_task": per_task,
         }
 
 

@@ -9,6 +9,9 @@ everything. Warden normalises at publish time (``before_task_publish``):
   or :data:`DEFAULT_PRIORITY` when none is given) is kept in the ``warden_priority`` header;
 * on Redis the message property becomes ``MAX_PRIORITY - priority``; on RabbitMQ it is unchanged.
 
+Kombu's Redis transport has ten lanes (it caps message priority at 9), so on Redis the user
+priorities 0 and 1 share the least urgent lane; 2..10 each have their own. RabbitMQ keeps all 11.
+
 Celery's ``retry()`` re-publishes with the *broker* priority it received, but custom headers are
 carried along, so the header (not the property) is the source of truth on every publish.
 """

@@ -9,6 +9,10 @@ with the ready-message count, so one code path serves both. Differences callers 
   ``unacked`` hash and are not counted either.
 * A queue RabbitMQ does not know is reported as ``None`` (not declared); on Redis an empty queue
   has no key at all, so it reads as 0.
+* On Redis the declare is *not* passive: kombu's passive check uses ``EXISTS``, which its
+  ``global_keyprefix`` support does not prefix, so with ``WARDEN_BROKER_KEY_PREFIX`` every queue
+  looked absent (depth 0). A virtual-transport declare writes nothing to Redis and its count
+  (``LLEN`` per priority list) is prefixed correctly.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ def queue_depths(app: Any, names: Iterable[str]) -> dict[str, int | None]:
         return depths
     with app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1)
+        passive = not _is_redis(conn)
         channel = conn.channel()
         try:
             for name in names:
                 try:
-                    ok = channel.queue_declare(queue=name, passive=True)
+                    ok = channel.queue_declare(queue=name, passive=passive)
                     depths[name] = int(ok.message_count)
                 except KombuChannelError as exc:
                     if not _is_not_found(exc):

@@ -27,7 +27,14 @@ import redis
 from celery_warden.histogram import bucket_index
 from celery_warden.keys import hour_of, minute_of
 from celery_warden.settings import WardenSettings
-from celery_warden.store import Batch, BucketDelta, StoreWriter, TaskDelta
+from celery_warden.store import (
+    RECENT_IDS,
+    Batch,
+    BucketDelta,
+    ErrorDelta,
+    StoreWriter,
+    TaskDelta,
+)
 
 logger = logging.getLogger("celery_warden.recorder")
 
@@ -35,6 +42,15 @@ logger = logging.getLogger("celery_warden.recorder")
 WARN_EVERY = 30.0
 #: Metric buckets kept in memory while Redis is down (name x minute pairs).
 MAX_BUCKETS = 5_000
+
+
+#: Deferrals (circuit open, rate limited) counted per retry in the delivery order.
+MAX_DEFERS = 999
+
+
+def delivery_seq(retries: int, defers: int = 0) -> int:
+    """Order of one delivery of a task id: retries first, then deferrals within a retry."""
+    return retries * (MAX_DEFERS + 1) + min(max(defers, 0), MAX_DEFERS)
 
 
 class Recorder:
@@ -56,8 +72,13 @@ class Recorder:
     # -- state -----------------------------------------------------------------------------
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        # Serialises flushes: the flusher thread, Heartbeat.stop() and stop() may flush at once,
+        # and two failed writes would otherwise each replace the other's carried batch.
+        self._flush_lock = threading.Lock()
         self._batch = Batch()
         self._carry = Batch()  # a batch whose write failed, retried first
+        self._carry_len = 0  # its task count, read on the hot path to bound the total
+        self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,8 +105,13 @@ class Recorder:
         attempt: dict[str, str] | None = None,
         retries: int = 0,
         rank: int = 0,
+        defers: int = 0,
     ) -> None:
-        """Merge a change to one task's record into the buffer (no I/O)."""
+        """Merge a change to one task's record into the buffer (no I/O).
+
+        ``rank`` orders states within one delivery (0 = no state change); ``retries`` and
+        ``defers`` identify the delivery, so a write never moves a record backwards.
+        """
         if not self._running:
             self._start()
         now = time.time()
@@ -93,19 +119,27 @@ class Recorder:
             tasks = self._batch.tasks
             delta = tasks.get(task_id)
             if delta is None:
-                if len(tasks) >= self.settings.buffer_size:
-                    del tasks[next(iter(tasks))]
+                if len(tasks) + self._carry_len >= self.settings.buffer_size:
+                    # Bound the total (new + carried after a failed write), dropping the
+                    # oldest: the carried batch first (the flusher evicts from it), then ours.
+                    if self._carry_len > 0:
+                        self._carry_len -= 1
+                        self._carry_evict += 1
+                    else:
+                        del tasks[next(iter(tasks))]
                     self.dropped += 1
                     self._dropped_unreported += 1
                 delta = tasks[task_id] = TaskDelta()
             if static:
                 delta.static.update(static)
-            if rank and (retries, rank) >= (delta.retries, delta.rank):
-                if retries > delta.retries:
+            seq = delivery_seq(retries, defers)
+            if rank and (seq, rank) >= (delta.seq, delta.rank):
+                if seq > delta.seq:
                     delta.attempt.clear()
                 if attempt:
                     delta.attempt.update(attempt)
-                delta.retries, delta.rank = retries, rank
+                delta.attempt["retries"] = str(retries)
+                delta.seq, delta.rank = seq, rank
             delta.updated = now
 
     def observe(
@@ -155,6 +189,31 @@ class Recorder:
         with self._lock:
             self._batch.workers[hostname] = fields
 
+    def error(self, info: dict[str, str], task_name: str, task_id: str, ts: float) -> None:
+        """Count one failure in its error group (``info`` from ``error_groups.describe``)."""
+        if not self._running:
+            self._start()
+        fp = info["fingerprint"]
+        with self._lock:
+            errors = self._batch.errors
+            e = errors.get(fp)
+            if e is None:
+                if len(errors) >= MAX_BUCKETS:
+                    del errors[next(iter(errors))]
+                    self.dropped += 1
+                    self._dropped_unreported += 1
+                e = errors[fp] = ErrorDelta(
+                    info={k: v for k, v in info.items() if k != "fingerprint"}, first=ts
+                )
+            e.count += 1
+            e.last = ts
+            e.names[task_name] = e.names.get(task_name, 0) + 1
+            e.task_ids.append(task_id)
+            if len(e.task_ids) > RECENT_IDS:
+                del e.task_ids[0]
+            minute = minute_of(ts)
+            e.minutes[minute] = e.minutes.get(minute, 0) + 1
+
     def stat(self, name: str, amount: int = 1) -> None:
         """Add to a process-level counter kept in the store (rejected, unknown, ...)."""
         if not self._running:
@@ -183,14 +242,20 @@ class Recorder:
 
     def flush(self) -> bool:
         """Write everything buffered; returns False if Redis could not be reached."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
         with self._lock:
             batch, self._batch = self._batch, Batch()
             dropped_now, self._dropped_unreported = self._dropped_unreported, 0
-        carry = self._carry
+            evict, self._carry_evict = self._carry_evict, 0
+            carry, self._carry, self._carry_len = self._carry, Batch(), 0
+        for tid in list(carry.tasks)[:evict]:  # the hot path made room at the carry's expense
+            del carry.tasks[tid]
         if carry:
             _merge_batches(carry, batch)
             batch = carry
-            self._carry = Batch()
         if dropped_now:
             batch.stats["dropped"] = batch.stats.get("dropped", 0) + dropped_now
         if not batch:
@@ -200,10 +265,23 @@ class Recorder:
             if self._writer is None:
                 self._writer = self._writer_factory()
             self.written += self._writer.write(batch)
+        except redis.ResponseError as exc:
+            # Redis answered but refused the batch (e.g. a key of the wrong type under our
+            # prefix, or a script error): retrying the same batch would fail forever and block
+            # every later write of this process. Drop it, count it, say so.
+            self.flush_failures += 1
+            lost = len(batch.tasks) + sum(sum(b.counts.values()) for b in batch.minutes.values())
+            self.dropped += lost
+            self._dropped_unreported += lost
+            logger.error("warden: Redis rejected a batch of %d records (%s); dropped",
+                         lost, exc)
+            return False
         except (redis.RedisError, OSError) as exc:
             self.flush_failures += 1
             batch.hours.clear()  # derived again from the minutes on the next attempt
-            self._carry = self._trim(batch)
+            trimmed = self._trim(batch)
+            with self._lock:
+                self._carry, self._carry_len = trimmed, len(trimmed.tasks)
             self._warn_down(exc)
             return False
         self.flushes += 1
@@ -262,7 +340,7 @@ class Recorder:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            buffered = len(self._batch.tasks) + len(self._carry.tasks)
+            buffered = len(self._batch.tasks) + self._carry_len
         return {
             "buffered": buffered,
             "dropped": self.dropped,
@@ -279,11 +357,11 @@ def _merge_batches(into: Batch, newer: Batch) -> None:
             into.tasks[tid] = d
             continue
         old.static.update(d.static)
-        if d.rank and (d.retries, d.rank) >= (old.retries, old.rank):
-            if d.retries > old.retries:
+        if d.rank and (d.seq, d.rank) >= (old.seq, old.rank):
+            if d.seq > old.seq:
                 old.attempt.clear()
             old.attempt.update(d.attempt)
-            old.retries, old.rank = d.retries, d.rank
+            old.seq, old.rank = d.seq, d.rank
         old.updated = max(old.updated, d.updated)
     for key, b in newer.minutes.items():
         if key in into.minutes:
@@ -293,6 +371,11 @@ def _merge_batches(into: Batch, newer: Batch) -> None:
     into.names |= newer.names
     into.queues |= newer.queues
     into.workers.update(newer.workers)
+    for fp, e in newer.errors.items():
+        if fp in into.errors:
+            into.errors[fp].merge(e)
+        else:
+            into.errors[fp] = e
     for k, v in newer.stats.items():
         into.stats[k] = into.stats.get(k, 0) + v
 

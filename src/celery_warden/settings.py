@@ -10,9 +10,10 @@ variable and the values it accepts, instead of a pydantic traceback.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from celery_warden.errors import SettingsError
@@ -116,28 +117,108 @@ class WardenSettings(BaseSettings):
         "WARDEN_QUEUE_MESSAGE_TTL", 7 * 24 * 3600,
         "Seconds a message may wait in a RabbitMQ queue before it is dead-lettered.", ge=1,
     )
+    dlq_max_age: int = _field(
+        "WARDEN_DLQ_MAX_AGE", 7 * 24 * 3600,
+        "Seconds a DLQ entry is kept before the expiry task removes it.", ge=60,
+    )
+    dlq_max_requeues: int = _field(
+        "WARDEN_DLQ_MAX_REQUEUES", 3,
+        "Automatic requeues of one DLQ entry before it is parked for manual review.", ge=0,
+    )
+    max_deliveries: int = _field(
+        "WARDEN_MAX_DELIVERIES", 3,
+        "Deliveries of one message (redeliveries after a lost worker) before it goes to the "
+        "DLQ as a poison pill.", ge=1, le=1000,
+    )
+    dlq_claim_lease: float = _field(
+        "WARDEN_DLQ_CLAIM_LEASE", 60.0,
+        "Seconds a DLQ processor holds a claimed entry before another may take it.", gt=0,
+    )
+    dlq_all_tasks: bool = _field(
+        "WARDEN_DLQ_ALL_TASKS", False,
+        "Dead-letter final failures of every task, not only Warden base-class tasks.",
+    )
+    visibility_timeout: int = _field(
+        "WARDEN_VISIBILITY_TIMEOUT", 3600,
+        "Redis broker: seconds before an unacknowledged message (its worker died) is delivered "
+        "again.", ge=1,
+    )
     track_sent: bool = _field(
         "WARDEN_TRACK_SENT", True, "Record a SENT state when a task is published."
+    )
+    redact_keys: str = _field(
+        "WARDEN_REDACT_KEYS", "",
+        "Extra key names whose values are masked in logs and task args (comma-separated).",
+    )
+    log_flood_limit: int = _field(
+        "WARDEN_LOG_FLOOD_LIMIT", 10,
+        "Identical warning/error log lines written per window before summarising (0 = off).",
+        ge=0, le=1_000_000,
+    )
+    log_flood_window: float = _field(
+        "WARDEN_LOG_FLOOD_WINDOW", 60.0, "Seconds of one log flood-control window.",
+        gt=0, le=86400,
+    )
+    otel: bool = _field(
+        "WARDEN_OTEL", False, "OpenTelemetry tracing of Celery (needs celery-warden[otel])."
+    )
+    idempotency_ttl: int = _field(
+        "WARDEN_IDEMPOTENCY_TTL", 24 * 3600,
+        "Seconds an idempotency key remembers its first successful result.", ge=1,
+    )
+    idempotency_lease: float = _field(
+        "WARDEN_IDEMPOTENCY_LEASE", 600.0,
+        "Seconds a running idempotent task holds its key when the task has no hard time limit.",
+        gt=0,
+    )
+    queue_rate_limits: str = _field(
+        "WARDEN_QUEUE_RATE_LIMITS", "",
+        "Fleet-wide rate limits per queue, e.g. 'default=100/m,low_priority=5/s'.",
+    )
+    max_defer: float = _field(
+        "WARDEN_MAX_DEFER", 300.0,
+        "Longest countdown of one deferral (circuit open, rate limited, duplicate running).",
+        gt=0, le=86400,
     )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
+        # Celery's worker overwrites CELERY_LOG_LEVEL with the numeric level ("20", or "" for
+        # none) for its pool children; accept that too.
+        if isinstance(value, str) and not value.strip():
+            return "INFO"
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            name = logging.getLevelName(int(value))
+            return name if isinstance(name, str) and not name.startswith("Level") else value
         return value.strip().upper() if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _checks(self) -> WardenSettings:
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+    # Field validators, not a model validator: pydantic skips "after" model validators when any
+    # field is invalid, which would leave these out of the list of everything that is wrong.
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+            raise ValueError("expected a redis://, rediss://, valkey:// or unix:// URL")
+        return value
+
+    @field_validator("queue_rate_limits")
+    @classmethod
+    def _queue_rates(cls, value: str) -> str:
+        from celery_warden.rate_limit import parse_queue_rates
+
+        parse_queue_rates(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("offline_after")
+    @classmethod
+    def _after_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("heartbeat_interval")  # absent when itself invalid
+        if heartbeat is not None and value <= heartbeat:
             raise ValueError(
-                f"REDIS_URL={self.redis_url!r} is invalid: "
-                "expected a redis://, rediss://, valkey:// or unix:// URL"
+                f"it must be greater than WARDEN_HEARTBEAT_INTERVAL={heartbeat}"
             )
-        if self.offline_after <= self.heartbeat_interval:
-            raise ValueError(
-                f"WARDEN_WORKER_OFFLINE_AFTER={self.offline_after} is invalid: it must be greater "
-                f"than WARDEN_HEARTBEAT_INTERVAL={self.heartbeat_interval}"
-            )
-        return self
+        return value
 
     @property
     def effective_broker_url(self) -> str:
@@ -151,7 +232,7 @@ class WardenSettings(BaseSettings):
     @property
     def broker_is_redis(self) -> bool:
         return self.effective_broker_url.split("://", 1)[0] in {
-            "redis", "rediss", "valkey", "unix", "redis+socket",
+            "redis", "rediss", "valkey", "unix", "redis+socket", "sentinel",
         }
 
 
@@ -184,7 +265,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{var}={value!r} is invalid: allowed characters are letters, digits and _.:-"
     if not name:
         return str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{var}={value!r} is invalid: {error.get('msg', '')}"
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{var}={value!r} is invalid: {msg}"
 
 
 def load_settings(**overrides: Any) -> WardenSettings:

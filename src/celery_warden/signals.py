@@ -23,11 +23,13 @@ worker_process_init / _shutdown             pool child                   recorde
 ==========================================  ===========================  =====================
 
 Facts the handlers rely on: ``task_failure`` fires twice for one hard time limit in Celery 5.7.0
-(each outcome is counted once per ``(task id, retries)``); ``task_postrun`` may carry
-``state=None``; handlers are connected with ``weak=False`` so they live as long as the worker;
-custom message headers ride along on ``retry()``, and the request dict the main process holds is
-the one passed to the pool child, so the main process stamps the received time into it and the
-child writes the whole record once, without a write from the main process per task.
+(each outcome is counted once per ``(task id, retries)``); ``task_postrun`` carries ``state=None``
+when the body did not finish (a hard time limit ends the child; the outcome comes from
+``task_failure`` in the main process, so postrun records nothing then); handlers are connected with
+``weak=False`` so they live as long as the worker; custom message headers ride along on
+``retry()``, and the request dict the main process holds is the one passed to the pool child, so
+the main process stamps the received time into it and the child writes the whole record once,
+without a write from the main process per task.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import socket
 import time
 import weakref
 from collections import OrderedDict
+from contextvars import ContextVar
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +47,17 @@ from celery import signals
 from celery.utils.dispatch import Signal
 
 from celery_warden import priority
+from celery_warden.failures import FailureCapture
 from celery_warden.isolation import guarded
+from celery_warden.log_perf import task_finished
+from celery_warden.recorder import delivery_seq
+from celery_warden.redaction import Redactor
 
 if TYPE_CHECKING:
     from celery_warden.warden import Warden
+
+#: The app whose ``send_task_message`` is running in this context (set by Warden).
+PUBLISHING_APP: ContextVar[Any] = ContextVar("warden_publishing_app", default=None)
 
 #: Ordering of states within one attempt; a write never moves a record backwards.
 RANK_SENT, RANK_RECEIVED, RANK_STARTED, RANK_RETRY, RANK_FINAL = 1, 2, 3, 4, 5
@@ -61,6 +71,10 @@ MAX_MESSAGE = 500
 
 SENT_HEADER = "warden_sent"
 RECEIVED_KEY = "warden_received"
+#: Times a task was deferred (circuit open, rate limited) without using a retry.
+DEFERS_HEADER = "warden_defers"
+#: Set on ``task.request`` by a guard that re-scheduled the delivery, before raising Ignore.
+DEFERRED_ATTR = "warden_deferred"
 
 
 def _fmt(ts: float) -> str:
@@ -85,6 +99,20 @@ def _exc_fields(exc: BaseException | None) -> dict[str, str]:
     if exc is None:
         return {}
     return {"exc_type": type(exc).__name__, "exc_msg": str(exc)[:MAX_MESSAGE]}
+
+
+def _defers(req: Any) -> int:
+    """Deferral count of a delivery, from a task request (Context) or a request dict."""
+    if isinstance(req, dict):
+        value = req.get(DEFERS_HEADER)
+    else:
+        value = getattr(req, DEFERS_HEADER, None)
+        if value is None and getattr(req, "headers", None):
+            value = req.headers.get(DEFERS_HEADER)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 class _Run:
@@ -120,11 +148,13 @@ class SignalHandlers:
         self.app = warden.app
         self.recorder = warden.recorder
         self.settings = warden.settings
+        self.redactor = Redactor(self.settings.redact_keys)
         self.hostname = socket.gethostname()
         self._runs: dict[str, _Run] = {}
         self._finalized = _Bounded(FINALIZED_MEMORY)
         self._received = _Bounded(RECEIVED_MEMORY)
         self._connected: list[tuple[Signal, Callable[..., Any], str]] = []
+        self.failures = FailureCapture(warden)
 
     # -- wiring ----------------------------------------------------------------------------
     def table(self) -> list[tuple[Signal, Callable[..., Any]]]:
@@ -159,6 +189,13 @@ class SignalHandlers:
             sig.disconnect(handler, dispatch_uid=uid)
         self._connected.clear()
 
+    def _publishing_ours(self) -> bool:
+        """Publish signals carry only a task name; the app publishing is known from the
+        context variable :class:`~celery_warden.warden.Warden` sets around its app's
+        ``send_task_message`` (None: published some other way, handled by everyone)."""
+        app = PUBLISHING_APP.get()
+        return app is None or app is self.app
+
     def _ours(self, task: Any) -> bool:
         """Task signals are global in Celery; only handle tasks of our app."""
         return getattr(task, "app", None) is self.app
@@ -168,17 +205,20 @@ class SignalHandlers:
         self, sender: Any = None, headers: dict[str, Any] | None = None,
         properties: dict[str, Any] | None = None, **_: Any,
     ) -> None:
-        if headers is None or properties is None:
+        if headers is None or properties is None or not self._publishing_ours():
             return
         priority.normalise(headers, properties, self.settings.broker_is_redis)
         headers[SENT_HEADER] = time.time()
         headers.pop(RECEIVED_KEY, None)
+        headers.pop("redelivered", None)  # kombu's restore flag must not ride along on retry()
 
     def on_after_publish(
         self, sender: Any = None, headers: dict[str, Any] | None = None,
         routing_key: str | None = None, exchange: str | None = None, **_: Any,
     ) -> None:
         if not self.settings.track_sent or not headers or "id" not in headers:
+            return
+        if not self._publishing_ours():
             return
         sent = headers.get(SENT_HEADER) or time.time()
         static = {
@@ -209,6 +249,15 @@ class SignalHandlers:
         rd[RECEIVED_KEY] = now
         retries = int(rd.get("retries") or 0)
         self._received.put(request.id, (retries, now, weakref.ref(request)))
+        if (request.delivery_info or {}).get("redelivered") and self.failures.redelivered(
+            request
+        ):
+            # Poison pill: now in the DLQ; revoke locally so this delivery is acknowledged
+            # without running (Request.execute_using_pool checks the revoked set).
+            from celery.worker import state as worker_state
+
+            worker_state.revoked.add(request.id)
+            return
         if request.eta:  # held in the worker until its ETA: show it as RECEIVED meanwhile
             self.recorder.task(
                 request.id,
@@ -217,23 +266,25 @@ class SignalHandlers:
                 retries=retries, rank=RANK_RECEIVED,
             )
 
-    def _first_outcome(self, task_id: str, retries: int) -> bool:
-        key = (task_id, retries)
+    def _first_outcome(self, task_id: str, seq: int) -> bool:
+        key = (task_id, seq)
         if key in self._finalized:
             return False
         self._finalized.put(key, True)
         return True
 
     def _finish_in_main(self, task: Any, task_id: str, state: str, fields: dict[str, str],
-                        context: Any = None) -> None:
+                        context: Any = None) -> bool:
+        """Record an outcome the main process saw; False if it was already counted."""
         info = self._received.pop(task_id, None)
         retries = int(getattr(context, "retries", None) or (info[0] if info else 0))
-        if not self._first_outcome(task_id, retries):
-            return
+        request = info[2]() if info else None
+        defers = _defers(request.request_dict) if request is not None else 0
+        if not self._first_outcome(task_id, delivery_seq(retries, defers)):
+            return False
         now = time.time()
         attempt = {"state": state, "finished": _fmt(now), **fields}
         runtime = None
-        request = info[2]() if info else None
         start = getattr(request, "time_start", None)
         if start:
             runtime = max(0.0, now - start)
@@ -241,12 +292,22 @@ class SignalHandlers:
         if info is not None and "worker" not in attempt:
             attempt["worker"] = getattr(context, "hostname", None) or self.hostname
         self.recorder.task(task_id, attempt=attempt, retries=retries, rank=RANK_FINAL,
-                           static={"name": task.name})
+                           defers=defers, static={"name": task.name})
         self.recorder.observe(task.name, now, state.lower(), runtime)
+        return True
 
     def on_revoked(self, sender: Any = None, request: Any = None, terminated: bool = False,
                    signum: Any = None, expired: bool = False, **_: Any) -> None:
         if request is None or not self._ours(sender):
+            return
+        if request.id in self.failures.poisoned:
+            from celery.worker import state as worker_state
+
+            self.failures.poisoned.discard(request.id)
+            worker_state.revoked.discard(request.id)
+            self._finish_in_main(sender, request.id, "FAILURE",
+                                 {"reason": "poison pill", "exc_type": "WorkerLostError",
+                                  "exc_msg": "dead-lettered after repeated worker loss"}, request)
             return
         reason = "expired" if expired else ("terminated" if terminated else "revoked")
         self._finish_in_main(sender, request.id, "REVOKED", {"reason": reason}, request)
@@ -256,6 +317,9 @@ class SignalHandlers:
         headers = getattr(message, "headers", None) or {}
         task_id = headers.get("id")
         self.recorder.stat("rejected")
+        if message is not None:
+            self.failures.from_message(message, "invalid_message", exc,
+                                       None if exc else "not a task message")
         if task_id:
             self.recorder.task(
                 str(task_id),
@@ -269,6 +333,9 @@ class SignalHandlers:
                    name: str | None = None, id: str | None = None, **_: Any) -> None:
         self.recorder.stat("unknown")
         now = time.time()
+        if message is not None:
+            self.failures.from_message(message, "unknown_task", exc,
+                                       f"no task named {name!r} is registered on this worker")
         if id:
             self.recorder.task(
                 id, static={"name": str(name or ""), "worker": self.hostname},
@@ -305,8 +372,12 @@ class SignalHandlers:
         static = {"name": task.name}
         if queue:
             static["queue"] = str(queue)
+        # Redacted, size-bounded previews for get_task_status; the message itself is untouched.
+        static["args"] = self.redactor.preview(req.args) if req.args else "[]"
+        static["kwargs"] = self.redactor.preview(req.kwargs) if req.kwargs else "{}"
         self.recorder.task(task_id, static=static, attempt=attempt,
-                           retries=int(req.retries or 0), rank=RANK_STARTED)
+                           retries=int(req.retries or 0), rank=RANK_STARTED,
+                           defers=_defers(req))
 
     def on_success(self, sender: Any = None, **_: Any) -> None:
         """Nothing to add: ``task_postrun`` carries the state and runs right after."""
@@ -318,43 +389,65 @@ class SignalHandlers:
             run.exc = _exc_fields(reason)
 
     def on_failure(self, sender: Any = None, task_id: str | None = None,
-                   exception: BaseException | None = None, **_: Any) -> None:
+                   exception: BaseException | None = None, einfo: Any = None,
+                   **_: Any) -> None:
         if task_id is None or not self._ours(sender):
             return
         run = self._runs.get(task_id)
         if run is not None:  # in the child: task_postrun finalizes
             run.exc = _exc_fields(exception)
+            self.failures.child_failure(sender, exception, einfo)
             return
-        reason = "worker lost" if type(exception).__name__ == "WorkerLostError" else (
-            "time limit" if type(exception).__name__ == "TimeLimitExceeded" else "failed")
-        self._finish_in_main(sender, task_id, "FAILURE",
-                             {"reason": reason, **_exc_fields(exception)}, sender.request)
+        kind = type(exception).__name__
+        reason = {"WorkerLostError": "worker_lost", "TimeLimitExceeded": "time_limit"}.get(
+            kind, "exception")
+        info = self._received.get(task_id)
+        request = info[2]() if info else None
+        if self._finish_in_main(sender, task_id, "FAILURE",
+                                {"reason": reason.replace("_", " "), **_exc_fields(exception)},
+                                sender.request):
+            self.failures.main_failure(sender, request, exception, reason, einfo)
 
     def on_postrun(self, sender: Any = None, task_id: str | None = None, task: Any = None,
                    state: str | None = None, **_: Any) -> None:
         if task_id is None or task is None:
             return
         run = self._runs.pop(task_id, None)
-        if run is None:
+        if run is None or state is None:
+            # state=None: the body did not finish in this process (a BaseException escaped, e.g.
+            # the SystemExit of a child ended for a hard time limit or revoke(terminate=True), or
+            # an internal error). task_failure / task_revoked report that outcome; counting it
+            # here as well would add a phantom SUCCESS that may even win the record.
             return
-        retries = int(task.request.retries or 0)
-        if not self._first_outcome(task_id, retries):
+        req = task.request
+        retries, defers = int(req.retries or 0), _defers(req)
+        if not self._first_outcome(task_id, delivery_seq(retries, defers)):
             return
         now = time.time()
         runtime = time.monotonic() - run.mono
         state = state or ("FAILURE" if run.exc else "SUCCESS")
         attempt = {"state": state, "finished": _fmt(now), "runtime": f"{runtime:.6f}"}
+        deferred = getattr(req, DEFERRED_ATTR, None)
+        if state == "IGNORED" and deferred:
+            # A guard (circuit breaker, fleet rate limit) re-scheduled this delivery.
+            state = attempt["state"] = "DEFERRED"
+            attempt["reason"] = str(deferred)
         if run.exc and state != "SUCCESS":
             attempt.update(run.exc)
         rank = RANK_FINAL if state in FINAL_STATES else RANK_RETRY
-        self.recorder.task(task_id, attempt=attempt, retries=retries, rank=rank)
+        self.recorder.task(task_id, attempt=attempt, retries=retries, rank=rank, defers=defers)
         self.recorder.observe(task.name, now, state.lower(), runtime, run.wait)
+        task_finished(task, state, runtime, run.wait, retries)  # the performance log line
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_worker_init(self, sender: Any = None, **_: Any) -> None:
         self.warden.worker_started = time.time()
 
     def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        if not self.settings.broker_is_redis:
+            from celery_warden.broker_dlq import declare_dead_letter_queue
+
+            declare_dead_letter_queue(self.app, self.settings)
         beat = self.warden.heartbeat
         if beat is not None:
             beat.beat("online")

@@ -42,14 +42,22 @@ class TaskDelta:
     """Buffered change to one task record.
 
     ``static`` fields (name, queue, sent) are always written; ``attempt`` fields (state, times,
-    error) only when ``(retries, rank)`` is not older than what the store holds.
+    error, retries) only when ``(seq, rank)`` is not older than what the store holds. ``seq``
+    orders deliveries of one task id (see :func:`celery_warden.recorder.delivery_seq`).
     """
 
     static: dict[str, str] = field(default_factory=dict)
     attempt: dict[str, str] = field(default_factory=dict)
-    retries: int = 0
+    seq: int = 0
     rank: int = 0
     updated: float = 0.0
+
+    @property
+    def retries(self) -> int:
+        """Retries of the delivery this delta belongs to (derived from ``seq``)."""
+        from celery_warden.recorder import MAX_DEFERS
+
+        return self.seq // (MAX_DEFERS + 1)
 
 
 @dataclass(slots=True)
@@ -73,6 +81,33 @@ class BucketDelta:
 
 
 @dataclass(slots=True)
+class ErrorDelta:
+    """Buffered occurrences of one error group (see :mod:`celery_warden.error_groups`)."""
+
+    info: dict[str, str]
+    count: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    names: dict[str, int] = field(default_factory=dict)
+    task_ids: list[str] = field(default_factory=list)
+    minutes: dict[int, int] = field(default_factory=dict)
+
+    def merge(self, other: ErrorDelta) -> None:
+        self.count += other.count
+        self.first = min(self.first, other.first) if self.first else other.first
+        self.last = max(self.last, other.last)
+        for n, c in other.names.items():
+            self.names[n] = self.names.get(n, 0) + c
+        self.task_ids = (self.task_ids + other.task_ids)[-RECENT_IDS:]
+        for m, c in other.minutes.items():
+            self.minutes[m] = self.minutes.get(m, 0) + c
+
+
+#: Recent task ids buffered per error group between flushes.
+RECENT_IDS = 20
+
+
+@dataclass(slots=True)
 class Batch:
     """Everything one flush writes."""
 
@@ -83,10 +118,12 @@ class Batch:
     queues: set[str] = field(default_factory=set)
     workers: dict[str, dict[str, str]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, ErrorDelta] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
             self.tasks or self.minutes or self.workers or self.stats or self.names or self.queues
+            or self.errors
         )
 
 
@@ -129,8 +166,10 @@ class StoreWriter:
             "buckets": [],
             "index": [],
             "stats": [],
+            "errors": [],
+            "errors_key": k.error_groups,
             "tasks": [
-                [k.task(tid), d.static or {}, d.attempt or {}, d.retries, d.rank,
+                [k.task(tid), d.static or {}, d.attempt or {}, d.seq, d.rank,
                  repr(d.updated), tid]
                 for tid, d in tasks
             ],
@@ -150,6 +189,13 @@ class StoreWriter:
         payload["workers"] = [[k.worker(h), f, h] for h, f in batch.workers.items()]
         payload["workers_key"] = k.workers
         payload["stats"] = [[k.stats("recorder"), n, v] for n, v in batch.stats.items()]
+        payload["errors"] = [
+            [k.error_group(fp), k.error_group_tasks(fp), fp, e.count, repr(e.first), repr(e.last),
+             e.info or {}, e.names or {}, e.task_ids,  # LPUSH in order: newest ends first
+             [[k.error_group_minute(fp, m), c] for m, c in e.minutes.items()],
+             s.metrics_retention]
+            for fp, e in batch.errors.items()
+        ]
         return payload
 
 
@@ -164,4 +210,4 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["Batch", "BucketDelta", "StoreWriter", "TaskDelta", "redis_client"]
+__all__ = ["Batch", "BucketDelta", "ErrorDelta", "StoreWriter", "TaskDelta", "redis_client"]

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from celery_warden import tracing
+from celery_warden.decode_errors import DecodeErrorStep
 from celery_warden.heartbeat import Heartbeat, HeartbeatStep
 from celery_warden.recorder import Recorder
 from celery_warden.settings import WardenSettings, load_settings
-from celery_warden.signals import SignalHandlers
+from celery_warden.signals import PUBLISHING_APP, SignalHandlers
 
 if TYPE_CHECKING:
+    from celery_warden.dlq import DeadLetterQueue
     from celery_warden.monitor import CeleryMonitor
 
 _ATTR = "_celery_warden"
@@ -50,15 +53,41 @@ class Warden:
         self.worker_started = None
         self.handlers = SignalHandlers(self)
         self.handlers.connect()
+        tracing.install(self.settings, app)  # WARDEN_OTEL; after our handlers (see tracing)
         app.steps["worker"].add(HeartbeatStep)
+        app.steps["consumer"].add(DecodeErrorStep)
+        self._wrap_publisher()
         setattr(app, _ATTR, self)
         self._installed = True
+
+    def _wrap_publisher(self) -> None:
+        """Mark publishes of this app, so that with several apps (and Wardens) in one process
+        each Warden handles only its own app's publish signals."""
+        amqp = self.app.amqp
+        original = amqp.send_task_message
+        app = self.app
+
+        def send_task_message(*args: Any, **kwargs: Any) -> Any:
+            token = PUBLISHING_APP.set(app)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                PUBLISHING_APP.reset(token)
+
+        amqp.__dict__["send_task_message"] = send_task_message
+        self._original_sender = original
 
     @staticmethod
     def installed_on(app: Any) -> Warden | None:
         """The Warden wired into ``app``, if any."""
         existing = getattr(app, _ATTR, None)
         return existing if isinstance(existing, Warden) else None
+
+    def dlq(self) -> DeadLetterQueue:
+        """The dead letter queue of this fleet (same store and broker)."""
+        from celery_warden.dlq import DeadLetterQueue
+
+        return DeadLetterQueue(self.settings, app=self.app)
 
     def monitor(self) -> CeleryMonitor:
         """A read-side monitor over the same store and broker."""
@@ -69,7 +98,9 @@ class Warden:
     def uninstall(self) -> None:
         """Disconnect everything (for tests and for apps that re-configure at run time)."""
         self.handlers.disconnect()
+        self.app.amqp.__dict__["send_task_message"] = self._original_sender
         self.app.steps["worker"].discard(HeartbeatStep)
+        self.app.steps["consumer"].discard(DecodeErrorStep)
         self.recorder.stop()
         if getattr(self.app, _ATTR, None) is self:
             delattr(self.app, _ATTR)

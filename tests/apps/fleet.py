@@ -75,3 +75,42 @@ def hard_limit() -> None:
 @app.task(name="fleet.pid")
 def pid() -> int:
     return os.getpid()
+
+
+# -- signal probe (FLEET_SIGNAL_PROBE=1) ------------------------------------------------------
+# Appends "<signal> <task id or -> <pid>" to the Redis list ``<key_prefix>:signals`` from the
+# process that runs each signal, so tests can pin which process (worker main or pool child)
+# runs which signal. Writes synchronously: a test app, not a pattern for production handlers.
+if os.environ.get("FLEET_SIGNAL_PROBE") == "1":
+    from celery import signals as _signals
+
+    _probe_clients: dict[int, Any] = {}
+
+    def _probe(signal_name: str, task_id: Any = None) -> None:
+        import redis
+
+        pid_now = os.getpid()
+        client = _probe_clients.get(pid_now)
+        if client is None:  # one client per process: never reuse a parent's after fork
+            client = _probe_clients[pid_now] = redis.Redis.from_url(settings.redis_url)
+        client.rpush(f"{settings.key_prefix}:signals", f"{signal_name} {task_id or '-'} {pid_now}")
+
+    def _task_id_of(kwargs: dict[str, Any]) -> Any:
+        if kwargs.get("task_id"):
+            return kwargs["task_id"]
+        request = kwargs.get("request")
+        if request is not None and getattr(request, "id", None):
+            return request.id
+        sender = kwargs.get("sender")
+        return getattr(getattr(sender, "request", None), "id", None)
+
+    def _connect_probe(sig: Any, name: str) -> None:
+        def handler(sender: Any = None, **kwargs: Any) -> None:
+            _probe(name, _task_id_of({"sender": sender, **kwargs}))
+
+        sig.connect(handler, weak=False, dispatch_uid=f"fleet-probe-{name}")
+
+    for _name in ("task_received", "task_prerun", "task_postrun", "task_success",
+                  "task_failure", "task_retry", "task_revoked", "worker_init", "worker_ready",
+                  "worker_process_init", "worker_shutting_down"):
+        _connect_probe(getattr(_signals, _name), _name)

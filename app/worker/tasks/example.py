@@ -10,6 +10,7 @@ import random
 import time
 from typing import Any
 
+from app.worker.base_task import CircuitBreaker, RetryableTask, idempotent_task
 from app.worker.celery_app import celery_app
 
 
@@ -52,3 +53,42 @@ def process_order(order_id: int, items: list[dict[str, Any]]) -> dict[str, Any]:
 def urgent_ping() -> str:
     """A high-priority task (priority 9 of 0..10, 10 most urgent)."""
     return "pong"
+
+
+# -- fleet-wide resilience (state in Redis, shared by every worker) -----------------------------
+
+#: The payment provider's circuit breaker: opens when half of the last 20 calls failed (after at
+#: least 10), stays open 30 s, then lets 3 trial calls through across the whole fleet.
+payments_api = CircuitBreaker("payments-api", failure_rate_threshold=50, minimum_calls=10,
+                              window_size=20, recovery_timeout=30, half_open_calls=3)
+
+
+@celery_app.task(name="example.process")
+@idempotent_task(lambda x: f"process:{x}")
+def process(x: int) -> dict[str, Any]:
+    """The spec's idempotent task: one run per ``x`` per TTL, fleet-wide; duplicates get the
+    first run's result."""
+    time.sleep(0.1)
+    return {"processed": x, "at": time.time()}
+
+
+@celery_app.task(name="example.charge_card", base=RetryableTask, circuit_breaker="payments-api")
+def charge_card(order_id: int, failure_rate: float = 0.0) -> str:
+    """Calls the payment provider behind the ``payments-api`` breaker: while it is open the task
+    is deferred (state DEFERRED, no retry spent) instead of hammering a provider that is down."""
+    if random.random() < failure_rate:
+        raise ConnectionError("payments-api: 503 Service Unavailable")
+    return f"charged order {order_id}"
+
+
+@celery_app.task(name="example.refund", base=RetryableTask)
+def refund(order_id: int) -> str:
+    """The context-manager form: only the provider call is guarded."""
+    with payments_api:
+        return f"refunded order {order_id}"
+
+
+@celery_app.task(name="example.send_receipt", base=RetryableTask, fleet_rate_limit="100/m")
+def send_receipt(order_id: int) -> str:
+    """At most 100 receipts a minute across the whole fleet (the mail provider's quota)."""
+    return f"receipt for order {order_id}"

@@ -7,7 +7,9 @@ from typing import Any
 
 from app.worker.celery_app import celery_app
 from app.worker.config import settings
-from celery_warden.maintenance import prune_store
+from celery_warden.broker_dlq import drain_broker_dead_letters
+from celery_warden.dlq import DeadLetterQueue
+from celery_warden.maintenance import expire_dlq, prune_store
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +20,27 @@ def prune_store_task() -> dict[str, int]:
     return prune_store(settings)
 
 
+@celery_app.task(name="maintenance.expire_dlq")
+def expire_dlq_task() -> int:
+    """Time-based DLQ expiry (WARDEN_DLQ_MAX_AGE); the count is logged, never silent."""
+    expired = expire_dlq(settings)
+    if expired:
+        logger.warning("expired %d DLQ entries older than %ss", expired, settings.dlq_max_age)
+    return expired
+
+
+@celery_app.task(name="maintenance.process_dlq")
+def process_dlq_task(max_items: int = 100) -> dict[str, int]:
+    """Requeue-with-backoff strategy: requeue ready entries, park those past their limit."""
+    dlq = DeadLetterQueue(settings, app=celery_app)
+    drained = drain_broker_dead_letters(celery_app, settings, dlq)
+    counts = dlq.process(max_items=max_items, requeue=True)
+    counts["drained_from_broker"] = drained
+    if any(counts.values()):
+        logger.info("dlq processed: %s", counts)
+    return counts
+
+
 @celery_app.task(name="maintenance.log_kpis")
 def log_kpis() -> dict[str, Any]:
     """Log the fleet KPIs once a minute (a cheap heartbeat of the whole system)."""
@@ -25,9 +48,10 @@ def log_kpis() -> dict[str, Any]:
 
     kpis = monitor.get_kpis("5m")
     logger.info(
-        "fleet kpis: success_rate=%s retry_rate=%s queue_depth=%s utilization=%s",
+        "fleet kpis: success_rate=%s retry_rate=%s queue_depth=%s utilization=%s dlq=%s",
         kpis["task_success_rate"]["value"], kpis["retry_rate"]["value"],
         kpis["queue_depth"]["value"], kpis["worker_utilization"]["value"],
+        kpis["dlq_size"]["value"],
     )
     return {k: v["value"] for k, v in kpis.items() if isinstance(v, dict) and "value" in v
             and not isinstance(v["value"], dict)}

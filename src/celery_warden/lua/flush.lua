@@ -4,25 +4,26 @@
 local p = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 
--- Task records. A record's attempt fields (state, times, error) are written only when the
--- incoming (retries, rank) is not older than the stored one, so writes from the publisher,
+-- Task records. A record's attempt fields (state, times, error, retries) are written only when
+-- the incoming (seq, rank) is not older than the stored one (seq orders deliveries: retries *
+-- 1000 + deferrals; rank orders states within one delivery), so writes from the publisher,
 -- the worker main process and pool children can arrive in any order.
 local recent = {}
 for _, t in ipairs(p.tasks) do
-  local key, static, att, retries, rank = t[1], t[2], t[3], t[4], t[5]
+  local key, static, att, seq, rank = t[1], t[2], t[3], t[4], t[5]
   local args = {}
   for k, v in pairs(static) do args[#args + 1] = k; args[#args + 1] = v end
   if rank > 0 then
-    local cur = redis.call('HMGET', key, 'retries', 'rank')
-    local cretries = tonumber(cur[1]) or -1
+    local cur = redis.call('HMGET', key, 'seq', 'rank')
+    local cseq = tonumber(cur[1]) or -1
     local crank = tonumber(cur[2]) or -1
-    if retries > cretries or (retries == cretries and rank >= crank) then
-      if retries > cretries and cretries >= 0 then
+    if seq > cseq or (seq == cseq and rank >= crank) then
+      if seq > cseq and cseq >= 0 then
         redis.call('HDEL', key, 'finished', 'runtime', 'exc_type', 'exc_msg', 'started',
-                   'received', 'wait')
+                   'received', 'wait', 'reason')
       end
       for k, v in pairs(att) do args[#args + 1] = k; args[#args + 1] = v end
-      args[#args + 1] = 'retries'; args[#args + 1] = tostring(retries)
+      args[#args + 1] = 'seq'; args[#args + 1] = tostring(seq)
       args[#args + 1] = 'rank'; args[#args + 1] = tostring(rank)
     end
   end
@@ -70,6 +71,27 @@ for _, w in ipairs(p.workers) do
   redis.call('HSET', key, unpack(args))
   redis.call('EXPIRE', key, p.worker_ttl)
   redis.call('ZADD', p.workers_key, fields['last_seen'], host)
+end
+
+-- Error groups: counts add, the first sample stays, recent task ids are capped.
+for _, e in ipairs(p.errors) do
+  local key, tkey, fp = e[1], e[2], e[3]
+  redis.call('HINCRBY', key, 'count', e[4])
+  redis.call('HSETNX', key, 'first_seen', e[5])
+  redis.call('HSET', key, 'last_seen', e[6])
+  for k, v in pairs(e[7]) do redis.call('HSETNX', key, k, v) end
+  for n, c in pairs(e[8]) do redis.call('HINCRBY', key, 'name:' .. n, c) end
+  if #e[9] > 0 then
+    redis.call('LPUSH', tkey, unpack(e[9]))
+    redis.call('LTRIM', tkey, 0, 19)
+    redis.call('EXPIRE', tkey, e[11])
+  end
+  for _, mc in ipairs(e[10]) do
+    redis.call('INCRBY', mc[1], mc[2])
+    redis.call('EXPIRE', mc[1], e[11])
+  end
+  redis.call('EXPIRE', key, e[11])
+  redis.call('ZADD', p.errors_key, e[6], fp)
 end
 
 -- Process-level counters (dropped records and the like).

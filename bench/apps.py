@@ -1,0 +1,73 @@
+"""The Celery app both benchmark arms run, configured entirely from the environment.
+
+Why one module for both arms: the plain arm and the Warden arm must differ in exactly one thing,
+whether ``Warden(app, settings)`` was called. Everything else (``celery_config(settings)``:
+``acks_late``, prefetch 1, Redis priority steps 0..10, JSON, routing to ``<prefix>default``) is
+identical because it comes from the same code path. ``BENCH_WARDEN=1`` selects the Warden arm.
+
+Run as ``python -m bench.apps publish N`` it is the publisher: it enqueues ``N`` no-op tasks and
+prints one JSON line with how long that took. The publisher is a separate process per arm because
+Celery's publish signals are process-global (their sender is the task *name*, not the app), so a
+Warden installed on one app in a process would also see another app's publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+from celery import Celery
+
+from celery_warden import Warden, celery_config, load_settings
+
+WARDEN = os.environ.get("BENCH_WARDEN") == "1"
+
+settings = load_settings()
+app = Celery("bench")
+app.conf.update(celery_config(settings))
+warden: Warden | None = Warden(app, settings) if WARDEN else None
+
+
+@app.task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    """A true no-op: no result stored, so only Celery's own work (and Warden's) is measured."""
+    return None
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def publish(count: int) -> dict[str, float]:
+    """Enqueue ``count`` no-op tasks over one producer connection; flush Warden's SENT records.
+
+    The Warden flush is part of the measured time: it is work the publisher does because of
+    Warden, and the drain that follows must find every SENT record already in Redis.
+    """
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            noop.apply_async(producer=producer)
+    if warden is not None:
+        warden.recorder.stop()
+        warden.recorder.restart()
+    return {"seconds": time.perf_counter() - start, "cpu": _cpu_seconds() - cpu0}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "publish":
+        print("usage: python -m bench.apps publish N", file=sys.stderr)
+        return 2
+    result = publish(int(argv[1]))
+    if warden is not None:
+        result["warden_dropped"] = warden.recorder.dropped
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

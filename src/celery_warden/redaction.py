@@ -1,0 +1,196 @@
+"""Mask secrets (passwords, tokens, API keys, ...) before they reach a log line or the store.
+
+One :class:`Redactor` serves every output Warden writes: log lines (a structlog processor in
+:mod:`celery_warden.log_context`), and the ``args``/``kwargs`` previews kept in task records and
+returned by ``CeleryMonitor.get_task_status``. The broker message itself is never touched, so a
+task requeued from the dead letter queue still runs with its real arguments.
+
+A key is secret when one of the configured names (``DEFAULT_KEYS`` plus ``WARDEN_REDACT_KEYS``)
+is the whole key or a whole ``_``-separated part of it, case-insensitively, after ``-``, ``.``
+and camelCase are folded to ``_``: ``password``, ``DB_PASSWORD``, ``access-token``, ``apiKey``
+and ``X-Api-Key`` match; ``max_tokens`` and ``tokenizer`` do not. Values are masked wherever
+such a key appears in nested dicts and lists, and in text (reprs, messages, exception text)
+where it appears as ``key=value`` / ``key: value`` / ``'key': 'value'``. A URL's password
+(``redis://user:secret@host``) is masked too. Positional arguments carry no key, so a secret
+passed positionally can only be masked when it sits inside a dict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+#: Key names masked by default (``WARDEN_REDACT_KEYS`` adds to these).
+DEFAULT_KEYS = (
+    "password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "cookie",
+    "private_key", "credentials",
+)
+#: What a masked value is replaced with.
+MASK = "[redacted]"
+#: Longest ``args`` / ``kwargs`` preview kept in a task record (characters of JSON).
+MAX_PREVIEW = 256
+#: Inside a preview: longest string, most items per container, deepest nesting kept; a
+#: preview still over the limit is shrunk again with the tighter second set.
+PREVIEW_LIMITS = ((120, 20, 4), (32, 6, 3))
+#: Nesting beyond this is not walked (guards against self-referencing structures).
+MAX_DEPTH = 32
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+# key (optionally quoted), a ':' or '=' separator, then a quoted value, an auth scheme plus its
+# credentials, or a bare word.
+_PAIR = re.compile(
+    r"""(?P<key>["']?[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[:=]\s*)"""
+    r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+    r"""|(?:Bearer|Basic|Token|Digest)\s+[^\s,;&'"}\])]+|[^\s,;&'"}\])]+)""",
+    re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)(?=@)")
+
+
+@lru_cache(maxsize=4096)
+def normalise_key(key: str) -> str:
+    """``X-Api-Key`` / ``apiKey`` / ``API_KEY`` → ``x_api_key`` / ``api_key`` / ``api_key``."""
+    return _NON_WORD.sub("_", _CAMEL.sub("_", key.strip()).lower()).strip("_")
+
+
+def parse_keys(text: str | Iterable[str]) -> tuple[str, ...]:
+    """A comma-separated list (``WARDEN_REDACT_KEYS``) or iterable as normalised key names."""
+    items = text.split(",") if isinstance(text, str) else text
+    return tuple(k for k in (normalise_key(i) for i in items) if k)
+
+
+class Redactor:
+    """Masks values under secret-looking keys in structures and text. Thread-safe."""
+
+    def __init__(self, extra_keys: str | Iterable[str] = ()) -> None:
+        self.keys = frozenset(parse_keys(DEFAULT_KEYS) + parse_keys(extra_keys))
+        self._secret: dict[str, bool] = {}
+        # Cheap pre-check for text: only strings mentioning a key (or a URL with credentials)
+        # go through the key=value scan.
+        hints = sorted(
+            {re.escape(k).replace("_", "[_.-]?") for k in self.keys}, key=len, reverse=True
+        )
+        self._hint = re.compile("|".join(hints), re.IGNORECASE)
+
+    # -- keys ------------------------------------------------------------------------------
+    def is_secret(self, key: str) -> bool:
+        """Whether values under ``key`` are masked (cached per distinct key)."""
+        known = self._secret.get(key)
+        if known is None:
+            k = normalise_key(key)
+            known = any(
+                k == d or k.startswith(d + "_") or k.endswith("_" + d) or f"_{d}_" in k
+                for d in self.keys
+            )
+            if len(self._secret) < 10_000:
+                self._secret[key] = known
+        return known
+
+    # -- values ----------------------------------------------------------------------------
+    def redact(self, value: Any, _depth: int = 0) -> Any:
+        """A copy of ``value`` with secret keys masked at any depth (text scanned too).
+
+        Dicts stay dicts, lists and tuples become lists; anything else is returned as is.
+        """
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if _depth >= MAX_DEPTH:
+            return value
+        if isinstance(value, Mapping):
+            return {
+                k: MASK if isinstance(k, str) and self.is_secret(k)
+                else self.redact(v, _depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.redact(v, _depth + 1) for v in value]
+        return value
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with ``key=value``-style secrets and URL passwords masked."""
+        if "://" in text and "@" in text:
+            text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        if not self._hint.search(text):
+            return text
+        return _PAIR.sub(self._mask_pair, text)
+
+    def _mask_pair(self, m: re.Match[str]) -> str:
+        if not self.is_secret(m.group("key").strip("'\"")):
+            return m.group(0)
+        val = m.group("val")
+        quote = val[0] if val[:1] in ("'", '"') else ""
+        return f"{m.group('key')}{m.group('sep')}{quote}{MASK}{quote}"
+
+    # -- previews --------------------------------------------------------------------------
+    def preview(self, value: Any, limit: int = MAX_PREVIEW) -> str:
+        """Redacted, size-bounded JSON of ``value`` for a task record (at most ``limit`` chars).
+
+        Long strings and containers are cut inside the structure (twice, tighter the second
+        time, if needed), so the result is valid JSON in the common case; only a preview still
+        over ``limit`` is cut as text and ends with ``…`` (the monitor returns it as a string).
+        """
+        text = ""
+        for limits in PREVIEW_LIMITS:
+            text = _ENCODER.encode(self._shrink(value, 0, limits))
+            if len(text) <= limit:
+                return text
+        return text[: limit - 1] + "…"
+
+    def _shrink(self, value: Any, depth: int, limits: tuple[int, int, int]) -> Any:
+        kind = type(value)
+        if kind is int or kind is float or kind is bool or value is None:  # the common case
+            return value
+        chars, items, max_depth = limits
+        if kind is str:
+            value = self.redact_text(value)
+            return value if len(value) <= chars else value[:chars] + "…"
+        if kind is dict or isinstance(value, Mapping):
+            if depth >= max_depth:
+                return "{…}"
+            out: dict[str, Any] = {}
+            for i, (k, v) in enumerate(value.items()):
+                if i >= items:
+                    out["…"] = f"{len(value) - i} more"
+                    break
+                key = str(k)
+                out[key] = MASK if self.is_secret(key) else self._shrink(v, depth + 1, limits)
+            return out
+        if kind is list or kind is tuple or isinstance(value, list | tuple):
+            if depth >= max_depth:
+                return "[…]"
+            kept = [self._shrink(v, depth + 1, limits) for v in value[:items]]
+            if len(value) > items:
+                kept.append(f"… {len(value) - items} more")
+            return kept
+        if isinstance(value, str | bool | int | float):  # subclasses (enums, ...)
+            return value if not isinstance(value, str) else self._shrink(str(value), depth, limits)
+        return self._shrink(_fallback(value), depth, limits)
+
+
+def _fallback(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_fallback)
+
+
+def decode_preview(raw: str | None) -> Any:
+    """A stored preview back as JSON data, or as the (cut) text when it is not valid JSON."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+__all__ = [
+    "DEFAULT_KEYS", "MASK", "MAX_PREVIEW", "Redactor", "decode_preview", "normalise_key",
+    "parse_keys",
+]

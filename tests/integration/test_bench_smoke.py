@@ -1,0 +1,34 @@
+"""The overhead benchmark runs end to end (a smoke test: no timing is ever asserted).
+
+Benchmarks are not assertions: their numbers depend on the machine and its load. What this test
+pins is that ``bench/overhead.py`` still works against the current code: it starts its own Redis
+and workers, drains both arms, prints its summary and writes its JSON, and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_quick_run_prints_a_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "overhead.py"), "--quick", "--tasks", "300",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert re.search(r"ratio warden/plain \(median of per-round ratios\): \d+\.\d+", proc.stdout)
+    data = json.loads(out.read_text())
+    arms = sorted(r["arm"] for r in data["results"])
+    assert arms == ["plain", "warden"]
+    assert all(r["tasks"] == 300 for r in data["results"])

@@ -1,0 +1,113 @@
+"""Warden(app): one call wires monitoring in, a second call is a no-op, uninstall undoes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery, signals
+
+from celery_warden.heartbeat import HeartbeatStep
+from celery_warden.monitor import CeleryMonitor
+from celery_warden.warden import Warden
+
+SIGNALS = [signals.before_task_publish, signals.after_task_publish, signals.task_received,
+           signals.task_prerun, signals.task_postrun, signals.task_failure,
+           signals.task_revoked, signals.worker_process_init]
+
+
+def counts() -> list[int]:
+    return [len(sig.receivers) for sig in SIGNALS]
+
+
+@pytest.fixture
+def app() -> Iterator[Celery]:
+    app = Celery("warden-unit", set_as_current=False)
+    yield app
+    warden = Warden.installed_on(app)
+    if warden is not None:
+        warden.uninstall()
+
+
+def test_second_call_returns_same_object_and_connects_once(app, settings):
+    """Warden(app) twice is one Warden; its handlers are connected to each signal once."""
+    before = counts()
+    first = Warden(app, settings)
+    after_first = counts()
+    assert after_first == [n + 1 for n in before]
+    second = Warden(app)
+    assert second is first
+    assert counts() == after_first
+    assert second.settings is settings, "the second call does not replace the settings"
+    assert Warden.installed_on(app) is first
+
+
+def test_two_apps_get_two_wardens(settings):
+    """Each app has its own Warden (and handlers); installing on one leaves the other bare."""
+    a = Celery("warden-a", set_as_current=False)
+    b = Celery("warden-b", set_as_current=False)
+    before = counts()
+    wa = Warden(a, settings)
+    try:
+        assert Warden.installed_on(b) is None
+        wb = Warden(b, settings)
+        try:
+            assert wa is not wb
+            assert counts() == [n + 2 for n in before]
+        finally:
+            wb.uninstall()
+    finally:
+        wa.uninstall()
+    assert counts() == before
+
+
+def test_uninstall_disconnects_everything(app, settings):
+    """uninstall() removes every handler and the heartbeat step and forgets the app."""
+    before = counts()
+    warden = Warden(app, settings)
+    assert HeartbeatStep in app.steps["worker"]
+    warden.uninstall()
+    assert counts() == before
+    assert HeartbeatStep not in app.steps["worker"]
+    assert Warden.installed_on(app) is None
+    again = Warden(app, settings)
+    assert again is not warden, "a fresh Warden can be installed after uninstall"
+    assert counts() == [n + 1 for n in before]
+
+
+def test_installed_on_ignores_other_objects():
+    """installed_on returns None for apps without Warden and for arbitrary objects."""
+    assert Warden.installed_on(Celery("bare", set_as_current=False)) is None
+    assert Warden.installed_on(object()) is None
+
+
+def test_monitor_shares_settings_and_app(app, settings):
+    """warden.monitor() reads the same store (same settings) through the same app."""
+    warden = Warden(app, settings)
+    monitor = warden.monitor()
+    try:
+        assert isinstance(monitor, CeleryMonitor)
+        assert monitor.settings is settings
+        assert monitor.app is app
+    finally:
+        monitor.redis.close()
+
+
+def test_handlers_only_act_for_their_own_app(app, settings):
+    """Task signals are global; a task of another app is ignored, one of ours is recorded."""
+    warden = Warden(app, settings)
+    warden.recorder.stop()  # keep records in the buffer so the test can count them
+    other = Celery("other", set_as_current=False)
+
+    @other.task(name="other.t", shared=False)
+    def theirs():
+        return 1
+
+    @app.task(name="mine.t", shared=False)
+    def mine():
+        return 1
+
+    signals.task_prerun.send(sender=theirs, task_id="their-id", task=theirs, args=(), kwargs={})
+    assert warden.recorder.stats()["buffered"] == 0
+    signals.task_prerun.send(sender=mine, task_id="my-id", task=mine, args=(), kwargs={})
+    assert warden.recorder.stats()["buffered"] == 1

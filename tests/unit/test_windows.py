@@ -1,0 +1,123 @@
+"""Windows: parsing, and bucket keys that cover a window exactly once, without gaps."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from celery_warden.keys import HOUR, MINUTE, Keys, minute_of
+from celery_warden.windows import MINUTES_ONLY_UP_TO, bucket_keys, parse_window
+
+KEYS = Keys("p")
+NAME = "fleet.add"
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds"),
+    [
+        ("5m", 300), ("1h", 3600), ("24h", 86400), ("7d", 604800), ("1w", 604800),
+        ("90", 90), ("90s", 90), (" 15m ", 900), ("1.5h", 5400), ("1 h", 3600),
+        (3600, 3600), (60.0, 60), (timedelta(minutes=5), 300), (timedelta(days=7), 604800),
+    ],
+)
+def test_parse_window_valid(window, seconds):
+    """Windows given as '5m'/'24h'/'7d', seconds or a timedelta parse to whole seconds."""
+    assert parse_window(window) == seconds
+
+
+@pytest.mark.parametrize("window", ["", "abc", "5x", "-5m", "m5", "5mm", "1h30m", "five"])
+def test_parse_window_rejects_garbage(window):
+    """Unparseable windows raise ValueError saying what is expected."""
+    with pytest.raises(ValueError, match=r"expected a number of seconds or e\.g\. 5m"):
+        parse_window(window)
+
+
+@pytest.mark.parametrize("window", ["30s", "59", 59, 0, timedelta(seconds=10)])
+def test_parse_window_rejects_less_than_a_minute(window):
+    """Windows shorter than the one-minute resolution are rejected."""
+    with pytest.raises(ValueError, match="shortest window is 1 minute"):
+        parse_window(window)
+
+
+def intervals(keys: list[str]) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the period each bucket key covers."""
+    out = []
+    for key in keys:
+        head, _, period = key.rpartition(":")
+        start = int(period)
+        if head == f"p:m:{NAME}":
+            assert start % MINUTE == 0
+            out.append((start, start + MINUTE, "m"))
+        elif head == f"p:h:{NAME}":
+            assert start % HOUR == 0
+            out.append((start, start + HOUR, "h"))
+        else:
+            raise AssertionError(f"unexpected key {key}")
+    return out
+
+
+def assert_tiles(keys: list[str], start: float, end: float) -> list[tuple[int, int, str]]:
+    """The keys cover [minute_of(start), minute_of(end) + 60) with no gap and no overlap."""
+    spans = sorted(intervals(keys))
+    assert len(set(keys)) == len(keys), "a bucket is read twice"
+    assert spans[0][0] == minute_of(start)
+    assert spans[-1][1] == minute_of(end) + MINUTE
+    for (_, a_end, _), (b_start, _, _) in itertools.pairwise(spans):
+        assert a_end == b_start, "gap or overlap between buckets"
+    return spans
+
+
+BASE = 1_700_000_000.0  # not aligned to a minute or hour
+OFFSETS = [0.0, 0.5, 17.25, 59.999, 60.0, 1799.0, 3599.5, 3600.0 - BASE % 3600]
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_five_minutes_reads_minute_buckets_only(offset):
+    """A 5-minute window reads only the 5 or 6 minute buckets that touch it."""
+    end = BASE + offset
+    start = end - 300
+    keys = bucket_keys(KEYS, NAME, start, end)
+    spans = assert_tiles(keys, start, end)
+    assert {kind for _, _, kind in spans} == {"m"}
+    assert len(keys) in (5, 6)
+
+
+def test_six_hours_is_still_minute_buckets_only():
+    """Up to MINUTES_ONLY_UP_TO the window reads minute buckets, never hour roll-ups."""
+    end = BASE
+    keys = bucket_keys(KEYS, NAME, end - MINUTES_ONLY_UP_TO, end)
+    spans = assert_tiles(keys, end - MINUTES_ONLY_UP_TO, end)
+    assert {kind for _, _, kind in spans} == {"m"}
+
+
+@pytest.mark.parametrize("seconds", [24 * HOUR, 7 * 24 * HOUR, 6 * HOUR + 1, 30 * 24 * HOUR])
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_long_windows_use_hours_plus_edge_minutes(seconds, offset):
+    """Long windows read whole hours as roll-ups and only the partial edge hours as minutes."""
+    end = BASE + offset
+    start = end - seconds
+    keys = bucket_keys(KEYS, NAME, start, end)
+    spans = assert_tiles(keys, start, end)
+    kinds = [kind for _, _, kind in spans]
+    assert "h" in kinds
+    # minutes only at the edges: m* h+ m*
+    text = "".join(kinds)
+    assert text.strip("m") == "h" * kinds.count("h")
+    leading = len(text) - len(text.lstrip("m"))
+    trailing = len(text) - len(text.rstrip("m"))
+    assert leading < 60 and 1 <= trailing <= 60
+    if seconds == 7 * 24 * HOUR:
+        assert len(keys) <= 290
+
+
+def test_hour_aligned_window():
+    """A window starting on an hour boundary has no leading minute buckets."""
+    end = 1_700_002_800.0  # a whole hour
+    assert end % HOUR == 0
+    keys = bucket_keys(KEYS, NAME, end - 24 * HOUR, end)
+    spans = assert_tiles(keys, end - 24 * HOUR, end)
+    assert spans[0][2] == "h"
+    assert [k for _, _, k in spans].count("h") == 24
+    assert spans[-1] == (int(end), int(end) + MINUTE, "m")
