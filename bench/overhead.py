@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -159,13 +160,18 @@ class Probe:
         self.own_commands: Counter[str] = Counter()
         self.own_in = 0
         self.own_out = 0
-        _, fields = parse_info(self.client.execute_command("INFO", "server"))
+        _, fields = parse_info(self.info("server"))
+        self.server = fields
         self.redis_pid = int(fields.get("process_id", 0)) or None
         self._redis_proc: psutil.Process | None = None
         if self.redis_pid:
             with contextlib.suppress(psutil.Error):
                 self._redis_proc = psutil.Process(self.redis_pid)
                 self._redis_proc.cpu_times()
+
+    def info(self, section: str) -> str:
+        """Raw ``INFO <section>`` text (the response callback above leaves it unparsed)."""
+        return str(self.client.execute_command("INFO", section))  # type: ignore[no-untyped-call]
 
     def redis_cpu(self) -> float | None:
         """CPU seconds of the redis-server process (loopback only, so it is on this machine)."""
@@ -181,7 +187,7 @@ class Probe:
         # The server counts a request's bytes before running it and its reply's after: so this
         # INFO's request is inside the snapshot, its reply and its own call only in the next one.
         self.own_in += resp_len("INFO", "all")
-        raw: str = self.client.execute_command("INFO", "all")
+        raw = self.info("all")
         commands, fields = parse_info(raw)
         snap = Snapshot(
             commands=commands,
@@ -216,7 +222,7 @@ class Probe:
 
     def reset_stats(self) -> None:
         """``CONFIG RESETSTAT`` (isolated server only; results use deltas either way)."""
-        self.client.execute_command("CONFIG", "RESETSTAT")
+        self.client.config_resetstat()
         self.own_commands.clear()
         self.own_in = self.own_out = 0
 
@@ -554,7 +560,7 @@ class Bench:
         ids = list(c.zrandmember(recent, self.args.memory_sample) or [])
         pipe = c.pipeline(transaction=False)
         for tid in ids:
-            key = f"{self.layout.key_prefix}:task:{tid}"
+            key = f"{self.layout.key_prefix}:task:{tid!s}"
             pipe.memory_usage(key, samples=0)
             pipe.hlen(key)
             pipe.hget(key, "state")
@@ -713,9 +719,10 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     m = summary["metrics"]
     t = Table(title="Per task (median over rounds; warden - plain paired within a round)",
               title_justify="left")
-    for col, j in (("metric", "left"), ("plain", "right"), ("warden", "right"),
-                   ("warden - plain", "right"), ("target", "left")):
-        t.add_column(col, justify=j)
+    t.add_column("metric")
+    for col in ("plain", "warden", "warden - plain"):
+        t.add_column(col, justify="right")
+    t.add_column("target")
 
     def row(label: str, key: str, fmt: str = "{:.3f}", target: str = "") -> None:
         v = m[key]
@@ -745,8 +752,8 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     row("total: bytes out/task", "total_bytes_out_per_task", "{:.0f}")
     console.print(t)
 
-    console.print("Redis commands per task attributable to Warden (warden - plain, median; "
-                  "server-side, so commands run inside the Lua script count too):")
+    console.print("Redis commands per task attributable to Warden (warden - plain, median;\n"
+                  "server-side: the commands Warden's Lua script runs count too):")
     t = Table()
     for col in ("command", "publish", "drain", "total"):
         t.add_column(col, justify="right" if col != "command" else "left")
@@ -759,22 +766,27 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
 
     rec = summary["record_bytes_mean"]
     idx = summary["record_index_bytes"]
-    samples = [w.records for _, w in pairs if w.records]
-    t = Table(title="Memory per retained task record (MEMORY USAGE … SAMPLES 0)",
-              title_justify="left")
-    for col, j in (("measure", "left"), ("bytes", "right"), ("target", "left")):
-        t.add_column(col, justify=j)
-    t.add_row(f"task hash, mean of {samples[0]['sampled'] if samples else 0} sampled keys "
-              "(median over rounds)", f"{rec:.0f}",
-              f"≤ {TARGET_RECORD_BYTES} {verdict(rec <= TARGET_RECORD_BYTES)}")
-    t.add_row("+ its entry in the <prefix>:recent index", f"{idx:.0f}", "")
-    t.add_row("= per retained record, all in", f"{rec + idx:.0f}",
-              f"≤ {TARGET_RECORD_BYTES} {verdict(rec + idx <= TARGET_RECORD_BYTES)}")
-    if samples:
+    samples = [w.records for _, w in pairs if w.records and w.records.get("sampled")]
+    have_records = bool(samples) and not math.isnan(rec)
+    if have_records:
+        t = Table(title="Memory per retained task record (MEMORY USAGE … SAMPLES 0)",
+                  title_justify="left")
+        t.add_column("measure")
+        t.add_column("bytes", justify="right")
+        t.add_column("target")
+        t.add_row(f"task hash, mean of {samples[0]['sampled']} sampled keys "
+                  "(median over rounds)", f"{rec:.0f}",
+                  f"≤ {TARGET_RECORD_BYTES} {verdict(rec <= TARGET_RECORD_BYTES)}")
+        t.add_row("+ its entry in the <prefix>:recent index", f"{idx:.0f}", "")
+        t.add_row("= per retained record, all in", f"{rec + idx:.0f}",
+                  f"≤ {TARGET_RECORD_BYTES} {verdict(rec + idx <= TARGET_RECORD_BYTES)}")
         s = samples[-1]
         t.add_row(f"(last round: min {s['min_bytes']}, max {s['max_bytes']}, "
                   f"{s['mean_fields']:.1f} fields, states {s['sample_states']})", "", "")
-    console.print(t)
+        console.print(t)
+    else:
+        console.print("no Warden task records found in this Redis (is WARDEN's REDIS_URL "
+                      "another server?): memory not measured", highlight=False)
     retained = summary["records_retained"]
     expected = pairs[0][1].tasks
     console.print(f"records retained per warden round: {retained} (expected {expected} each)",
@@ -797,7 +809,7 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
         "ratio warden/plain per round: "
         + ", ".join(f"{r:.3f}" for r in summary["ratio_per_round"]), highlight=False)
     console.print(
-        f"ratio warden/plain (median of per-round ratios): {ratio:.3f}   "
+        f"ratio warden/plain (median of per-round ratios): {ratio:.4f}   "
         f"target ≥ {TARGET_RATIO}   {verdict(ratio >= TARGET_RATIO)}   "
         f"(ratio of median throughputs: {summary['ratio_of_medians']:.3f})", highlight=False)
     console.print(
@@ -805,9 +817,10 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
         f"{TARGET_WIRE_PER_TASK:g}   {verdict(wire <= TARGET_WIRE_PER_TASK)}   "
         f"(server-side commands: {m['total_commands_per_task']['diff']:+.2f}/task)",
         highlight=False)
-    console.print(
-        f"memory per retained record: {rec:.0f} B hash (+{idx:.0f} B index)   target ≤ "
-        f"{TARGET_RECORD_BYTES} B   {verdict(rec <= TARGET_RECORD_BYTES)}", highlight=False)
+    if have_records:
+        console.print(
+            f"memory per retained record: {rec:.0f} B hash (+{idx:.0f} B index)   target ≤ "
+            f"{TARGET_RECORD_BYTES} B   {verdict(rec <= TARGET_RECORD_BYTES)}", highlight=False)
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -891,8 +904,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             layout = Layout(url, "warden", "", "")
         probe = Probe(url)
         bench = Bench(args, layout, probe, tmp, console, isolated=server is not None)
-        version = probe.client.execute_command("INFO", "server")
-        redis_version = parse_info(version)[1].get("redis_version", "?")
+        redis_version = probe.server.get("redis_version", "?")
         console.print(
             f"Redis {redis_version} at {url} ({'embedded, isolated' if server else 'given'}); "
             f"{args.tasks} no-op tasks per arm x {args.rounds} rounds, prefork "

@@ -343,6 +343,16 @@ def demo(
     raise typer.Exit(code)
 
 
+def _register_subcommands() -> None:
+    from celery_warden.cli_dlq import dlq_app, errors
+
+    cli.add_typer(dlq_app, name="dlq")
+    cli.command()(errors)
+
+
+_register_subcommands()
+
+
 def run(args: list[str] | None = None, prog_name: str = "warden", obj: Any = None) -> NoReturn:
     """Run the typer app (always ends with ``SystemExit`` carrying the exit code)."""
     command = typer.main.get_command(cli)
@@ -370,7 +380,15 @@ def celery_command(ctx: click.Context, args: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    """Console-script entry point (``warden``)."""
+    """Console-script entry point (``warden``): JSON or console logging like the workers."""
+    try:
+        settings = load_settings()
+    except SettingsError:
+        pass  # the command itself reports it (exit code 2, no traceback)
+    else:
+        from celery_warden.logging import configure_logging
+
+        configure_logging(settings)
     cli(prog_name="warden")
 
 

@@ -40,6 +40,7 @@ from celery import Celery
 
 from celery_warden.backoff import Backoff
 from celery_warden.keys import Keys
+from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
 from celery_warden.store import redis_client
 
@@ -174,7 +175,17 @@ class DLQEntry:
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field as stored (args and kwargs unmasked: this is what a requeue sends)."""
         return asdict(self)
+
+    def public_dict(self, redactor: Redactor) -> dict[str, Any]:
+        """Every field for people and APIs: secrets in args, kwargs, headers and the raw
+        message masked. The stored entry is not changed, so a requeue replays the original."""
+        data = asdict(self)
+        for key in ("args", "kwargs", "headers", "raw"):
+            if data[key] is not None:
+                data[key] = redactor.redact(data[key])
+        return data
 
     @property
     def replayable(self) -> bool:
@@ -200,6 +211,7 @@ class DeadLetterQueue:
         self._claim = self.redis.register_script(_CLAIM)
         self._finish_script = self.redis.register_script(_FINISH)
         self._claim_one = self.redis.register_script(_CLAIM_ONE)
+        self.redactor = Redactor(settings.redact_keys)
 
     @property
     def app(self) -> Celery:
@@ -297,6 +309,10 @@ class DeadLetterQueue:
                 if len(out) >= limit:
                     break
         return out
+
+    def view(self, entry: DLQEntry) -> dict[str, Any]:
+        """An entry as shown to people and APIs (secrets masked; see DLQEntry.public_dict)."""
+        return entry.public_dict(self.redactor)
 
     # -- manual operations ---------------------------------------------------------------------
     def park(self, entry_id: str, note: str | None = None) -> bool:

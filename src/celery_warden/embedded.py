@@ -83,8 +83,39 @@ class EmbeddedRedis:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _stop_orphan(self) -> None:
+        """Stop a server a previous run left behind on this data dir (its owner was killed).
+
+        Two servers appending to one AOF would corrupt it. The pidfile names the process; it
+        is only signalled when it is a ``redis-server`` working in this directory (Redis
+        changes into its ``--dir`` and rewrites its command line, so the cwd is the check).
+        """
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        import psutil
+
+        try:
+            proc = psutil.Process(pid)
+            ours = "redis-server" in proc.name() and Path(proc.cwd()) == self.data_dir
+        except psutil.Error:
+            return
+        if not ours:
+            return
+        proc.terminate()  # SIGTERM: it flushes its AOF first
+        try:
+            proc.wait(10)
+        except psutil.TimeoutExpired:
+            proc.kill()
+
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
         cmd = [
             redis_binary(),
             "--port", str(self.port),
@@ -97,6 +128,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", str(self.pidfile),
         ]
         # Own session: a Ctrl-C in the terminal must not reach redis-server directly (it would
         # shut down at once); the owner stops it after its workers, in order.

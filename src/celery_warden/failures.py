@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery_warden.capture import entry_from_context, entry_from_message, entry_from_request
 from celery_warden.dlq import DeadLetterQueue, DLQEntry
 from celery_warden.error_groups import describe
+from celery_warden.redaction import Redactor
 
 if TYPE_CHECKING:
     from celery_warden.warden import Warden
@@ -38,6 +39,7 @@ class FailureCapture:
         self.settings = warden.settings
         self.recorder = warden.recorder
         self._dlq: DeadLetterQueue | None = None
+        self.redactor = Redactor(self.settings.redact_keys)
         #: Task ids the main process dead-lettered as poison pills (revoked locally).
         self.poisoned: set[str] = set()
 
@@ -74,8 +76,8 @@ class FailureCapture:
         req = task.request
         tb_text = getattr(einfo, "traceback", None)
         if exc is not None:
-            info = describe(exc, getattr(einfo, "tb", None), tb_text)
-            self.recorder.error(info, task.name, req.id, time.time())
+            self.recorder.error(self._describe(exc, einfo, tb_text), task.name, req.id,
+                                time.time())
         if not self.dead_letter_enabled(task, req.headers):
             return None
         history = task.history() if hasattr(task, "history") else []
@@ -88,8 +90,8 @@ class FailureCapture:
         """Hard time limit or lost worker, seen in the main process."""
         tb_text = getattr(einfo, "traceback", None)
         if exc is not None:
-            info = describe(exc, getattr(einfo, "tb", None), tb_text)
-            self.recorder.error(info, task.name, getattr(request, "id", "?"), time.time())
+            self.recorder.error(self._describe(exc, einfo, tb_text), task.name,
+                                getattr(request, "id", "?"), time.time())
         if request is None:
             return None
         entry = entry_from_request(request, reason, self.settings.broker_is_redis, exc=exc,
@@ -127,7 +129,21 @@ class FailureCapture:
         entry = entry_from_message(message, reason, self.settings.broker_is_redis, exc, extra)
         return self._store(entry)
 
+    def _describe(self, exc: BaseException, einfo: Any, tb_text: str | None) -> dict[str, str]:
+        """Error-group data with secrets masked in the sample message and traceback (the
+        fingerprint is computed before masking, from the normalised message)."""
+        info = describe(exc, getattr(einfo, "tb", None), tb_text)
+        info["sample_message"] = self.redactor.redact_text(info["sample_message"])
+        info["traceback"] = self.redactor.redact_text(info["traceback"])
+        return info
+
     def _store(self, entry: DLQEntry) -> str | None:
+        # The message fields (args, kwargs, headers) stay as they are: they are replayed.
+        # The failure text is only read by people, so secrets in it are masked.
+        if entry.exc_message:
+            entry.exc_message = self.redactor.redact_text(entry.exc_message)
+        if entry.traceback:
+            entry.traceback = self.redactor.redact_text(entry.traceback)
         try:
             self.dlq.add(entry)
         except (redis.RedisError, OSError) as exc:

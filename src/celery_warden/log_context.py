@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from celery import current_task
 from structlog.typing import EventDict
 
 from celery_warden.redaction import MASK, Redactor
@@ -87,8 +88,6 @@ def add_process(_: Any, __: str, event: EventDict) -> EventDict:
 
 def add_celery_context(_: Any, __: str, event: EventDict) -> EventDict:
     """``hostname`` always; the current task's request fields when inside a task."""
-    from celery import current_task
-
     task = current_task
     req = getattr(task, "request", None) if task is not None else None
     task_id = getattr(req, "id", None)

@@ -176,12 +176,10 @@ def loglevel_from_command_line() -> bool:
     Asks click where the current command's ``loglevel`` came from; without a click context
     (a worker started from code) falls back to looking for the option in ``sys.argv``.
     """
-    try:
-        import click
-        from click.core import ParameterSource
-    except ImportError:  # pragma: no cover - celery depends on click
-        click = None  # type: ignore[assignment]
-    ctx = click.get_current_context(silent=True) if click is not None else None
+    import click  # celery's command line is click
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
     while ctx is not None:
         if "loglevel" in ctx.params:
             return ctx.get_parameter_source("loglevel") not in (
@@ -216,10 +214,10 @@ class _CeleryHooks:
     def celeryd_after_setup(self, sender: Any = None, instance: Any = None, **_: Any) -> None:
         if instance is None:
             return
-        if self.settings.json_logs:
-            _log_startup(instance, self.redactor)
         if getattr(instance, "redirect_stdouts", False):
             instance.app.log.redirect_stdouts(instance.redirect_stdouts_level)
+        if self.settings.json_logs:
+            _log_startup(instance, self.redactor)
 
 
 def install(settings: WardenSettings) -> None:

@@ -39,8 +39,8 @@ import socket
 import time
 import weakref
 from collections import OrderedDict
-from contextvars import ContextVar
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -189,6 +189,13 @@ class SignalHandlers:
             sig.disconnect(handler, dispatch_uid=uid)
         self._connected.clear()
 
+    def _exc_fields(self, exc: BaseException | None) -> dict[str, str]:
+        """Exception type and message for a record, secrets in the message masked."""
+        fields = _exc_fields(exc)
+        if "exc_msg" in fields:
+            fields["exc_msg"] = self.redactor.redact_text(fields["exc_msg"])
+        return fields
+
     def _publishing_ours(self) -> bool:
         """Publish signals carry only a task name; the app publishing is known from the
         context variable :class:`~celery_warden.warden.Warden` sets around its app's
@@ -325,7 +332,7 @@ class SignalHandlers:
                 str(task_id),
                 static={"name": str(headers.get("task", "")), "worker": self.hostname},
                 attempt={"state": "REJECTED", "finished": _fmt(time.time()),
-                         "reason": "invalid message", **_exc_fields(exc)},
+                         "reason": "invalid message", **self._exc_fields(exc)},
                 retries=int(headers.get("retries") or 0), rank=RANK_FINAL,
             )
 
@@ -386,7 +393,7 @@ class SignalHandlers:
                  **_: Any) -> None:
         run = self._runs.get(getattr(request, "id", None) or "")
         if run is not None and isinstance(reason, BaseException):
-            run.exc = _exc_fields(reason)
+            run.exc = self._exc_fields(reason)
 
     def on_failure(self, sender: Any = None, task_id: str | None = None,
                    exception: BaseException | None = None, einfo: Any = None,
@@ -395,7 +402,7 @@ class SignalHandlers:
             return
         run = self._runs.get(task_id)
         if run is not None:  # in the child: task_postrun finalizes
-            run.exc = _exc_fields(exception)
+            run.exc = self._exc_fields(exception)
             self.failures.child_failure(sender, exception, einfo)
             return
         kind = type(exception).__name__
@@ -404,7 +411,7 @@ class SignalHandlers:
         info = self._received.get(task_id)
         request = info[2]() if info else None
         if self._finish_in_main(sender, task_id, "FAILURE",
-                                {"reason": reason.replace("_", " "), **_exc_fields(exception)},
+                                {"reason": reason.replace("_", " "), **self._exc_fields(exception)},
                                 sender.request):
             self.failures.main_failure(sender, request, exception, reason, einfo)
 

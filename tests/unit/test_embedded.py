@@ -102,3 +102,22 @@ def test_answers_is_false_for_nothing_listening_and_bad_urls():
     """answers() is a plain yes/no: closed ports and malformed URLs are False, not errors."""
     assert answers(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2) is False
     assert answers("not a url") is False
+
+
+def test_an_orphaned_server_on_the_same_data_dir_is_stopped_first(tmp_path):
+    """A server left running by a killed owner is stopped (by its pidfile) before a new one
+    starts on the same data dir, so two servers never append to one AOF."""
+    import psutil
+
+    first = EmbeddedRedis(tmp_path, appendonly=True)
+    first.start()
+    orphan_pid = first.pid
+    second = EmbeddedRedis(tmp_path, appendonly=True)  # the owner of `first` "died"
+    try:
+        second.start()
+        assert second.pid != orphan_pid
+        assert not psutil.pid_exists(orphan_pid) or psutil.Process(orphan_pid).status() == \
+            psutil.STATUS_ZOMBIE
+    finally:
+        second.stop()
+        first.stop()
