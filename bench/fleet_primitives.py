@@ -3,8 +3,9 @@
 Run ``.venv/bin/python bench/fleet_primitives.py`` (``--checks N`` per arm, default 5000;
 ``--redis-url`` for a loopback Redis instead of the isolated embedded one; ``--json PATH``).
 
-Every arm runs ``N`` checks back to back from one process and one connection, next to a plain
-``PING`` as the reference round trip. For each arm it reports:
+Every arm runs ``N`` checks from one process and one connection, next to a plain ``PING`` as
+the reference round trip; the arms are interleaved in ``--rounds`` rounds (default 10) so that
+drift on a shared machine hits all of them alike. For each arm it reports:
 
 * **round trips / check**: commands the client sent (``EVALSHA``/``EVAL``/``PING`` calls in
   ``INFO commandstats``) divided by ``N``; the design target is 1;
@@ -20,6 +21,7 @@ check there needs a second call (``get_window_stats``) to learn how long to defe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -32,16 +34,14 @@ from typing import Any
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-from celery_warden import _fleet  # noqa: E402
-from celery_warden.circuit_breaker import CircuitBreaker  # noqa: E402
-from celery_warden.embedded import EmbeddedRedis  # noqa: E402
-from celery_warden.errors import CircuitOpenError  # noqa: E402
-from celery_warden.idempotency import IdempotencyStore  # noqa: E402
-from celery_warden.keys import Keys  # noqa: E402
-from celery_warden.rate_limit import FleetRateLimiter, Limit, parse_rate  # noqa: E402
-from celery_warden.settings import load_settings  # noqa: E402
+from celery_warden import _fleet
+from celery_warden.circuit_breaker import CircuitBreaker
+from celery_warden.embedded import EmbeddedRedis
+from celery_warden.errors import CircuitOpenError
+from celery_warden.idempotency import IdempotencyStore
+from celery_warden.keys import Keys
+from celery_warden.rate_limit import FleetRateLimiter, Limit, parse_rate
+from celery_warden.settings import load_settings
 
 CLIENT_COMMANDS = ("evalsha", "eval", "ping", "script")
 
@@ -51,34 +51,52 @@ def commandstats(conn: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in raw.items()}
 
 
-def measure(conn: redis.Redis, name: str, checks: int,
-            check: Callable[[int], Any]) -> dict[str, Any]:
-    for i in range(min(200, checks)):  # warm-up: scripts loaded, connection open
-        check(-1 - i)
-    conn.config_resetstat()
+def run_batch(conn: redis.Redis, check: Callable[[int], Any], first: int, count: int,
+              lat: list[float], stats: dict[str, int]) -> float:
+    """Run ``count`` checks; append latencies, add the command deltas; return elapsed time."""
     before = commandstats(conn)
-    lat = []
     start = time.perf_counter()
-    for i in range(checks):
+    for i in range(first, first + count):
         t0 = time.perf_counter()
         check(i)
         lat.append(time.perf_counter() - t0)
-    total = time.perf_counter() - start
+    elapsed = time.perf_counter() - start
     after = commandstats(conn)
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    delta.pop("config", None)
-    delta.pop("info", None)
-    client = sum(delta.get(k, 0) for k in CLIENT_COMMANDS)
-    lat.sort()
-    return {
-        "arm": name,
-        "round_trips_per_check": client / checks,
-        "server_commands_per_check": sum(delta.values()) / checks,
-        "mean_us": statistics.fmean(lat) * 1e6,
-        "p50_us": lat[len(lat) // 2] * 1e6,
-        "p99_us": lat[int(len(lat) * 0.99)] * 1e6,
-        "checks_per_second": checks / total,
-    }
+    for k, v in after.items():
+        if k not in ("info", "config"):
+            stats[k] = stats.get(k, 0) + v - before.get(k, 0)
+    return elapsed
+
+
+def measure_all(conn: redis.Redis, arms_: list[tuple[str, Callable[[int], Any]]], checks: int,
+                rounds: int) -> list[dict[str, Any]]:
+    """Interleave the arms in ``rounds`` rounds so that drift (CPU frequency, neighbours) hits
+    every arm alike, then summarise each arm."""
+    for _, check in arms_:  # warm-up: scripts loaded, connection open
+        for i in range(200):
+            check(-1 - i)
+    per = max(1, checks // rounds)
+    lat: dict[str, list[float]] = {name: [] for name, _ in arms_}
+    stats: dict[str, dict[str, int]] = {name: {} for name, _ in arms_}
+    total = dict.fromkeys(lat, 0.0)
+    for r in range(rounds):
+        for name, check in arms_:
+            total[name] += run_batch(conn, check, r * per, per, lat[name], stats[name])
+    out = []
+    for name, _ in arms_:
+        n = len(lat[name])
+        ordered = sorted(lat[name])
+        client = sum(stats[name].get(k, 0) for k in CLIENT_COMMANDS)
+        out.append({
+            "arm": name,
+            "round_trips_per_check": client / n,
+            "server_commands_per_check": sum(stats[name].values()) / n,
+            "mean_us": statistics.fmean(ordered) * 1e6,
+            "p50_us": ordered[n // 2] * 1e6,
+            "p99_us": ordered[int(n * 0.99)] * 1e6,
+            "checks_per_second": n / total[name],
+        })
+    return out
 
 
 def arms(url: str, prefix: str) -> list[tuple[str, Callable[[int], Any]]]:
@@ -102,10 +120,8 @@ def arms(url: str, prefix: str) -> list[tuple[str, Callable[[int], Any]]]:
         closed.record(closed.acquire())
 
     def breaker_open(_: int) -> None:
-        try:
+        with contextlib.suppress(CircuitOpenError):
             tripped.acquire()
-        except CircuitOpenError:
-            pass
 
     def idem_first_run(i: int) -> None:
         key = f"bench-{i}-{uuid.uuid4().hex[:6]}"
@@ -150,6 +166,7 @@ def arms(url: str, prefix: str) -> list[tuple[str, Callable[[int], Any]]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--json", default=None)
     opts = parser.parse_args(argv)
@@ -163,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     conn = redis.Redis.from_url(url, decode_responses=True)
     try:
         version = conn.info("server")["redis_version"]
-        print(f"redis {version} at {url} (loopback), {opts.checks} checks per arm, "
-              "one process, one connection")
-        results = [measure(conn, name, opts.checks, fn) for name, fn in arms(url, prefix)]
+        print(f"redis {version} at {url} (loopback), {opts.checks} checks per arm in "
+              f"{opts.rounds} interleaved rounds, one process, one connection")
+        results = measure_all(conn, arms(url, prefix), opts.checks, opts.rounds)
     finally:
         for key in conn.scan_iter(match=f"{prefix}:*", count=1000):
             conn.unlink(key)

@@ -103,6 +103,7 @@ class Snapshot:
     own_in: int
     own_out: int
     redis_cpu: float | None
+    script_usec: int
 
 
 @dataclass(slots=True)
@@ -112,6 +113,9 @@ class Traffic:
     commands: dict[str, int]
     net_in: int
     net_out: int
+    #: Microseconds the server spent running scripts (EVALSHA & co., the commands they run
+    #: included): how long Warden's flushes kept the single-threaded server busy.
+    script_usec: int
 
     @property
     def total(self) -> int:
@@ -123,15 +127,17 @@ class Traffic:
 
     def as_dict(self) -> dict[str, Any]:
         return {"commands": dict(sorted(self.commands.items())), "total": self.total,
-                "script_calls": self.scripts, "net_in": self.net_in, "net_out": self.net_out}
+                "script_calls": self.scripts, "script_usec": self.script_usec,
+                "net_in": self.net_in, "net_out": self.net_out}
 
 
-def parse_info(raw: str) -> tuple[dict[str, int], dict[str, str]]:
-    """``INFO all`` text → (command calls by name, the other ``key:value`` fields).
+def parse_info(raw: str) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """``INFO all`` text → (calls by command, microseconds by command, other fields).
 
     A command's count is ``calls + rejected_calls``: a rejected call still crossed the wire.
     """
     commands: dict[str, int] = {}
+    usec: dict[str, int] = {}
     fields: dict[str, str] = {}
     for line in raw.splitlines():
         if not line or line.startswith("#") or ":" not in line:
@@ -139,12 +145,12 @@ def parse_info(raw: str) -> tuple[dict[str, int], dict[str, str]]:
         key, value = line.split(":", 1)
         if key.startswith("cmdstat_"):
             stats = dict(kv.split("=", 1) for kv in value.split(","))
-            commands[key[len("cmdstat_"):].lower()] = (
-                int(stats.get("calls", 0)) + int(stats.get("rejected_calls", 0))
-            )
+            name = key[len("cmdstat_"):].lower()
+            commands[name] = int(stats.get("calls", 0)) + int(stats.get("rejected_calls", 0))
+            usec[name] = int(stats.get("usec", 0))
         else:
             fields[key] = value
-    return commands, fields
+    return commands, usec, fields
 
 
 class Probe:
@@ -160,7 +166,7 @@ class Probe:
         self.own_commands: Counter[str] = Counter()
         self.own_in = 0
         self.own_out = 0
-        _, fields = parse_info(self.info("server"))
+        _, _, fields = parse_info(self.info("server"))
         self.server = fields
         self.redis_pid = int(fields.get("process_id", 0)) or None
         self._redis_proc: psutil.Process | None = None
@@ -188,7 +194,7 @@ class Probe:
         # INFO's request is inside the snapshot, its reply and its own call only in the next one.
         self.own_in += resp_len("INFO", "all")
         raw = self.info("all")
-        commands, fields = parse_info(raw)
+        commands, usec, fields = parse_info(raw)
         snap = Snapshot(
             commands=commands,
             net_in=int(fields["total_net_input_bytes"]),
@@ -197,6 +203,7 @@ class Probe:
             own_in=self.own_in,
             own_out=self.own_out,
             redis_cpu=self.redis_cpu(),
+            script_usec=sum(v for k, v in usec.items() if k in SCRIPT_COMMANDS),
         )
         body = len(raw.encode())
         self.own_out += len(f"${body}\r\n") + body + 2
@@ -218,6 +225,7 @@ class Probe:
             commands=commands,
             net_in=(b.net_in - a.net_in) - (b.own_in - a.own_in),
             net_out=(b.net_out - a.net_out) - (b.own_out - a.own_out),
+            script_usec=b.script_usec - a.script_usec,
         )
 
     def reset_stats(self) -> None:
@@ -662,6 +670,8 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
         "publish_cpu_us_per_task": per_task(lambda r: r.publish_cpu * 1e6),
         "drain_commands_per_task": per_task(lambda r: r.drain.total),
         "drain_wire_script_calls_per_task": per_task(lambda r: r.drain.scripts),
+        "drain_script_usec_per_task": per_task(lambda r: r.drain.script_usec),
+        "publish_script_usec_per_task": per_task(lambda r: r.publish.script_usec),
         "drain_bytes_in_per_task": per_task(lambda r: r.drain.net_in),
         "drain_bytes_out_per_task": per_task(lambda r: r.drain.net_out),
         "publish_commands_per_task": per_task(lambda r: r.publish.total),
@@ -738,10 +748,12 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     row("drain: server-side commands/task", "drain_commands_per_task", "{:.2f}")
     row("drain: script round trips/task (EVALSHA…)", "drain_wire_script_calls_per_task",
         "{:.4f}")
+    row("drain: Redis busy in scripts, µs/task", "drain_script_usec_per_task", "{:.1f}")
     row("drain: bytes in/task (client → redis)", "drain_bytes_in_per_task", "{:.0f}")
     row("drain: bytes out/task (redis → client)", "drain_bytes_out_per_task", "{:.0f}")
     row("publish: server-side commands/task", "publish_commands_per_task", "{:.2f}")
     row("publish: script round trips/task", "publish_wire_script_calls_per_task", "{:.4f}")
+    row("publish: Redis busy in scripts, µs/task", "publish_script_usec_per_task", "{:.1f}")
     row("publish: bytes in/task", "publish_bytes_in_per_task", "{:.0f}")
     row("publish: publisher wall µs/task", "publish_us_per_task", "{:.1f}")
     row("publish: publisher CPU µs/task", "publish_cpu_us_per_task", "{:.1f}")
@@ -906,10 +918,10 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         bench = Bench(args, layout, probe, tmp, console, isolated=server is not None)
         redis_version = probe.server.get("redis_version", "?")
         console.print(
-            f"Redis {redis_version} at {url} ({'embedded, isolated' if server else 'given'}); "
-            f"{args.tasks} no-op tasks per arm x {args.rounds} rounds, prefork "
-            f"concurrency={args.concurrency}, {psutil.cpu_count()} CPUs; queue "
-            f"{layout.queue!r}", highlight=False)
+            f"Redis {redis_version} at {url} ({'embedded, isolated' if server else 'given'}), "
+            f"queue {layout.queue!r}, {psutil.cpu_count()} CPUs\n{args.tasks} no-op tasks per "
+            f"arm x {args.rounds} rounds, prefork concurrency={args.concurrency}, arms "
+            "alternating plain/warden", highlight=False)
         if args.warmup_tasks:
             for arm in ARMS:
                 r = bench.run_arm(arm, 0, args.warmup_tasks)

@@ -88,7 +88,7 @@ def rabbitmq_url() -> str:
     try:
         with Connection(RABBITMQ_URL, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         reason = f"RabbitMQ not reachable at {RABBITMQ_URL}: {type(exc).__name__}: {exc}"
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (required when CI is set)")

@@ -79,10 +79,13 @@ class FlakyServer:
         elif delay > 0:
             time.sleep(delay)
         body = f"{key}:{n}".encode()
-        req.send_response(status)
-        req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        req.wfile.write(body)
+        try:
+            req.send_response(status)
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            req.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller is gone (a SIGKILLed worker): nothing to answer
 
     def count(self, path: str | None = None, key: str | None = None,
               status: int | None = None) -> int:

@@ -6,6 +6,7 @@ and end them by pid: SIGTERM for a clean stop, SIGKILL for chaos.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,7 +72,7 @@ class WorkerProcess:
 
     def start(self, wait: bool = True, timeout: float = 60.0) -> WorkerProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             self.cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -128,10 +129,8 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait(10)
         for pid in kids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._close()
 
     def _close(self) -> None:

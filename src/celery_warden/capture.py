@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from celery_warden.dlq import ENTRY_HEADER, REQUEUES_HEADER, DLQEntry
+from celery_warden.dlq import ENTRY_HEADER, REQUEUES_HEADER, DLQEntry, replay_headers
 from celery_warden.priority import HEADER as PRIORITY_HEADER
 from celery_warden.priority import MAX_PRIORITY
 
@@ -72,7 +72,7 @@ def entry_from_context(task: Any, exc: BaseException | None, traceback: str | No
         exchange=info.get("exchange"),
         routing_key=info.get("routing_key"),
         priority=_user_priority(headers, info.get("priority"), broker_is_redis),
-        headers=_jsonable(headers),
+        headers=_jsonable(replay_headers(headers)),
         exc_type=type(exc).__name__ if exc is not None else None,
         exc_message=str(exc)[:2000] if exc is not None else None,
         traceback=(traceback or "")[-16_000:] or None,
@@ -108,7 +108,7 @@ def entry_from_request(request: Any, reason: str, broker_is_redis: bool,
         exchange=info.get("exchange"),
         routing_key=info.get("routing_key"),
         priority=_user_priority(headers, info.get("priority"), broker_is_redis),
-        headers=_jsonable(headers),
+        headers=_jsonable(replay_headers(headers)),
         exc_type=type(exc).__name__ if exc is not None else "WorkerLostError",
         exc_message=(message or (str(exc) if exc is not None else ""))[:2000],
         traceback=traceback,
@@ -167,7 +167,7 @@ def entry_from_message(message: Any, reason: str, broker_is_redis: bool,
         exchange=info.get("exchange"),
         routing_key=info.get("routing_key"),
         priority=_user_priority(headers, props.get("priority"), broker_is_redis),
-        headers=_jsonable({k: v for k, v in headers.items() if k.startswith("warden_")}),
+        headers=_jsonable(replay_headers(headers)),
         exc_type=type(exc).__name__ if exc is not None else None,
         exc_message=(extra or (str(exc) if exc is not None else ""))[:2000],
         last_failed=time.time(),

@@ -344,9 +344,11 @@ def demo(
 
 
 def _register_subcommands() -> None:
+    from celery_warden.cli_breakers import breakers_app
     from celery_warden.cli_dlq import dlq_app, errors
 
     cli.add_typer(dlq_app, name="dlq")
+    cli.add_typer(breakers_app, name="breakers")
     cli.command()(errors)
 
 

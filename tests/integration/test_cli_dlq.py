@@ -92,3 +92,14 @@ def test_errors_command_shows_groups(settings):
     assert groups[0]["task_names"] == {"fleet.lookup": 5}
     bad = cli(settings, "errors", "--window", "soon")
     assert bad.returncode == 2
+
+
+def test_breakers_command_lists_and_forces(settings):
+    """`warden breakers open|reset NAME` changes the fleet-wide state `breakers list` shows."""
+    opened = cli(settings, "breakers", "open", "payments-api")
+    assert opened.returncode == 0, opened.stderr
+    listed = as_json(cli(settings, "breakers", "list", "--json"))
+    assert [(b["name"], b["state"]) for b in listed] == [("payments-api", "forced_open")]
+    assert cli(settings, "breakers", "reset", "payments-api").returncode == 0
+    listed = as_json(cli(settings, "breakers", "list", "--json"))
+    assert listed[0]["state"] == "closed"

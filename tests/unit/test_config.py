@@ -57,7 +57,7 @@ def test_three_prefixed_queues_with_default_queue():
 
 
 def test_redis_broker_priority_steps_and_no_queue_arguments():
-    """On Redis: priority_steps 0..9 (kombu caps Redis priorities at 9) polled by priority, and no RabbitMQ queue arguments."""
+    """On Redis: priority_steps 0..9 (kombu caps Redis priorities at 9), no queue arguments."""
     conf = celery_config(make())
     options = conf["broker_transport_options"]
     assert options["priority_steps"] == list(range(MAX_PRIORITY))

@@ -27,8 +27,8 @@ local state = cur[1]
 local gen = tonumber(cur[2] or '0')
 
 local function log(from, to, reason)
-  redis.call('LPUSH', logkey, cjson.encode({at = now, from = from, to = to, reason = reason,
-                                            gen = gen}))
+  redis.call('LPUSH', logkey, cjson.encode({at = string.format('%.6f', now), from = from,
+                                            to = to, reason = reason, gen = gen}))
   redis.call('LTRIM', logkey, 0, cfg.hc - 1)
 end
 
