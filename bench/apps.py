@@ -2,13 +2,13 @@
 
 Why one module for both arms: the plain arm and the Warden arm must differ in exactly one thing,
 whether ``Warden(app, settings)`` was called. Everything else (``celery_config(settings)``:
-``acks_late``, prefetch 1, Redis priority steps 0..10, JSON, routing to ``<prefix>default``) is
+``acks_late``, prefetch 1, the Redis priority lanes, JSON, routing to ``<prefix>default``) is
 identical because it comes from the same code path. ``BENCH_WARDEN=1`` selects the Warden arm.
 
 Run as ``python -m bench.apps publish N`` it is the publisher: it enqueues ``N`` no-op tasks and
-prints one JSON line with how long that took. The publisher is a separate process per arm because
-Celery's publish signals are process-global (their sender is the task *name*, not the app), so a
-Warden installed on one app in a process would also see another app's publishes.
+prints one JSON line with how long that took. Each arm publishes from a fresh process of its own,
+like a real client of that app would: Celery's publish signals are process-global (their sender is
+only the task name), so sharing one process between a plain and a Warden app would blur the arms.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ TARGET_WIRE_PER_TASK = 2.0
 TARGET_RECORD_BYTES = 1024
 
 #: kombu's Redis transport: one list per priority step, ``<queue>\x06\x16<step>`` (step 0 is the
-#: bare queue name); ``celery_config`` sets the steps to 0..10.
+#: bare queue name). Probing 0..10 covers every step ``celery_config`` may configure.
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = range(11)
 #: Commands that are a client round trip of Warden's flusher (the Lua script and its loading).

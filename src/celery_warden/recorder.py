@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import redis
 
@@ -53,6 +54,22 @@ def delivery_seq(retries: int, defers: int = 0) -> int:
     return retries * (MAX_DEFERS + 1) + min(max(defers, 0), MAX_DEFERS)
 
 
+#: Rank of the STARTED state (see celery_warden.signals for the full ordering).
+RANK_STARTED = 3
+
+
+class Running(Protocol):
+    """A task running in this process, as the signal handlers describe it to the recorder."""
+
+    flushed: bool
+    retries: int
+    defers: int
+
+    def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+        """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
+        ...
+
+
 class Recorder:
     """Per-process buffer of store writes with a background flusher."""
 
@@ -79,6 +96,7 @@ class Recorder:
         self._carry = Batch()  # a batch whose write failed, retried first
         self._carry_len = 0  # its task count, read on the hot path to bound the total
         self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
+        self._in_flight: dict[str, Running] = {}  # tasks started here and not finished yet
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,8 +119,8 @@ class Recorder:
         self,
         task_id: str,
         *,
-        static: dict[str, str] | None = None,
-        attempt: dict[str, str] | None = None,
+        static: dict[str, Any] | None = None,
+        attempt: dict[str, Any] | None = None,
         retries: int = 0,
         rank: int = 0,
         defers: int = 0,
@@ -119,16 +137,7 @@ class Recorder:
             tasks = self._batch.tasks
             delta = tasks.get(task_id)
             if delta is None:
-                if len(tasks) + self._carry_len >= self.settings.buffer_size:
-                    # Bound the total (new + carried after a failed write), dropping the
-                    # oldest: the carried batch first (the flusher evicts from it), then ours.
-                    if self._carry_len > 0:
-                        self._carry_len -= 1
-                        self._carry_evict += 1
-                    else:
-                        del tasks[next(iter(tasks))]
-                    self.dropped += 1
-                    self._dropped_unreported += 1
+                self._make_room_locked(tasks)
                 delta = tasks[task_id] = TaskDelta()
             if static:
                 delta.static.update(static)
@@ -142,6 +151,71 @@ class Recorder:
                 delta.seq, delta.rank = seq, rank
             delta.updated = now
 
+    # -- a task running in this process (pool child) ----------------------------------------
+    def begin(self, task_id: str, run: Running) -> None:
+        """A task started here. Nothing is written yet: if it is still running at the next
+        flush, the flusher writes its STARTED record then (see :meth:`_started_records`), so a
+        fast task costs one record write, built off the task's path."""
+        if not self._running:
+            self._start()
+        self._in_flight[task_id] = run
+
+    def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
+            outcome: str, finished: float, runtime: float, wait: float | None) -> None:
+        """A task finished here: its record and its metrics, under one lock acquisition.
+
+        The record keeps a reference to ``run``; its start fields are expanded by the store at
+        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
+        """
+        self._in_flight.pop(task_id, None)
+        if not self._running:
+            self._start()
+        seq = delivery_seq(run.retries, run.defers)
+        final["retries"] = run.retries
+        with self._lock:
+            tasks = self._batch.tasks
+            delta = tasks.get(task_id)
+            if delta is None:
+                self._make_room_locked(tasks)
+                tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
+                                           run=run)
+            else:
+                if (seq, rank) >= (delta.seq, delta.rank):
+                    if seq > delta.seq:
+                        delta.attempt.clear()
+                    delta.attempt.update(final)
+                    delta.seq, delta.rank = seq, rank
+                delta.run = run
+                delta.updated = finished
+            self._observe_locked(name, finished, outcome, runtime, wait, None)
+
+    def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
+        """Keep the total (new + carried after a failed write) within the bound, dropping the
+        oldest: the carried batch first (the flusher evicts from it), then ours."""
+        if len(tasks) + self._carry_len < self.settings.buffer_size:
+            return
+        if self._carry_len > 0:
+            self._carry_len -= 1
+            self._carry_evict += 1
+        else:
+            del tasks[next(iter(tasks))]
+        self.dropped += 1
+        self._dropped_unreported += 1
+
+    def forget(self, task_id: str) -> None:
+        """A task that started here will not finish here (its outcome is reported elsewhere)."""
+        self._in_flight.pop(task_id, None)
+
+    def _started_records(self) -> None:
+        """STARTED records for tasks still running at flush time (flusher thread)."""
+        for task_id, run in list(self._in_flight.items()):  # list(): atomic under the GIL
+            if run.flushed:
+                continue
+            run.flushed = True
+            static, attempt, retries, defers = run.start_fields()
+            self.task(task_id, static=static, attempt=attempt, retries=retries,
+                      rank=RANK_STARTED, defers=defers)
+
     def observe(
         self,
         name: str,
@@ -154,33 +228,37 @@ class Recorder:
         """Count one outcome of one task name in its minute bucket (no I/O)."""
         if not self._running:
             self._start()
-        key = (name, minute_of(ts))
         with self._lock:
-            minutes = self._batch.minutes
-            b = minutes.get(key)
-            if b is None:
-                if len(minutes) >= MAX_BUCKETS:
-                    del minutes[next(iter(minutes))]
-                    self.dropped += 1
-                    self._dropped_unreported += 1
-                b = minutes[key] = BucketDelta()
-                self._batch.names.add(name)
-                if queue:
-                    self._batch.queues.add(queue)
-            c = b.counts
-            c[outcome] = c.get(outcome, 0) + 1
-            if duration is not None:
-                c["done"] = c.get("done", 0) + 1
-                h = f"h{bucket_index(duration)}"
-                c[h] = c.get(h, 0) + 1
-                b.floats["dsum"] = b.floats.get("dsum", 0.0) + duration
-                if b.dmin is None or duration < b.dmin:
-                    b.dmin = duration
-                if b.dmax is None or duration > b.dmax:
-                    b.dmax = duration
-            if wait is not None:
-                c["wn"] = c.get("wn", 0) + 1
-                b.floats["wsum"] = b.floats.get("wsum", 0.0) + max(wait, 0.0)
+            self._observe_locked(name, ts, outcome, duration, wait, queue)
+
+    def _observe_locked(self, name: str, ts: float, outcome: str, duration: float | None,
+                        wait: float | None, queue: str | None) -> None:
+        key = (name, minute_of(ts))
+        minutes = self._batch.minutes
+        b = minutes.get(key)
+        if b is None:
+            if len(minutes) >= MAX_BUCKETS:
+                del minutes[next(iter(minutes))]
+                self.dropped += 1
+                self._dropped_unreported += 1
+            b = minutes[key] = BucketDelta()
+            self._batch.names.add(name)
+            if queue:
+                self._batch.queues.add(queue)
+        c = b.counts
+        c[outcome] = c.get(outcome, 0) + 1
+        if duration is not None:
+            c["done"] = c.get("done", 0) + 1
+            h = f"h{bucket_index(duration)}"
+            c[h] = c.get(h, 0) + 1
+            b.floats["dsum"] = b.floats.get("dsum", 0.0) + duration
+            if b.dmin is None or duration < b.dmin:
+                b.dmin = duration
+            if b.dmax is None or duration > b.dmax:
+                b.dmax = duration
+        if wait is not None:
+            c["wn"] = c.get("wn", 0) + 1
+            b.floats["wsum"] = b.floats.get("wsum", 0.0) + max(wait, 0.0)
 
     def heartbeat(self, hostname: str, fields: dict[str, str]) -> None:
         """Queue a worker heartbeat (latest one wins)."""
@@ -246,6 +324,8 @@ class Recorder:
             return self._flush()
 
     def _flush(self) -> bool:
+        if self._in_flight:
+            self._started_records()
         with self._lock:
             batch, self._batch = self._batch, Batch()
             dropped_now, self._dropped_unreported = self._dropped_unreported, 0
@@ -362,6 +442,7 @@ def _merge_batches(into: Batch, newer: Batch) -> None:
                 old.attempt.clear()
             old.attempt.update(d.attempt)
             old.seq, old.rank = d.seq, d.rank
+        old.run = d.run or old.run
         old.updated = max(old.updated, d.updated)
     for key, b in newer.minutes.items():
         if key in into.minutes:

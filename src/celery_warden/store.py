@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import msgpack
 import redis
 
 from celery_warden.keys import Keys
+from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
 
 #: Socket timeouts for Warden's own Redis connections: short, so a dead Redis costs the
 #: flusher thread (never a task) at most this long per attempt.
 SOCKET_TIMEOUT = 2.0
-#: Records per script call; keeps each call's Redis-side run time to a few milliseconds.
-MAX_TASKS_PER_CALL = 500
+#: Records per script call. Measured ~15-20 µs of Redis time per record (bench/overhead.py), so a
+#: call blocks the (often shared) Redis for at most ~3-4 ms.
+MAX_TASKS_PER_CALL = 200
 
 
 def redis_client(url: str, *, decode: bool = True) -> redis.Redis:
@@ -37,6 +40,16 @@ def redis_client(url: str, *, decode: bool = True) -> redis.Redis:
     )
 
 
+class Preview:
+    """Task args or kwargs, turned into a redacted, size-bounded JSON preview at flush time."""
+
+    __slots__ = ("empty", "value")
+
+    def __init__(self, value: Any, empty: str = "[]") -> None:
+        self.value = value
+        self.empty = empty
+
+
 @dataclass(slots=True)
 class TaskDelta:
     """Buffered change to one task record.
@@ -46,11 +59,14 @@ class TaskDelta:
     orders deliveries of one task id (see :func:`celery_warden.recorder.delivery_seq`).
     """
 
-    static: dict[str, str] = field(default_factory=dict)
-    attempt: dict[str, str] = field(default_factory=dict)
+    static: dict[str, Any] = field(default_factory=dict)
+    attempt: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
     rank: int = 0
     updated: float = 0.0
+    #: A task that ran in this process: its start fields are expanded at flush time (see
+    #: ``celery_warden.recorder.Running``), under the explicit ``static``/``attempt`` values.
+    run: Any = None
 
     @property
     def retries(self) -> int:
@@ -139,6 +155,7 @@ class StoreWriter:
         self.keys = Keys(settings.key_prefix)
         self.client = client or redis_client(settings.redis_url)
         self._script = self.client.register_script(_lua_source())
+        self.redactor = Redactor(settings.redact_keys)
 
     def write(self, batch: Batch, now: float | None = None) -> int:
         """Write a batch; raises ``redis.RedisError`` if Redis is unreachable."""
@@ -149,9 +166,43 @@ class StoreWriter:
         for start in range(0, max(len(tasks), 1), MAX_TASKS_PER_CALL):
             chunk = tasks[start : start + MAX_TASKS_PER_CALL]
             payload = self._payload(batch, chunk, include_rest=first)
-            written += int(self._script(args=[json.dumps(payload), repr(now)]))
+            records = msgpack.packb([self._flat(tid, d) for tid, d in chunk]) if chunk else b""
+            written += int(self._script(args=[json.dumps(payload), repr(now), records]))
             first = False
         return written
+
+    def _flat(self, task_id: str, d: TaskDelta) -> list[Any]:
+        """One task record as a flat array for the script, values formatted here (on the
+        flusher thread): key, id, update time, seq, rank, #static pairs, static k/v, attempt
+        k/v."""
+        fmt = self._format
+        static, attempt = d.static, d.attempt
+        if d.run is not None:
+            run_static, run_attempt, _, _ = d.run.start_fields()
+            static = {**run_static, **static}
+            attempt = {**run_attempt, **attempt} if d.rank else attempt
+        out: list[Any] = [self.keys.task(task_id), task_id, repr(d.updated), d.seq, d.rank, 0]
+        for k, v in static.items():
+            if v is not None:
+                out += (k, fmt(v))
+        out[5] = (len(out) - 6) // 2
+        for k, v in attempt.items():
+            if v is not None:
+                out += (k, fmt(v))
+        return out
+
+    def _format(self, value: Any) -> str:
+        """Stored form of a record value. Handlers hand over raw values so that formatting
+        (and redacting argument previews) happens here, off the task's path."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, float):
+            return f"{value:.6f}"
+        if isinstance(value, bool | int):
+            return str(int(value))
+        if isinstance(value, Preview):
+            return self.redactor.preview(value.value) if value.value else value.empty
+        return json.dumps(value, default=str)
 
     def _payload(
         self, batch: Batch, tasks: list[tuple[str, TaskDelta]], *, include_rest: bool
@@ -168,11 +219,6 @@ class StoreWriter:
             "stats": [],
             "errors": [],
             "errors_key": k.error_groups,
-            "tasks": [
-                [k.task(tid), d.static or {}, d.attempt or {}, d.seq, d.rank,
-                 repr(d.updated), tid]
-                for tid, d in tasks
-            ],
         }
         # cjson encodes an empty dict as an empty array; both iterate as empty in Lua.
         if not include_rest:

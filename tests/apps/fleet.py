@@ -25,8 +25,10 @@ if os.environ.get("FLEET_INJECT_FAULT") == "1":
     def _explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("injected monitoring fault")
 
-    warden.recorder.task = _explode  # type: ignore[method-assign]
-    warden.recorder.observe = _explode  # type: ignore[method-assign]
+    # Every recorder entry point the handlers use: task(), observe(), and the pool child's
+    # begin()/end() pair.
+    for name in ("task", "observe", "begin", "end"):
+        setattr(warden.recorder, name, _explode)
 
 
 @app.task(name="fleet.add")

@@ -1,38 +1,43 @@
 -- Apply one flusher batch atomically: task records, metric buckets, indexes, heartbeats.
--- ARGV[1] = JSON payload built by celery_warden.store.build_payload; ARGV[2] = now (epoch s).
+-- ARGV[1] = JSON with everything but the task records; ARGV[2] = now (epoch s);
+-- ARGV[3] = the task records as one MessagePack array (cmsgpack decodes it far faster than
+-- cjson, and one argument avoids per-field protocol overhead), each record a flat array:
+--   key, task id, update time, seq, rank, #static pairs, static k/v..., attempt k/v...
 -- Values arrive as strings so epoch timestamps keep their microseconds.
 local p = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
+local records = {}
+if ARGV[3] ~= '' then records = cmsgpack.unpack(ARGV[3]) end
 
 -- Task records. A record's attempt fields (state, times, error, retries) are written only when
 -- the incoming (seq, rank) is not older than the stored one (seq orders deliveries: retries *
 -- 1000 + deferrals; rank orders states within one delivery), so writes from the publisher,
 -- the worker main process and pool children can arrive in any order.
 local recent = {}
-for _, t in ipairs(p.tasks) do
-  local key, static, att, seq, rank = t[1], t[2], t[3], t[4], t[5]
-  local args = {}
-  for k, v in pairs(static) do args[#args + 1] = k; args[#args + 1] = v end
+for _, r in ipairs(records) do
+  local key, seq, rank = r[1], r[4], r[5]
+  local static_end = 6 + 2 * r[6]
+  local apply = false
   if rank > 0 then
     local cur = redis.call('HMGET', key, 'seq', 'rank')
     local cseq = tonumber(cur[1]) or -1
     local crank = tonumber(cur[2]) or -1
     if seq > cseq or (seq == cseq and rank >= crank) then
+      apply = true
       if seq > cseq and cseq >= 0 then
         redis.call('HDEL', key, 'finished', 'runtime', 'exc_type', 'exc_msg', 'started',
                    'received', 'wait', 'reason')
       end
-      for k, v in pairs(att) do args[#args + 1] = k; args[#args + 1] = v end
-      args[#args + 1] = 'seq'; args[#args + 1] = tostring(seq)
-      args[#args + 1] = 'rank'; args[#args + 1] = tostring(rank)
     end
   end
-  if #args > 0 then
-    redis.call('HSET', key, unpack(args))
+  if apply then
+    redis.call('HSET', key, 'seq', seq, 'rank', rank, unpack(r, 7, #r))
+  elseif static_end > 6 then
+    redis.call('HSET', key, unpack(r, 7, static_end))
   end
   redis.call('EXPIRE', key, p.task_ttl)
-  recent[#recent + 1] = t[6]
-  recent[#recent + 1] = t[7]
+  recent[#recent + 1] = r[3]
+  recent[#recent + 1] = r[2]
 end
 if #recent > 0 then
   for i = 1, #recent, 2000 do
@@ -98,4 +103,4 @@ end
 for _, s in ipairs(p.stats) do
   redis.call('HINCRBY', s[1], s[2], s[3])
 end
-return #p.tasks
+return #records
