@@ -21,7 +21,7 @@ import time
 
 from celery import Celery
 
-from celery_warden import Warden, celery_config, load_settings
+from celery_warden import BaseTask, Warden, celery_config, load_settings
 
 WARDEN = os.environ.get("BENCH_WARDEN") == "1"
 
@@ -31,7 +31,13 @@ app.conf.update(celery_config(settings))
 warden: Warden | None = Warden(app, settings) if WARDEN else None
 
 
-@app.task(name="bench.noop", ignore_result=True)
+BASE_TASK = os.environ.get("BENCH_BASE_TASK") == "1"
+_options: dict[str, object] = {"base": BaseTask} if BASE_TASK else {}
+if os.environ.get("BENCH_PLAIN_LIMITS") == "1":  # same limits as BaseTask, on a plain task
+    _options.update(soft_time_limit=BaseTask.soft_time_limit, time_limit=BaseTask.time_limit)
+
+
+@app.task(name="bench.noop", ignore_result=True, **_options)
 def noop() -> None:
     """A true no-op: no result stored, so only Celery's own work (and Warden's) is measured."""
     return None

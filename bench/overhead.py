@@ -441,6 +441,12 @@ class Bench:
             "WARDEN_QUEUE_PREFIX": self.layout.queue_prefix,
             "WARDEN_BROKER_KEY_PREFIX": self.layout.broker_key_prefix,
             "BENCH_WARDEN": "1" if arm == "warden" else "0",
+            # --base-task: the Warden arm's task is a celery_warden BaseTask (guards, backoff,
+            # DLQ hooks); the plain arm stays a plain Celery task.
+            "BENCH_BASE_TASK": "1" if arm == "warden" and self.args.base_task else "0",
+            # ... and the plain arm's task then gets the same time limits as BaseTask's
+            # defaults, so Celery's own per-task timer bookkeeping is in both arms.
+            "BENCH_PLAIN_LIMITS": "1" if arm == "plain" and self.args.base_task else "0",
         })
         for item in self.args.env:
             key, _, value = item.partition("=")
@@ -868,6 +874,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="task records to MEMORY USAGE per warden round (default 200)")
     p.add_argument("--poll-interval", type=float, default=5.0,
                    help="milliseconds between queue-depth polls (default 5)")
+    p.add_argument("--base-task", action="store_true",
+                   help="Warden arm runs the task on celery_warden's BaseTask; the plain arm a "
+                        "plain Celery task with the same time limits (like for like)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for publisher and worker of both arms, e.g. "
                         "WARDEN_TRACK_SENT=false (repeatable)")

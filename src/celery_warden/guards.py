@@ -41,6 +41,40 @@ def _option(task: Any, name: str) -> Any:
     return option(name) if option is not None else getattr(task, name, None)
 
 
+#: Per-call options that switch a primitive on for one call.
+_CALL_GUARDS = frozenset({"idempotency_key", "circuit_breaker", "fleet_rate_limit"})
+#: Where the per-task answer of :func:`_task_guarded` is cached (task options are set when the
+#: task is defined and do not change at run time).
+_CACHE_ATTR = "_warden_task_guarded"
+
+
+def _task_guarded(task: Any) -> bool:
+    """Whether the task itself configures any primitive (cached on the task object)."""
+    cached = task.__dict__.get(_CACHE_ATTR)
+    if cached is None:
+        cached = bool(
+            getattr(type(task), "idempotency_key", None)
+            or getattr(task.run, idempotency.SPEC_ATTR, None)
+            or getattr(task, "fleet_rate_limit", None)
+            or getattr(task, "circuit_breaker", None)
+        )
+        task.__dict__[_CACHE_ATTR] = cached
+    return bool(cached)
+
+
+def _unguarded(task: Any, req: Any) -> bool:
+    """The common case, decided cheaply: nothing configured on the task, in this call's
+    options, or as a queue limit — the body runs with no primitive around it."""
+    if _task_guarded(task):
+        return False
+    opts = getattr(req, "warden_options", None)
+    if opts is None and req.headers:
+        opts = req.headers.get("warden_options")
+    if opts and _CALL_GUARDS.intersection(opts):
+        return False
+    return not _fleet.settings_for(task.app).queue_rate_limits
+
+
 def call(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
          kwargs: dict[str, Any]) -> Any:
     """Run ``run(*args, **kwargs)`` (the task body) under the task's fleet primitives."""
@@ -48,6 +82,8 @@ def call(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
     if req.called_directly or req.is_eager:
         name = _option(task, "circuit_breaker")
         return get_breaker(name).call(run, *args, **kwargs) if name else run(*args, **kwargs)
+    if _unguarded(task, req):
+        return _body(task, run, args, kwargs, None)
     setattr(req, idempotency.GUARDED_ATTR, True)
     spec = idempotency.spec_of(task)
     if spec is not None:
@@ -80,12 +116,12 @@ def _limited(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
 
 
 def _body(task: Any, run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-          settings: WardenSettings) -> Any:
+          settings: WardenSettings | None) -> Any:
     try:
         return run(*args, **kwargs)
     except CircuitOpenError as exc:  # a breaker used inside the body refused
         recovery = get_breaker(exc.name).config.recovery_timeout
-        _defer_open(task, exc, settings, recovery)
+        _defer_open(task, exc, settings or _fleet.settings_for(task.app), recovery)
 
 
 def _defer_open(task: Any, exc: CircuitOpenError, settings: WardenSettings,
