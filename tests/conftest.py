@@ -11,7 +11,7 @@ import itertools
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -61,15 +61,29 @@ def make_settings(redis_url: str, **overrides: object) -> WardenSettings:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Iterator[WardenSettings]:
-    """Per-test settings on the session's Redis, with prefixes nobody else uses."""
-    s = make_settings(redis_url)
-    yield s
+def settings_factory(redis_url: str) -> Iterator[Callable[..., WardenSettings]]:
+    """Builds per-test settings (own prefixes, optional overrides) and deletes the keys of
+    every one it built afterwards — only those keys."""
+    made: list[WardenSettings] = []
+
+    def make(**overrides: object) -> WardenSettings:
+        s = make_settings(redis_url, **overrides)
+        made.append(s)
+        return s
+
+    yield make
     client = redis.Redis.from_url(redis_url)
     try:
-        delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
+        for s in made:
+            delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
     finally:
         client.close()
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., WardenSettings]) -> WardenSettings:
+    """Per-test settings on the session's Redis, with prefixes nobody else uses."""
+    return settings_factory()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from celery_warden.errors import SettingsError
+from celery_warden.formatting import num, pct, secs
 from celery_warden.settings import WardenSettings, load_settings
 
 if TYPE_CHECKING:
@@ -122,20 +123,6 @@ def emit_json(data: Any) -> None:
 
 def console() -> Console:
     return Console(highlight=False)
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def secs(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def num(value: Any) -> str:
-    return "-" if value is None else str(value)
 
 
 def workers_table(health: dict[str, Any]) -> Table:

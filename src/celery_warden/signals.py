@@ -238,9 +238,9 @@ class SignalHandlers:
     def _publishing_ours(self) -> bool:
         """Publish signals carry only a task name; the app publishing is known from the
         context variable :class:`~celery_warden.warden.Warden` sets around its app's
-        ``send_task_message`` (None: published some other way, handled by everyone)."""
-        app = PUBLISHING_APP.get()
-        return app is None or app is self.app
+        ``send_task_message``, the one path every Celery publish takes. Unset means an app
+        without Warden published: not ours (nor any other Warden's)."""
+        return PUBLISHING_APP.get() is self.app
 
     def _ours(self, task: Any) -> bool:
         """Task signals are global in Celery; only handle tasks of our app."""

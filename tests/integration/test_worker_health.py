@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from celery_warden import CeleryMonitor
 from celery_warden.config import QUEUES, queue_name
 from celery_warden.settings import WardenSettings
-from tests.conftest import make_settings
-from tests.support import WorkerProcess, delete_prefix, wait_for
+from tests.support import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +21,10 @@ SLACK = 0.6
 
 
 @pytest.fixture
-def fast_settings(redis_url: str) -> Iterator[WardenSettings]:
+def fast_settings(settings_factory) -> WardenSettings:
     """Heartbeat every 1 s, offline after 3 s without one."""
-    s = make_settings(redis_url, WARDEN_HEARTBEAT_INTERVAL=HEARTBEAT,
+    return settings_factory(WARDEN_HEARTBEAT_INTERVAL=HEARTBEAT,
                       WARDEN_WORKER_OFFLINE_AFTER=OFFLINE_AFTER)
-    yield s
-    client = redis.Redis.from_url(redis_url)
-    try:
-        delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
-    finally:
-        client.close()
 
 
 def _entry(monitor: CeleryMonitor, hostname: str) -> dict[str, Any] | None:

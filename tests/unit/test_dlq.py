@@ -33,8 +33,6 @@ from celery_warden.embedded import free_port
 from celery_warden.priority import HEADER as PRIORITY_HEADER
 from celery_warden.priority import MAX_PRIORITY
 from celery_warden.settings import WardenSettings
-from tests.conftest import make_settings
-from tests.support import delete_prefix
 
 #: kombu's separator between a Redis queue name and its priority step.
 PRIORITY_SEP = "\x06\x16"
@@ -112,15 +110,9 @@ def dead_app(settings: WardenSettings) -> Iterator[Celery]:
 
 
 @pytest.fixture
-def short_lease(redis_url: str) -> Iterator[WardenSettings]:
+def short_lease(settings_factory) -> WardenSettings:
     """Settings whose DLQ claim lease is 0.2 s (keys deleted afterwards)."""
-    s = make_settings(redis_url, WARDEN_DLQ_CLAIM_LEASE=0.2)
-    yield s
-    client = redis.Redis.from_url(redis_url)
-    try:
-        delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
-    finally:
-        client.close()
+    return settings_factory(WARDEN_DLQ_CLAIM_LEASE=0.2)
 
 
 def entry(settings: WardenSettings, entry_id: str, **fields: Any) -> DLQEntry:

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,26 +20,6 @@ from celery_warden.settings import WardenSettings
 from celery_warden.signals import RANK_FINAL, RANK_RETRY, RANK_SENT, RANK_STARTED
 from celery_warden.store import Batch, StoreWriter, redis_client
 from tests.conftest import make_settings
-from tests.support import delete_prefix
-
-
-@pytest.fixture
-def settings_factory(redis_url: str) -> Iterator[Callable[..., WardenSettings]]:
-    """Builds extra per-test settings (own prefixes) and deletes their keys afterwards."""
-    made: list[WardenSettings] = []
-
-    def make(**overrides: object) -> WardenSettings:
-        s = make_settings(redis_url, **overrides)
-        made.append(s)
-        return s
-
-    yield make
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for s in made:
-            delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 from celery_warden.keys import Keys
 from celery_warden.recorder import delivery_seq
-from celery_warden.settings import WardenSettings
 from celery_warden.store import MAX_TASKS_PER_CALL, Batch, BucketDelta, StoreWriter, TaskDelta
-from tests.conftest import make_settings
-from tests.support import delete_prefix
-
-
-@pytest.fixture
-def settings_factory(redis_url: str) -> Iterator[Callable[..., WardenSettings]]:
-    """Builds extra per-test settings (own prefixes) and deletes their keys afterwards."""
-    made: list[WardenSettings] = []
-
-    def make(**overrides: object) -> WardenSettings:
-        s = make_settings(redis_url, **overrides)
-        made.append(s)
-        return s
-
-    yield make
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for s in made:
-            delete_prefix(client, f"{s.key_prefix}:", s.broker_key_prefix)
-    finally:
-        client.close()
 
 
 def task_batch(task_id: str, *, static=None, attempt=None, retries=0, rank=0,

@@ -13,16 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from celery_warden.demo.summary import Snapshot
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _secs(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+from celery_warden.formatting import pct, secs
 
 
 def _clock(seconds: float) -> str:
@@ -49,8 +40,8 @@ def summary_line(snap: Snapshot) -> str:
     line = (
         f"[{_clock(snap.elapsed)}] sent {snap.sent} | throughput {throughput} tasks/s | "
         f"finished {'-' if snap.finished is None else snap.finished} | "
-        f"success {_pct(r.get('success_rate'))} | p95 {_secs(r.get('p95'))} | "
-        f"retry rate {_pct(r.get('retry_rate'))} | workers {_workers_text(snap.health)} | "
+        f"success {pct(r.get('success_rate'))} | p95 {secs(r.get('p95'))} | "
+        f"retry rate {pct(r.get('retry_rate'))} | workers {_workers_text(snap.health)} | "
         f"queues {_queues_text(snap.depths)}"
     )
     return "\n".join([line, *(f"  ! read error: {e}" for e in snap.errors)])
@@ -69,9 +60,9 @@ def summary_table(snap: Snapshot, rate: float) -> Table:
     table.add_row("throughput", "-" if snap.throughput is None
                   else f"{snap.throughput:.1f} tasks/s")
     table.add_row("finished", "-" if snap.finished is None else f"{snap.finished} since start")
-    table.add_row("success rate (5m)", _pct(r.get("success_rate")))
-    table.add_row("retry rate (5m)", _pct(r.get("retry_rate")))
-    table.add_row("p95 duration (5m)", _secs(r.get("p95")))
+    table.add_row("success rate (5m)", pct(r.get("success_rate")))
+    table.add_row("retry rate (5m)", pct(r.get("retry_rate")))
+    table.add_row("p95 duration (5m)", secs(r.get("p95")))
     workers = _workers_text(snap.health)
     if snap.health:
         online = [w["hostname"] for w in snap.health["workers"] if w["status"] == "online"]
@@ -96,12 +87,12 @@ def final_lines(snap: Snapshot) -> list[str]:
         lines += [
             f"finished {c['count']} (success {c['success']}, failure {c['failure']}, "
             f"retries {c['retry']}); average throughput {avg:.1f} tasks/s",
-            f"success rate {_pct(success_rate)} | retry rate {_pct(retry_rate)}",
+            f"success rate {pct(success_rate)} | retry rate {pct(retry_rate)}",
         ]
     if snap.recent is not None:
         r = snap.recent
-        lines.append(f"durations over the run's minutes: p50 {_secs(r['p50'])} | "
-                     f"p95 {_secs(r['p95'])} | p99 {_secs(r['p99'])}")
+        lines.append(f"durations over the run's minutes: p50 {secs(r['p50'])} | "
+                     f"p95 {secs(r['p95'])} | p99 {secs(r['p99'])}")
     lines.append(f"workers {_workers_text(snap.health)} | queues left "
                  f"{_queues_text(snap.depths)}")
     lines += [f"read error: {e}" for e in snap.errors]
