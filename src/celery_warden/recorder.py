@@ -54,8 +54,8 @@ def delivery_seq(retries: int, defers: int = 0) -> int:
     return retries * (MAX_DEFERS + 1) + min(max(defers, 0), MAX_DEFERS)
 
 
-#: Rank of the STARTED state (see celery_warden.signals for the full ordering).
-RANK_STARTED = 3
+#: Ordering of states within one delivery; a write never moves a record backwards.
+RANK_SENT, RANK_RECEIVED, RANK_STARTED, RANK_RETRY, RANK_FINAL = 1, 2, 3, 4, 5
 
 
 class Running(Protocol):

@@ -58,7 +58,13 @@ from celery_warden import priority
 from celery_warden.failures import FailureCapture
 from celery_warden.isolation import guarded
 from celery_warden.log_perf import task_finished
-from celery_warden.recorder import delivery_seq
+from celery_warden.recorder import (
+    RANK_FINAL,
+    RANK_RECEIVED,
+    RANK_RETRY,
+    RANK_SENT,
+    delivery_seq,
+)
 from celery_warden.redaction import Redactor
 from celery_warden.store import Preview
 
@@ -68,8 +74,7 @@ if TYPE_CHECKING:
 #: The app whose ``send_task_message`` is running in this context (set by Warden).
 PUBLISHING_APP: ContextVar[Any] = ContextVar("warden_publishing_app", default=None)
 
-#: Ordering of states within one attempt; a write never moves a record backwards.
-RANK_SENT, RANK_RECEIVED, RANK_STARTED, RANK_RETRY, RANK_FINAL = 1, 2, 3, 4, 5
+#: States that end a delivery (ranked RANK_FINAL in the record ordering).
 FINAL_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED", "IGNORED"})
 #: Outcomes remembered per process to count each (task id, attempt) once.
 FINALIZED_MEMORY = 20_000
@@ -82,10 +87,6 @@ RECEIVED_KEY = "warden_received"
 DEFERS_HEADER = "warden_defers"
 #: Set on ``task.request`` by a guard that re-scheduled the delivery, before raising Ignore.
 DEFERRED_ATTR = "warden_deferred"
-
-
-def _fmt(ts: float) -> str:
-    return f"{ts:.6f}"
 
 
 def _epoch(value: Any) -> float | None:
@@ -270,7 +271,7 @@ class SignalHandlers:
         static = {
             "name": str(headers.get("task") or sender),
             "queue": str(routing_key or exchange or ""),
-            "sent": _fmt(float(sent)),
+            "sent": float(sent),
             "priority": str(headers.get(priority.HEADER, "")),
         }
         for field in ("parent_id", "root_id"):
@@ -278,7 +279,7 @@ class SignalHandlers:
                 static[field] = str(headers[field])
         eta = _epoch(headers.get("eta"))
         if eta is not None:
-            static["eta"] = _fmt(eta)
+            static["eta"] = eta
         retries = int(headers.get("retries") or 0)
         if retries == 0:
             self.recorder.task(headers["id"], static=static, attempt={"state": "SENT"},
@@ -328,12 +329,12 @@ class SignalHandlers:
         if not self._first_outcome(task_id, delivery_seq(retries, defers)):
             return False
         now = time.time()
-        attempt = {"state": state, "finished": _fmt(now), **fields}
+        attempt: dict[str, Any] = {"state": state, "finished": now, **fields}
         runtime = None
         start = getattr(request, "time_start", None)
         if start:
             runtime = max(0.0, now - start)
-            attempt["runtime"] = f"{runtime:.6f}"
+            attempt["runtime"] = runtime
         if request is not None and "worker" not in attempt:
             attempt["worker"] = getattr(context, "hostname", None) or self.hostname
         self.recorder.task(task_id, attempt=attempt, retries=retries, rank=RANK_FINAL,
@@ -369,7 +370,7 @@ class SignalHandlers:
             self.recorder.task(
                 str(task_id),
                 static={"name": str(headers.get("task", "")), "worker": self.hostname},
-                attempt={"state": "REJECTED", "finished": _fmt(time.time()),
+                attempt={"state": "REJECTED", "finished": time.time(),
                          "reason": "invalid message", **self._exc_fields(exc)},
                 retries=int(headers.get("retries") or 0), rank=RANK_FINAL,
             )
@@ -384,7 +385,7 @@ class SignalHandlers:
         if id:
             self.recorder.task(
                 id, static={"name": str(name or ""), "worker": self.hostname},
-                attempt={"state": "REJECTED", "finished": _fmt(now), "reason": "unknown task",
+                attempt={"state": "REJECTED", "finished": now, "reason": "unknown task",
                          "exc_type": "NotRegistered", "exc_msg": f"unknown task {name!r}"},
                 rank=RANK_FINAL,
             )

@@ -13,8 +13,7 @@ import pytest
 from celery_warden.histogram import RELATIVE_ERROR
 from celery_warden.keys import HOUR
 from celery_warden.monitor import CeleryMonitor
-from celery_warden.recorder import Recorder, delivery_seq
-from celery_warden.signals import RANK_FINAL, RANK_SENT, RANK_STARTED
+from celery_warden.recorder import RANK_FINAL, RANK_SENT, RANK_STARTED, Recorder, delivery_seq
 from celery_warden.store import Batch, StoreWriter, TaskDelta
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -15,9 +15,8 @@ import redis
 from celery_warden.embedded import EmbeddedRedis, free_port
 from celery_warden.histogram import bucket_index
 from celery_warden.keys import HOUR, Keys, hour_of, minute_of
-from celery_warden.recorder import Recorder
+from celery_warden.recorder import RANK_FINAL, RANK_RETRY, RANK_SENT, RANK_STARTED, Recorder
 from celery_warden.settings import WardenSettings
-from celery_warden.signals import RANK_FINAL, RANK_RETRY, RANK_SENT, RANK_STARTED
 from celery_warden.store import Batch, StoreWriter, redis_client
 from tests.conftest import make_settings
 
