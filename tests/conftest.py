@@ -25,14 +25,34 @@ _counter = itertools.count(1)
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+def _session_cleanup(url: str) -> None:
+    """End of session: stop every recorder this process created (a client app's recorder may
+    still flush after its test deleted its keys), then delete every key under this session's
+    prefixes — only those."""
+    import gc
+
+    from celery_warden.recorder import Recorder
+
+    for obj in gc.get_objects():
+        if isinstance(obj, Recorder):
+            obj.stop(timeout=2.0)
+    client = redis.Redis.from_url(url)
+    try:
+        delete_prefix(client, f"wt{SESSION}n", f"wtb{SESSION}n")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     env_url = os.environ.get("REDIS_URL")
     if env_url and answers(env_url):
         yield env_url
+        _session_cleanup(env_url)
         return
     if not env_url and answers(DEFAULT_REDIS_URL):
         yield DEFAULT_REDIS_URL
+        _session_cleanup(DEFAULT_REDIS_URL)
         return
     with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-test-redis-"), appendonly=False) as srv:
         yield srv.url
