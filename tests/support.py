@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 
 from celery_warden.settings import WardenSettings, env_var_for
 
@@ -33,6 +34,17 @@ def settings_env(settings: WardenSettings) -> dict[str, str]:
             continue
         env[env_var_for(name)] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+def client_app(settings: WardenSettings, name: str = "client") -> Celery:
+    """A publishing app for a test: Warden's recommended config and ``Warden(app)``, as a real
+    client of the fleet under test would have."""
+    from celery_warden import Warden, celery_config
+
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    Warden(app, settings)
+    return app
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,

@@ -17,7 +17,13 @@ import json
 import time
 from typing import Any
 
-from celery_warden.dlq import ENTRY_HEADER, REQUEUES_HEADER, DLQEntry, replay_headers
+from celery_warden.dlq import (
+    ENTRY_HEADER,
+    MAX_TRACEBACK,
+    REQUEUES_HEADER,
+    DLQEntry,
+    replay_headers,
+)
 from celery_warden.priority import HEADER as PRIORITY_HEADER
 from celery_warden.priority import MAX_PRIORITY
 
@@ -53,6 +59,18 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=repr))
 
 
+def _message_fields(headers: dict[str, Any], info: dict[str, Any], broker_priority: Any,
+                    broker_is_redis: bool) -> dict[str, Any]:
+    """Where the message went and with which priority and headers: what a requeue replays."""
+    return {
+        "queue": info.get("routing_key"),
+        "exchange": info.get("exchange"),
+        "routing_key": info.get("routing_key"),
+        "priority": _user_priority(headers, broker_priority, broker_is_redis),
+        "headers": _jsonable(replay_headers(headers)),
+    }
+
+
 def entry_from_context(task: Any, exc: BaseException | None, traceback: str | None,
                        reason: str, broker_is_redis: bool,
                        history: list[dict[str, Any]] | None = None) -> DLQEntry:
@@ -68,14 +86,10 @@ def entry_from_context(task: Any, exc: BaseException | None, traceback: str | No
         name=task.name,
         args=_jsonable(list(req.args or [])),
         kwargs=_jsonable(dict(req.kwargs or {})),
-        queue=info.get("routing_key"),
-        exchange=info.get("exchange"),
-        routing_key=info.get("routing_key"),
-        priority=_user_priority(headers, info.get("priority"), broker_is_redis),
-        headers=_jsonable(replay_headers(headers)),
+        **_message_fields(headers, info, info.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else None,
         exc_message=str(exc)[:2000] if exc is not None else None,
-        traceback=(traceback or "")[-16_000:] or None,
+        traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
         history=history or [],
         worker=req.hostname,
         last_failed=now,
@@ -104,14 +118,10 @@ def entry_from_request(request: Any, reason: str, broker_is_redis: bool,
         name=request.name,
         args=_jsonable(args) if args is not None else None,
         kwargs=_jsonable(kwargs) if kwargs is not None else None,
-        queue=info.get("routing_key"),
-        exchange=info.get("exchange"),
-        routing_key=info.get("routing_key"),
-        priority=_user_priority(headers, info.get("priority"), broker_is_redis),
-        headers=_jsonable(replay_headers(headers)),
+        **_message_fields(headers, info, info.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else "WorkerLostError",
         exc_message=(message or (str(exc) if exc is not None else ""))[:2000],
-        traceback=traceback,
+        traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
         history=history if isinstance(history, list) else [],
         worker=request.hostname,
         last_failed=time.time(),
@@ -163,11 +173,7 @@ def entry_from_message(message: Any, reason: str, broker_is_redis: bool,
         name=str(headers.get("task")) if headers.get("task") else None,
         args=_jsonable(args) if args is not None else None,
         kwargs=_jsonable(kwargs) if kwargs is not None else None,
-        queue=info.get("routing_key"),
-        exchange=info.get("exchange"),
-        routing_key=info.get("routing_key"),
-        priority=_user_priority(headers, props.get("priority"), broker_is_redis),
-        headers=_jsonable(replay_headers(headers)),
+        **_message_fields(headers, info, props.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else None,
         exc_message=(extra or (str(exc) if exc is not None else ""))[:2000],
         last_failed=time.time(),

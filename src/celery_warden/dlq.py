@@ -31,7 +31,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -476,10 +475,6 @@ class DeadLetterQueue:
         if not parked:
             pipe.zadd(self.keys.dlq_ready, {entry_id: time.time() + 5.0})
         pipe.execute()
-
-
-def new_entry_id() -> str:
-    return str(uuid.uuid4())
 
 
 __all__ = ["ENTRY_HEADER", "REASONS", "REQUEUES_HEADER", "DLQEntry", "DeadLetterQueue",

@@ -26,7 +26,6 @@ from celery_warden.settings import WardenSettings
 from celery_warden.store import redis_client
 from celery_warden.windows import bucket_keys, parse_window
 
-OUTCOMES = ("success", "failure", "retry", "revoked", "rejected", "ignored")
 FINAL_OUTCOMES = ("success", "failure", "revoked", "rejected", "ignored")
 #: Bucket counters written by the fleet primitives (see :mod:`celery_warden.guards`).
 FLEET_COUNTS = ("duplicate", "deferred_duplicate", "deferred_store", "lease_lost",

@@ -9,13 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from celery import Celery
 
-from celery_warden import CeleryMonitor, Warden, celery_config
+from celery_warden import CeleryMonitor
 from celery_warden.circuit_breaker import CircuitBreaker
 from celery_warden.settings import WardenSettings
 from tests.dependency import FlakyServer
-from tests.support import WorkerProcess, wait_for
+from tests.support import WorkerProcess, client_app, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +22,6 @@ APP = "tests.apps.resilience"
 #: As declared in tests/apps/resilience.py.
 MINIMUM_CALLS, HALF_OPEN_CALLS, RECOVERY = 4, 2, 4.0
 PROCESSES = 4
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("resilience-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def start_fleet(settings: WardenSettings, workers: list[WorkerProcess]) -> None:

@@ -16,23 +16,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from celery import Celery
 
-from celery_warden import CeleryMonitor, Warden, celery_config
+from celery_warden import CeleryMonitor, Warden
 from celery_warden.cli import run
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
-from tests.support import ROOT, WorkerProcess, settings_env, wait_for
+from tests.support import ROOT, WorkerProcess, client_app, settings_env, wait_for
 
 BIN = Path(sys.executable).parent
 N_ADD = 12
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("fleet-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def cli(settings: WardenSettings, *args: str, program: str = "warden",

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import time
 
-from celery import Celery
-
-from celery_warden import DeadLetterQueue, DLQEntry, Warden, celery_config
+from celery_warden import DeadLetterQueue, DLQEntry
 from celery_warden.error_groups import describe
 from celery_warden.recorder import Recorder
-from celery_warden.settings import WardenSettings
 from tests.integration.test_cli_commands import as_json, cli
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("dlq-cli-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
+from tests.support import client_app
 
 
 def entry(i: int, **kw: object) -> DLQEntry:

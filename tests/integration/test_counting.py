@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import time
 
-from celery import Celery
-
-from celery_warden import CeleryMonitor, Warden, celery_config
-from celery_warden.settings import WardenSettings
-from tests.support import WorkerProcess, wait_for
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("fleet-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
+from celery_warden import CeleryMonitor
+from tests.support import WorkerProcess, client_app, wait_for
 
 
 def test_two_thousand_tasks_on_two_workers_are_counted_exactly(settings, workers):

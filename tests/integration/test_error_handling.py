@@ -12,22 +12,15 @@ import uuid
 
 import pytest
 import redis
-from celery import Celery
 from kombu import Connection, Exchange, Producer
 
-from celery_warden import CeleryMonitor, DeadLetterQueue, Warden, celery_config
+from celery_warden import CeleryMonitor, DeadLetterQueue, celery_config
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
 from tests.support import WorkerProcess, wait_for
+from tests.support import client_app as client
 
 APP = "tests.apps.errors"
-
-
-def client(settings: WardenSettings) -> Celery:
-    app = Celery("errors-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def dlq_entry(dlq: DeadLetterQueue, task_id: str, timeout: float = 30.0):

@@ -9,23 +9,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from celery import Celery
 
-from celery_warden import CeleryMonitor, Warden, celery_config
+from celery_warden import CeleryMonitor
 from celery_warden.settings import WardenSettings
 from tests.dependency import FlakyServer
-from tests.support import WorkerProcess, wait_for
+from tests.support import WorkerProcess, client_app, wait_for
 
 pytestmark = pytest.mark.slow
 
 APP = "tests.apps.resilience"
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("resilience-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def two_workers(settings: WardenSettings, workers: list[WorkerProcess]) -> None:

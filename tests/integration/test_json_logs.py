@@ -11,25 +11,17 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from celery import Celery
 
-from celery_warden import CeleryMonitor, Warden, celery_config
+from celery_warden import CeleryMonitor
 from celery_warden.log_perf import MESSAGE as PERF_MESSAGE
 from celery_warden.settings import WardenSettings
-from tests.support import WorkerProcess, wait_for
+from tests.support import WorkerProcess, client_app, wait_for
 
 pytestmark = pytest.mark.slow
 
 SECRET = "hunter2"
 BASE_FIELDS = ("timestamp", "level", "logger", "message", "pid", "hostname")
 TASK_FIELDS = ("task_id", "task_name", "queue", "retries", "root_id", "correlation_id")
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("logs-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

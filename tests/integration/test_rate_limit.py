@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from celery import Celery
 
-from celery_warden import CeleryMonitor, Warden, celery_config
-from celery_warden.settings import WardenSettings
+from celery_warden import CeleryMonitor
 from tests.conftest import make_settings
 from tests.dependency import FlakyServer
-from tests.support import WorkerProcess, delete_prefix, wait_for
+from tests.support import WorkerProcess, client_app, delete_prefix, wait_for
 
 pytestmark = pytest.mark.slow
 
 APP = "tests.apps.resilience"
-
-
-def client_app(settings: WardenSettings) -> Celery:
-    app = Celery("resilience-client", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    Warden(app, settings)
-    return app
 
 
 def measured_rate(times: list[float]) -> float:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_json_logs import client_app, json_lines
-from tests.support import WorkerProcess, wait_for
+from tests.integration.test_json_logs import json_lines
+from tests.support import WorkerProcess, client_app, wait_for
 
 pytest.importorskip("opentelemetry.instrumentation.celery")
 
