@@ -37,7 +37,7 @@ import redis
 from celery import Celery
 
 from celery_warden.config import celery_config, queue_name
-from celery_warden.dlq import DeadLetterQueue, DLQEntry
+from celery_warden.dlq.store import DeadLetterQueue, DLQEntry
 from celery_warden.embedded import EmbeddedRedis
 from celery_warden.settings import WardenSettings, load_settings
 

@@ -34,13 +34,13 @@ from typing import Any
 
 import redis
 
-from celery_warden import _fleet
-from celery_warden.circuit_breaker import CircuitBreaker
 from celery_warden.embedded import EmbeddedRedis
 from celery_warden.errors import CircuitOpenError
-from celery_warden.idempotency import IdempotencyStore
+from celery_warden.fleet import context as _fleet
+from celery_warden.fleet.breaker import CircuitBreaker
+from celery_warden.fleet.idempotency import IdempotencyStore
+from celery_warden.fleet.rate_limit import FleetRateLimiter, Limit, parse_rate
 from celery_warden.keys import Keys
-from celery_warden.rate_limit import FleetRateLimiter, Limit, parse_rate
 from celery_warden.settings import load_settings
 
 CLIENT_COMMANDS = ("evalsha", "eval", "ping", "script")

@@ -31,7 +31,7 @@ def _session_cleanup(url: str) -> None:
     prefixes — only those."""
     import gc
 
-    from celery_warden.recorder import Recorder
+    from celery_warden.record.recorder import Recorder
 
     for obj in gc.get_objects():
         if isinstance(obj, Recorder):

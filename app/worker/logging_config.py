@@ -9,6 +9,6 @@ choices are documented in ``docs/logging.md``; ``celery_app.py`` calls :func:`in
 
 from __future__ import annotations
 
-from celery_warden.logging import configure_logging, install, logging_dict
+from celery_warden.logs.setup import configure_logging, install, logging_dict
 
 __all__ = ["configure_logging", "install", "logging_dict"]

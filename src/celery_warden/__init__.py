@@ -7,12 +7,9 @@ settings from the environment.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from celery_warden.backoff import Backoff
-from celery_warden.circuit_breaker import CircuitBreaker
 from celery_warden.config import celery_config
-from celery_warden.dlq import DeadLetterQueue, DLQEntry
+from celery_warden.dlq.entry import DLQEntry
+from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.errors import (
     CircuitOpenError,
     DuplicateTaskError,
@@ -21,10 +18,13 @@ from celery_warden.errors import (
     SettingsError,
     WardenError,
 )
-from celery_warden.idempotency import idempotent_task
-from celery_warden.monitor import CeleryMonitor
+from celery_warden.fleet.breaker import CircuitBreaker
+from celery_warden.fleet.idempotency import idempotent_task
+from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.settings import WardenSettings, load_settings
-from celery_warden.tasks import BaseTask, CriticalTask, LongRunningTask, RetryableTask
+from celery_warden.tasks.backoff import Backoff
+from celery_warden.tasks.base import BaseTask, CriticalTask, LongRunningTask, RetryableTask
+from celery_warden.version import __version__
 from celery_warden.warden import Warden
 
 __all__ = [

@@ -18,6 +18,7 @@ key                                type     holds
 ``P:worker:<hostname>``            hash     a worker's latest heartbeat
 ``P:workers``                      zset     worker hostnames by last heartbeat time
 ``P:stats:<name>``                 hash     process-level counters (e.g. dropped records)
+``P:flushed:<writer>``             string   highest chunk number applied per recorder process
 ``P:dlq``                          zset     DLQ entry ids by last failure time
 ``P:dlq:ready`` / ``P:dlq:claims``  zset     entries eligible for requeue / claimed (lease)
 ``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
@@ -83,6 +84,10 @@ class Keys:
 
     def stats(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"
+
+    def flush_writer(self, writer_id: str) -> str:
+        """Highest chunk number of one writer (a recorder in one process) already applied."""
+        return f"{self.prefix}:flushed:{writer_id}"
 
     # -- dead letter queue ------------------------------------------------------------------
     @property

@@ -1,7 +1,7 @@
 """Mask secrets (passwords, tokens, API keys, ...) before they reach a log line or the store.
 
 One :class:`Redactor` serves every output Warden writes: log lines (a structlog processor in
-:mod:`celery_warden.log_context`), and the ``args``/``kwargs`` previews kept in task records and
+:mod:`celery_warden.logs.context`), and the ``args``/``kwargs`` previews kept in task records and
 returned by ``CeleryMonitor.get_task_status``. The broker message itself is never touched, so a
 task requeued from the dead letter queue still runs with its real arguments.
 
@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 #: Key names masked by default (``WARDEN_REDACT_KEYS`` adds to these).
 DEFAULT_KEYS = (
@@ -180,6 +181,32 @@ def _fallback(value: Any) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_fallback)
 
 
+#: What a URL's password is replaced with (short, so a URL stays readable on one line).
+URL_MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for printing (never raises: settings
+    messages show URLs that failed validation, which may not parse at all)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+        parts = None
+    if parts is not None and password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        netloc = f"{user}:{URL_MASK}@{host}{port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # Not a parseable URL with a password: mask anything shaped like "scheme://user:pw@".
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + URL_MASK, url)
+
+
 def decode_preview(raw: str | None) -> Any:
     """A stored preview back as JSON data, or as the (cut) text when it is not valid JSON."""
     if raw is None or raw == "":
@@ -191,6 +218,6 @@ def decode_preview(raw: str | None) -> Any:
 
 
 __all__ = [
-    "DEFAULT_KEYS", "MASK", "MAX_PREVIEW", "Redactor", "decode_preview", "normalise_key",
-    "parse_keys",
+    "DEFAULT_KEYS", "MASK", "MAX_PREVIEW", "URL_MASK", "Redactor", "decode_preview", "mask_url",
+    "normalise_key", "parse_keys",
 ]

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from celery_warden.errors import SettingsError
+from celery_warden.rates import parse_queue_rates
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -205,8 +206,6 @@ class WardenSettings(BaseSettings):
     @field_validator("queue_rate_limits")
     @classmethod
     def _queue_rates(cls, value: str) -> str:
-        from celery_warden.rate_limit import parse_queue_rates
-
         parse_queue_rates(value)  # raises ValueError naming the bad entry
         return value
 

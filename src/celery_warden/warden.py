@@ -1,28 +1,35 @@
 """``Warden(app)``: wire monitoring into an existing Celery app with one call.
 
-What the call does: connects the signal handlers (:mod:`celery_warden.signals`), adds the
-heartbeat bootstep to the worker blueprint, creates this process's recorder, and remembers itself
-on the app so a second ``Warden(app)`` returns the same object instead of double-counting.
+What the call does: builds this app's :class:`~celery_warden.services.Services` (settings, keys,
+store client, redactor, recorder) and hands them to every part it wires in — the signal handlers
+(:mod:`celery_warden.record.signals`), the failure capture and DLQ (:mod:`celery_warden.dlq`),
+the heartbeat and decode-error bootsteps — then attaches the services to the app, so that base
+task classes and fleet primitives find them with :func:`~celery_warden.services.services_for`.
+Nothing below this module imports it. A second ``Warden(app)`` returns the same object instead
+of double-counting.
+
 It does not change the app's configuration: use :func:`celery_warden.config.celery_config` for
 the recommended settings (the reference app does both).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Celery
 
-from celery_warden import tracing
-from celery_warden.decode_errors import DecodeErrorStep
-from celery_warden.heartbeat import Heartbeat, HeartbeatStep
-from celery_warden.recorder import Recorder
+from celery_warden import services as svc
+from celery_warden.dlq.broker import declare_dead_letter_queue
+from celery_warden.dlq.decode import decode_error_step
+from celery_warden.dlq.failures import FailureCapture
+from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.logs import tracing
+from celery_warden.read.monitor import CeleryMonitor
+from celery_warden.record.heartbeat import HeartbeatStep
+from celery_warden.record.publish import PUBLISHING_APP
+from celery_warden.record.recorder import Recorder
+from celery_warden.record.signals import SignalHandlers
 from celery_warden.settings import WardenSettings, load_settings
-from celery_warden.signals import PUBLISHING_APP, SignalHandlers
-
-if TYPE_CHECKING:
-    from celery_warden.dlq import DeadLetterQueue
-    from celery_warden.monitor import CeleryMonitor
 
 _ATTR = "_celery_warden"
 
@@ -32,10 +39,10 @@ class Warden:
 
     app: Celery
     settings: WardenSettings
+    services: svc.Services
     recorder: Recorder
+    failures: FailureCapture
     handlers: SignalHandlers
-    heartbeat: Heartbeat | None
-    worker_started: float | None
 
     def __new__(cls, app: Celery, settings: WardenSettings | None = None) -> Warden:
         existing = cls.installed_on(app)
@@ -49,16 +56,22 @@ class Warden:
         self.app = app
         self.settings = settings or load_settings()
         self.recorder = Recorder(self.settings)
-        self.heartbeat = None
-        self.worker_started = None
-        self.handlers = SignalHandlers(self)
+        self.services = svc.Services(self.settings, app, self.recorder)
+        self.failures = FailureCapture(self.services)
+        ready = [] if self.settings.broker_is_redis else [self._declare_dead_letters]
+        self.handlers = SignalHandlers(self.services, self.recorder, self.failures, ready)
         self.handlers.connect()
         tracing.install(self.settings, app)  # WARDEN_OTEL; after our handlers (see tracing)
+        self._decode_step = decode_error_step(self.failures)
         app.steps["worker"].add(HeartbeatStep)
-        app.steps["consumer"].add(DecodeErrorStep)
+        app.steps["consumer"].add(self._decode_step)
         self._wrap_publisher()
+        svc.attach(app, self.services)
         setattr(app, _ATTR, self)
         self._installed = True
+
+    def _declare_dead_letters(self) -> None:
+        declare_dead_letter_queue(self.app, self.settings)
 
     def _wrap_publisher(self) -> None:
         """Mark publishes of this app, so that with several apps (and Wardens) in one process
@@ -85,14 +98,10 @@ class Warden:
 
     def dlq(self) -> DeadLetterQueue:
         """The dead letter queue of this fleet (same store and broker)."""
-        from celery_warden.dlq import DeadLetterQueue
-
         return DeadLetterQueue(self.settings, app=self.app)
 
     def monitor(self) -> CeleryMonitor:
         """A read-side monitor over the same store and broker."""
-        from celery_warden.monitor import CeleryMonitor
-
         return CeleryMonitor(self.settings, app=self.app)
 
     def uninstall(self) -> None:
@@ -100,8 +109,9 @@ class Warden:
         self.handlers.disconnect()
         self.app.amqp.__dict__["send_task_message"] = self._original_sender
         self.app.steps["worker"].discard(HeartbeatStep)
-        self.app.steps["consumer"].discard(DecodeErrorStep)
+        self.app.steps["consumer"].discard(self._decode_step)
         self.recorder.stop()
+        svc.detach(self.app, self.services)
         if getattr(self.app, _ATTR, None) is self:
             delattr(self.app, _ATTR)
         self._installed = False

@@ -16,7 +16,7 @@ import redis
 from celery import Celery
 
 from celery_warden import Warden, celery_config, load_settings
-from celery_warden.tasks import BaseTask, CriticalTask, LongRunningTask, RetryableTask
+from celery_warden.tasks.base import BaseTask, CriticalTask, LongRunningTask, RetryableTask
 
 settings = load_settings()
 app = Celery("errors")

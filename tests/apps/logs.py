@@ -20,7 +20,7 @@ import structlog
 from celery import Celery
 
 from celery_warden import Warden, celery_config, load_settings
-from celery_warden.logging import install as install_logging
+from celery_warden.logs.setup import install as install_logging
 
 settings = load_settings()
 app = Celery("logs")

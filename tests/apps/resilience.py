@@ -16,9 +16,9 @@ from typing import Any
 from celery import Celery
 
 from celery_warden import Warden, celery_config, load_settings
-from celery_warden.circuit_breaker import CircuitBreaker
-from celery_warden.idempotency import idempotent_task
-from celery_warden.tasks import BaseTask, RetryableTask
+from celery_warden.fleet.breaker import CircuitBreaker
+from celery_warden.fleet.idempotency import idempotent_task
+from celery_warden.tasks.base import BaseTask, RetryableTask
 
 settings = load_settings()
 app = Celery("resilience")

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from celery_warden import CeleryMonitor
-from celery_warden.circuit_breaker import CircuitBreaker
+from celery_warden.fleet.breaker import CircuitBreaker
 from celery_warden.settings import WardenSettings
 from tests.dependency import FlakyServer
 from tests.support import WorkerProcess, client_app, wait_for

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from celery_warden import CeleryMonitor, Warden
-from celery_warden.cli import run
+from celery_warden.cli.main import run
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
 from tests.support import ROOT, WorkerProcess, client_app, settings_env, wait_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from celery_warden import DeadLetterQueue, DLQEntry
-from celery_warden.error_groups import describe
-from celery_warden.recorder import Recorder
+from celery_warden.dlq.groups import describe
+from celery_warden.record.recorder import Recorder
 from tests.integration.test_cli_commands import as_json, cli
 from tests.support import client_app
 

@@ -143,7 +143,7 @@ def test_demo_on_embedded_redis_stops_in_order_on_ctrl_c(settings, tmp_path):
     script = (
         "import sys, celery_warden.embedded as e; "
         f"e.DEFAULT_REDIS_URL = {dead!r}; "
-        "from celery_warden.cli import main; "
+        "from celery_warden.cli.main import main; "
         f"sys.argv = ['warden', 'demo', '--interval', '1', '--data-dir', {str(data_dir)!r}]; "
         "main()"
     )

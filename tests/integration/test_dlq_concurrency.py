@@ -21,7 +21,10 @@ from celery import Celery
 
 from celery_warden import celery_config
 from celery_warden.config import queue_name
-from celery_warden.dlq import ENTRY_HEADER, REQUEUES_HEADER, DeadLetterQueue, DLQEntry
+from celery_warden.dlq.entry import DLQEntry
+from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.headers import DLQ_ENTRY as ENTRY_HEADER
+from celery_warden.headers import REQUEUES as REQUEUES_HEADER
 from celery_warden.settings import WardenSettings
 from tests.support import ROOT, settings_env, wait_for
 from tests.unit.test_dlq import broker_messages
@@ -39,7 +42,7 @@ import redis
 from celery import Celery
 
 from celery_warden import celery_config, load_settings
-from celery_warden.dlq import DeadLetterQueue
+from celery_warden.dlq.store import DeadLetterQueue
 
 name, batch, gate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 settings = load_settings()

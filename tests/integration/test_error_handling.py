@@ -291,7 +291,7 @@ def test_failures_are_grouped_by_cause(settings, workers):
 def test_rabbitmq_rejected_and_expired_messages_reach_the_dlq(redis_url, rabbitmq_url, workers):
     """On RabbitMQ, a message rejected without requeue and one expired by the queue's message
     TTL are dead-lettered by the broker and drained into Warden's DLQ store."""
-    from celery_warden.broker_dlq import declare_dead_letter_queue, drain_broker_dead_letters
+    from celery_warden.dlq.broker import declare_dead_letter_queue, drain_broker_dead_letters
 
     s = make_settings(redis_url, CELERY_BROKER_URL=rabbitmq_url, WARDEN_QUEUE_MESSAGE_TTL=1)
     app = client(s)

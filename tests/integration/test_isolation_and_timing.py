@@ -70,7 +70,7 @@ def test_a_raising_handler_never_fails_a_task_and_is_logged_throttled(settings, 
     pairs = [(ln.split("CRITICAL/")[1].split("]")[0], ln.split("monitoring handler ")[1].split()[0])
              for ln in lines]
     assert len(pairs) == len(set(pairs)), f"a handler was logged twice in one process: {lines}"
-    assert {"SignalHandlers.on_prerun", "SignalHandlers.on_postrun"} <= {h for _, h in pairs}
+    assert {"ChildHandlers.on_prerun", "ChildHandlers.on_postrun"} <= {h for _, h in pairs}
     assert len(lines) < len(adds) // 10, f"{len(lines)} lines for {len(adds) + 8} tasks"
     assert worker.process is not None and worker.process.poll() is None
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from celery_warden import CeleryMonitor
-from celery_warden.log_perf import MESSAGE as PERF_MESSAGE
+from celery_warden.logs.perf import MESSAGE as PERF_MESSAGE
 from celery_warden.settings import WardenSettings
 from tests.support import WorkerProcess, client_app, wait_for
 

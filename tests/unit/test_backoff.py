@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from celery_warden.backoff import (
+from celery_warden.tasks.backoff import (
     DEFAULT_BASE,
     DEFAULT_CAP,
     DEFAULT_FACTOR,

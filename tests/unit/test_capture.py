@@ -17,12 +17,14 @@ from celery import Celery
 from kombu import Connection, Exchange, Queue
 
 from celery_warden import celery_config
-from celery_warden.capture import entry_from_context, entry_from_message
 from celery_warden.config import queue_name
-from celery_warden.dlq import ENTRY_HEADER, REQUEUES_HEADER, DeadLetterQueue
+from celery_warden.dlq.capture import entry_from_context, entry_from_message
+from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.headers import DLQ_ENTRY as ENTRY_HEADER
+from celery_warden.headers import REQUEUES as REQUEUES_HEADER
 from celery_warden.priority import HEADER as PRIORITY_HEADER
 from celery_warden.settings import WardenSettings
-from celery_warden.tasks import BaseTask
+from celery_warden.tasks.base import BaseTask
 
 NOT_UTF8 = b"\x80\x81\xfe\xff\x00binary \xc3\x28 payload"
 BAD_JSON = b'[[1, 2], {"k": 3}, {"callbacks": null'  # truncated mid-object

@@ -8,11 +8,12 @@ import uuid
 
 import pytest
 
-from celery_warden import circuit_breaker as cb
-from celery_warden.circuit_breaker import BreakerConfig, CircuitBreaker
 from celery_warden.errors import CircuitOpenError
+from celery_warden.fleet import breaker as cb
+from celery_warden.fleet.breaker import BreakerConfig, CircuitBreaker
+from celery_warden.fleet.breaker_state import count_trips
 from celery_warden.keys import Keys
-from celery_warden.monitor import CeleryMonitor
+from celery_warden.read.monitor import CeleryMonitor
 from tests.conftest import make_settings
 
 
@@ -267,7 +268,7 @@ def test_monitor_lists_breakers_and_counts_trips_as_kpi(settings):
     assert listed[breaker.name]["config"]["minimum_calls"] == 4
     assert listed[breaker.name]["retry_after"] is not None
     assert monitor.get_kpis("5m")["circuit_breaker_trips"]["value"] == 1
-    assert cb.count_trips(monitor.redis, Keys(settings.key_prefix), 0, time.time() + 1) == 1
+    assert count_trips(monitor.redis, Keys(settings.key_prefix), 0, time.time() + 1) == 1
 
 
 def test_redis_unreachable_fails_open(redis_url):

@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 import pytest
 
-from celery_warden.cli import celery_command, safe_url
+from celery_warden.cli.main import celery_command
+from celery_warden.redaction import mask_url as safe_url
 from tests.support import ROOT
 
 WARDEN = str(Path(sys.executable).parent / "warden")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from celery_warden.deferral import SLOT_HEADER, held_slot, slot_header
-from celery_warden.signals import DEFERS_HEADER
-from celery_warden.tasks import BaseTask
+from celery_warden.fleet.deferral import SLOT_HEADER, held_slot, slot_header
+from celery_warden.headers import DEFERS as DEFERS_HEADER
+from celery_warden.tasks.base import BaseTask
 
 app = Celery("deferral-test", set_as_current=False)
 

@@ -22,14 +22,12 @@ from celery import Celery
 
 from celery_warden import celery_config
 from celery_warden.config import queue_name
-from celery_warden.dlq import (
-    ENTRY_HEADER,
-    REQUEUES_HEADER,
-    DeadLetterQueue,
-    DLQEntry,
-    replay_headers,
-)
+from celery_warden.dlq.entry import DLQEntry
+from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.embedded import free_port
+from celery_warden.headers import DLQ_ENTRY as ENTRY_HEADER
+from celery_warden.headers import REQUEUES as REQUEUES_HEADER
+from celery_warden.headers import replayable as replay_headers
 from celery_warden.priority import HEADER as PRIORITY_HEADER
 from celery_warden.priority import MAX_PRIORITY
 from celery_warden.settings import WardenSettings
@@ -476,10 +474,10 @@ def test_an_expired_claim_can_be_reclaimed_and_the_old_token_cannot_finish(
         time.sleep(short_lease.dlq_claim_lease * 2)
         new_token, ids = dlq.claim(10)
         assert ids == ["e1"]
-        assert not dlq._finish("e1", old_token, "requeued", "requeued", {})
+        assert not dlq.processor._finish("e1", old_token, "requeued", "requeued", {})
         assert dlq.get("e1").status == "claimed"
-        assert dlq._finish("e1", new_token, "requeued", "requeued", {})
-        assert not dlq._finish("e1", new_token, "requeued", "requeued", {})
+        assert dlq.processor._finish("e1", new_token, "requeued", "requeued", {})
+        assert not dlq.processor._finish("e1", new_token, "requeued", "requeued", {})
         assert dlq.get("e1").status == "requeued"
         stats = dlq.stats()
         assert (stats["size"], stats["claimed"], stats["requeued"]) == (0, 0, 1)

@@ -11,10 +11,8 @@ from types import TracebackType
 
 import pytest
 
-from celery_warden.error_groups import (
+from celery_warden.dlq.groups import (
     MAX_TRACEBACK,
-    RECENT_TASK_IDS,
-    ErrorGroups,
     _is_library,
     describe,
     fingerprint,
@@ -22,7 +20,8 @@ from celery_warden.error_groups import (
     normalise_message,
 )
 from celery_warden.keys import Keys
-from celery_warden.recorder import Recorder
+from celery_warden.read.errors import RECENT_TASK_IDS, ErrorGroups
+from celery_warden.record.recorder import Recorder
 from celery_warden.settings import WardenSettings
 
 
@@ -178,7 +177,7 @@ def test_innermost_own_frame_skips_library_frames():
 
 def test_innermost_own_frame_skips_site_packages_and_warden_frames():
     """Third-party (site-packages) and Warden's own frames are library frames too."""
-    from celery_warden.backoff import Backoff
+    from celery_warden.tasks.backoff import Backoff
 
     def configure() -> None:
         Backoff(factor=0.1)  # raises inside celery_warden/backoff.py

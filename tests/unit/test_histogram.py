@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from celery_warden.histogram import (
+from celery_warden.record.histogram import (
     FLOOR,
     MAX_INDEX,
     RATIO,

@@ -9,16 +9,16 @@ import uuid
 import pytest
 from celery import Celery
 
-from celery_warden import idempotency
 from celery_warden.errors import DuplicateTaskError
-from celery_warden.idempotency import (
+from celery_warden.fleet import idempotency
+from celery_warden.fleet.idempotency import (
     MAX_RESULT_BYTES,
     IdempotencySpec,
     IdempotencyStore,
     idempotent_task,
     spec_of,
 )
-from celery_warden.tasks import BaseTask
+from celery_warden.tasks.base import BaseTask
 from tests.conftest import make_settings
 
 

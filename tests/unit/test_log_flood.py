@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from celery_warden.log_flood import FloodFilter, normalise
+from celery_warden.logs.flood import FloodFilter, normalise
 
 
 class Clock:

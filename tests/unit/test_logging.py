@@ -14,9 +14,9 @@ import structlog
 from celery import Celery
 from click.testing import CliRunner
 
-from celery_warden import log_context
-from celery_warden.log_perf import task_finished
-from celery_warden.logging import (
+from celery_warden.logs import context as log_context
+from celery_warden.logs.perf import task_finished
+from celery_warden.logs.setup import (
     _json_safe_say,
     configure_logging,
     flood_filters,

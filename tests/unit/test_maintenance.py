@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery_warden.keys import Keys
-from celery_warden.maintenance import prune_store
+from celery_warden.record.prune import prune_store
 
 NOW = 1_800_000_000.0
 

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from celery_warden.histogram import RELATIVE_ERROR
 from celery_warden.keys import HOUR
-from celery_warden.monitor import CeleryMonitor
-from celery_warden.recorder import RANK_FINAL, RANK_SENT, RANK_STARTED, Recorder, delivery_seq
-from celery_warden.store import Batch, StoreWriter, TaskDelta
+from celery_warden.read.monitor import CeleryMonitor
+from celery_warden.record.batch import Batch, TaskDelta
+from celery_warden.record.histogram import RELATIVE_ERROR
+from celery_warden.record.order import RANK_FINAL, RANK_SENT, RANK_STARTED, delivery_seq
+from celery_warden.record.recorder import Recorder
+from celery_warden.record.store import StoreWriter
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from celery_warden import rate_limit
 from celery_warden.errors import RateLimited, SettingsError
-from celery_warden.rate_limit import FleetRateLimiter, Limit, parse_queue_rates, parse_rate
+from celery_warden.fleet import rate_limit
+from celery_warden.fleet.rate_limit import FleetRateLimiter, Limit, parse_queue_rates, parse_rate
 from tests.conftest import make_settings
 
 

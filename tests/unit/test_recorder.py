@@ -13,11 +13,14 @@ import pytest
 import redis
 
 from celery_warden.embedded import EmbeddedRedis, free_port
-from celery_warden.histogram import bucket_index
 from celery_warden.keys import HOUR, Keys, hour_of, minute_of
-from celery_warden.recorder import RANK_FINAL, RANK_RETRY, RANK_SENT, RANK_STARTED, Recorder
+from celery_warden.record.chunks import Chunk
+from celery_warden.record.histogram import bucket_index
+from celery_warden.record.order import RANK_FINAL, RANK_RETRY, RANK_SENT, RANK_STARTED
+from celery_warden.record.recorder import Recorder
+from celery_warden.record.store import StoreWriter
+from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
-from celery_warden.store import Batch, StoreWriter, redis_client
 from tests.conftest import make_settings
 
 
@@ -48,8 +51,8 @@ class Switch:
     def __init__(self, target: StoreWriter) -> None:
         self.target = target
 
-    def write(self, batch: Batch, now: float | None = None) -> int:
-        return self.target.write(batch, now)
+    def apply(self, chunk: Chunk) -> int:
+        return self.target.apply(chunk)
 
 
 def dead_writer(settings: WardenSettings) -> StoreWriter:
@@ -303,12 +306,12 @@ def test_concurrent_flushes_do_not_lose_carried_records(settings, redis_client, 
     class Gate:
         calls = 0
 
-        def write(self, batch: Batch, now: float | None = None) -> int:
+        def apply(self, chunk: Chunk) -> int:
             Gate.calls += 1
             if Gate.calls == 1:
                 entered.set()
                 release.wait(10)
-            return switch.write(batch, now)
+            return switch.apply(chunk)
 
     r = manual(settings, recorders, writer_factory=Gate)
     r.task("t1", attempt={"state": "SENT"}, rank=RANK_SENT)
@@ -391,3 +394,26 @@ def test_forked_child_does_not_write_parents_buffer(settings, redis_client, reco
     assert (redis_client.hget(bucket, "success"), redis_client.hget(bucket, "failure"),
             redis_client.hget(bucket, "done")) == ("2", "1", "3")
     assert redis_client.zcard(keys.recent) == 3
+
+
+def test_a_task_carried_twice_is_not_counted_dropped_when_its_older_record_goes(
+        settings_factory, redis_client, recorders):
+    """After a failed flush a task can be carried twice: its STARTED record in a sealed chunk
+    (never merged into again, it may have been applied) and its newer SUCCESS record. Evicting
+    the older one loses nothing, so it is not counted as a drop, and the task ends SUCCESS."""
+    s = settings_factory(WARDEN_BUFFER_SIZE=100)
+    switch = Switch(dead_writer(s))
+    r = manual(s, recorders, writer_factory=lambda: switch)
+    for i in range(100):
+        r.task(f"t{i}", static={"name": "n"}, attempt={"state": "STARTED"}, rank=RANK_STARTED)
+    assert r.flush() is False  # 100 STARTED records sealed and carried
+    for i in range(10):  # their successes evict the 10 oldest STARTED records
+        r.task(f"t{i}", attempt={"state": "SUCCESS"}, rank=RANK_FINAL)
+    assert r.flush() is False
+    assert r.stats()["dropped"] == 0
+    switch.target = StoreWriter(s)
+    assert r.flush() is True
+    keys = Keys(s.key_prefix)
+    assert [redis_client.hget(keys.task(f"t{i}"), "state") for i in (0, 9, 10, 99)] == \
+        ["SUCCESS", "SUCCESS", "STARTED", "STARTED"]
+    assert redis_client.hget(keys.stats("recorder"), "dropped") is None

@@ -7,8 +7,10 @@ import time
 import pytest
 
 from celery_warden.keys import Keys
-from celery_warden.recorder import delivery_seq
-from celery_warden.store import MAX_TASKS_PER_CALL, Batch, BucketDelta, StoreWriter, TaskDelta
+from celery_warden.record.batch import Batch, BucketDelta, TaskDelta
+from celery_warden.record.chunks import MAX_TASKS_PER_CALL
+from celery_warden.record.order import delivery_seq
+from celery_warden.record.store import StoreWriter
 
 
 def task_batch(task_id: str, *, static=None, attempt=None, retries=0, rank=0,

@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError
 from celery_warden import celery_config
 from celery_warden.config import WardenRouter, queue_name
 from celery_warden.settings import WardenSettings
-from celery_warden.tasks import (
+from celery_warden.tasks.base import (
     CALL_OPTIONS,
     CRITICAL_MAX_RETRIES,
     CRITICAL_PRIORITY,

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from celery_warden import tracing
 from celery_warden.errors import SettingsError
+from celery_warden.logs import tracing
 from celery_warden.settings import load_settings
 from tests.support import ROOT
 
@@ -74,7 +74,7 @@ def test_install_sets_up_a_provider_and_instruments_celery():
         from celery import Celery
         from opentelemetry import trace
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
-        from celery_warden import tracing
+        from celery_warden.logs import tracing
         from celery_warden.settings import load_settings
         on = tracing.install(load_settings(), Celery("billing"))
         provider = trace.get_tracer_provider()

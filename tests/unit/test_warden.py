@@ -8,9 +8,9 @@ import pytest
 import redis
 from celery import Celery, signals
 
-from celery_warden.heartbeat import HeartbeatStep
 from celery_warden.keys import Keys
-from celery_warden.monitor import CeleryMonitor
+from celery_warden.read.monitor import CeleryMonitor
+from celery_warden.record.heartbeat import HeartbeatStep
 from celery_warden.warden import Warden
 
 SIGNALS = [signals.before_task_publish, signals.after_task_publish, signals.task_received,

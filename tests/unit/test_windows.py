@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from celery_warden.keys import HOUR, MINUTE, Keys, minute_of
-from celery_warden.windows import MINUTES_ONLY_UP_TO, bucket_keys, parse_window
+from celery_warden.record.windows import MINUTES_ONLY_UP_TO, bucket_keys, parse_window
 
 KEYS = Keys("p")
 NAME = "fleet.add"

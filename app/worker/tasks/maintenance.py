@@ -7,9 +7,9 @@ from typing import Any
 
 from app.worker.celery_app import celery_app
 from app.worker.config import settings
-from celery_warden.broker_dlq import drain_broker_dead_letters
-from celery_warden.dlq import DeadLetterQueue
-from celery_warden.maintenance import expire_dlq, prune_store
+from celery_warden.dlq.broker import drain_broker_dead_letters
+from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.record.prune import prune_store
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def prune_store_task() -> dict[str, int]:
 @celery_app.task(name="maintenance.expire_dlq")
 def expire_dlq_task() -> int:
     """Time-based DLQ expiry (WARDEN_DLQ_MAX_AGE); the count is logged, never silent."""
-    expired = expire_dlq(settings)
+    expired = DeadLetterQueue(settings, app=celery_app).expire()
     if expired:
         logger.warning("expired %d DLQ entries older than %ss", expired, settings.dlq_max_age)
     return expired

@@ -13,7 +13,7 @@ What it does, in order:
 3. **Workload**: a thread sends a steady mix of the reference app's tasks by name at
    ``--rate`` tasks/s: mostly ``example.add``, some slow, flaky (retrying), failing, order and
    high-priority tasks, so every number on the summary moves.
-4. **Summary** from :class:`~celery_warden.monitor.CeleryMonitor` every ``--interval``
+4. **Summary** from :class:`~celery_warden.read.monitor.CeleryMonitor` every ``--interval``
    seconds: throughput, success and retry rates, p95, workers, queue depths, tasks sent. A read
    that fails (Redis restarting, say) is shown in the summary, never fatal.
 5. **Stop** on Ctrl-C, SIGTERM, SIGHUP or after ``--duration``: workload first, then SIGTERM to

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from celery_warden.demo.summary import Snapshot
-from celery_warden.formatting import pct, secs
+from celery_warden.units import pct, secs
 
 
 def _clock(seconds: float) -> str:

@@ -20,7 +20,10 @@ from celery_warden.demo.summary import Summary
 from celery_warden.demo.workload import MIX, Workload
 from celery_warden.embedded import EmbeddedRedis, answers, resolve_redis
 from celery_warden.errors import EmbeddedRedisError, SettingsError
+from celery_warden.read.monitor import CeleryMonitor
+from celery_warden.redaction import mask_url
 from celery_warden.settings import load_settings
+from celery_warden.warden import Warden
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -69,9 +72,6 @@ class Demo:
         os.environ.setdefault("CELERY_LOG_LEVEL", DEMO_LOG_LEVEL)
         settings = load_settings()
         self.app = load_app(self.opts.app)
-        from celery_warden.monitor import CeleryMonitor
-        from celery_warden.warden import Warden
-
         installed = Warden.installed_on(self.app)
         if installed is not None:
             settings = installed.settings
@@ -132,8 +132,6 @@ class Demo:
         self._log_handler = handler
 
     def _redis(self) -> None:
-        from celery_warden.cli import safe_url
-
         from_env = os.environ.get("REDIS_URL")
         try:
             url, self.embedded = resolve_redis(data_dir=self.data_dir)
@@ -146,7 +144,7 @@ class Demo:
                 f"in {self._rel(self.data_dir)}/, stopped on exit "
                 "(nothing answered on 127.0.0.1:6379 and REDIS_URL is not set)")
         elif from_env:
-            self.display.info(f"Redis: {safe_url(url)} (from REDIS_URL)")
+            self.display.info(f"Redis: {mask_url(url)} (from REDIS_URL)")
             if not answers(url, 2.0):
                 self.display.info("warning: nothing answers at REDIS_URL yet; the worker "
                                   "keeps retrying and the summary shows the errors")
@@ -188,8 +186,6 @@ class Demo:
         for child in self.children:
             how = child.wait(STOP_TIMEOUT, lambda: self.stop.urgent)
             self.display.info(f"{child.name} (pid {child.pid}) {how}")
-        from celery_warden.warden import Warden
-
         installed = Warden.installed_on(self.app) if self.app is not None else None
         if installed is not None:
             installed.recorder.stop(timeout=2.0)

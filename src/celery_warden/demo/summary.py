@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery_warden.demo.workload import Workload
-    from celery_warden.monitor import CeleryMonitor
+    from celery_warden.read.monitor import CeleryMonitor
 
 #: Counters the summary reports "since the demo started" (differences from a baseline).
 COUNTED = ("count", "success", "failure", "retry")

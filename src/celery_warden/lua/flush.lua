@@ -1,4 +1,7 @@
--- Apply one flusher batch atomically: task records, metric buckets, indexes, heartbeats.
+-- Apply one chunk of a flusher batch atomically: task records, metric buckets, indexes,
+-- heartbeats, error groups, counters. Returns the number of task records, or -1 when this
+-- chunk was applied before (its writer's high-water mark is at or past its number: a retry
+-- after a lost reply or a partly applied batch must not add the counters twice).
 -- ARGV[1] = JSON with everything but the task records; ARGV[2] = now (epoch s);
 -- ARGV[3] = the task records as one MessagePack array (cmsgpack decodes it far faster than
 -- cjson, and one argument avoids per-field protocol overhead), each record a flat array:
@@ -6,6 +9,9 @@
 -- Values arrive as strings so epoch timestamps keep their microseconds.
 local p = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
+local applied = tonumber(redis.call('GET', p.writer)) or 0
+if p.seq <= applied then return -1 end
+redis.call('SET', p.writer, p.seq, 'EX', p.writer_ttl)
 local records = {}
 if ARGV[3] ~= '' then records = cmsgpack.unpack(ARGV[3]) end
 

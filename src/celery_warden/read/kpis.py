@@ -1,0 +1,63 @@
+"""The spec's seven KPIs over a window, each with where its number comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery_warden.read.breakers import BreakerReader
+from celery_warden.read.metrics import MetricsReader, Window
+from celery_warden.read.workers import WorkerReader
+
+
+class KpiReader:
+    """Composes the metric, worker, queue, DLQ and breaker readers into the seven KPIs."""
+
+    def __init__(self, metrics: MetricsReader, workers: WorkerReader, breakers: BreakerReader,
+                 depths: Callable[[], dict[str, int | None]],
+                 dlq_size: Callable[[], int]) -> None:
+        self.metrics = metrics
+        self.workers = workers
+        self.breakers = breakers
+        self.depths = depths
+        self.dlq_size = dlq_size
+
+    def kpis(self, window: Window = "1h") -> dict[str, Any]:
+        overall = self.metrics.performance(None, window)
+        per_task = {
+            name: self.metrics.performance(name, window)["avg_duration"]
+            for name in self.metrics.task_names()
+        }
+        try:
+            depths: dict[str, int | None] | None = self.depths()
+            depth_source = "broker"
+        except Exception as exc:
+            depths, depth_source = None, f"broker unreachable: {type(exc).__name__}"
+        health = self.workers.health()
+        online = [w for w in health["workers"] if w["status"] == "online"]
+        busy = sum(w["active"] for w in online)
+        slots = sum(w["concurrency"] for w in online)
+        return {
+            "window": overall["window"],
+            "task_success_rate": {"value": overall["success_rate"], "source": "metric buckets"},
+            "average_task_duration": {"value": per_task, "source": "metric buckets"},
+            "queue_depth": {
+                "value": None if depths is None else sum(v or 0 for v in depths.values()),
+                "per_queue": depths, "source": depth_source,
+            },
+            "worker_utilization": {
+                "value": busy / slots if slots else None,
+                "per_worker": {w["hostname"]: (w["active"] / w["concurrency"]
+                                               if w["concurrency"] else None) for w in online},
+                "source": "worker heartbeats",
+            },
+            "retry_rate": {"value": overall["retry_rate"], "source": "metric buckets"},
+            "dlq_size": {"value": self.dlq_size(), "source": "dead letter queue"},
+            "circuit_breaker_trips": {
+                "value": self.breakers.trips(window),
+                "source": "circuit breaker trip log (every transition to open, fleet-wide)",
+            },
+        }
+
+
+__all__ = ["KpiReader"]

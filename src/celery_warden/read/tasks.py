@@ -1,0 +1,118 @@
+"""Task records, read: one task's status and the most recently updated tasks.
+
+A lookup is one ``HGETALL`` of ``P:task:<id>`` (see :mod:`celery_warden.record.store` for how it
+is written). Every answer is a plain JSON-ready dict; an unknown id is an answer, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+import redis
+
+from celery_warden.keys import Keys
+from celery_warden.redaction import decode_preview
+from celery_warden.settings import WardenSettings
+from celery_warden.timefmt import iso
+
+
+def _json(value: str | None, default: Any) -> Any:
+    if not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return default
+
+
+def _num(value: str | None) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def task_status(task_id: str, raw: dict[str, str], now: float | None = None) -> dict[str, Any]:
+    """A stored task record as the API and CLI show it."""
+    error = None
+    if raw.get("exc_type"):
+        error = {"type": raw["exc_type"], "message": raw.get("exc_msg", "")}
+    started, finished = _num(raw.get("started")), _num(raw.get("finished"))
+    status: dict[str, Any] = {
+        "task_id": task_id,
+        "known": True,
+        "state": raw.get("state", "PENDING"),
+        "name": raw.get("name"),
+        "queue": raw.get("queue"),
+        "priority": _int(raw.get("priority")),
+        "worker": raw.get("worker"),
+        "pid": _int(raw.get("pid")),
+        "retries": _int(raw.get("retries")) or 0,
+        "sent_at": iso(raw.get("sent")),
+        "eta": iso(raw.get("eta")),
+        "received_at": iso(raw.get("received")),
+        "started_at": iso(raw.get("started")),
+        "finished_at": iso(raw.get("finished")),
+        "runtime": _num(raw.get("runtime")),
+        "queue_wait": _num(raw.get("wait")),
+        "error": error,
+        "reason": raw.get("reason"),
+        "parent_id": raw.get("parent_id"),
+        "root_id": raw.get("root_id"),
+        # Redacted when recorded (secrets never reach the store); None before the start.
+        "args": decode_preview(raw.get("args")),
+        "kwargs": decode_preview(raw.get("kwargs")),
+        "history": _json(raw.get("history"), []),
+        "progress": _json(raw.get("progress"), None),
+        "deliveries": _int(raw.get("deliveries")) or 1,
+        "dlq_entry": raw.get("dlq_entry"),
+        "dlq_reason": raw.get("dlq_reason"),
+        "duplicate_of": raw.get("duplicate_of"),
+        "idempotency_key": raw.get("idempotency_key"),
+    }
+    if started is not None and finished is None and status["state"] == "STARTED":
+        status["elapsed"] = max(0.0, (time.time() if now is None else now) - started)
+    return status
+
+
+class TaskReader:
+    """Reads task records from the store."""
+
+    def __init__(self, settings: WardenSettings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = client
+
+    def unknown(self, task_id: str) -> dict[str, Any]:
+        return {
+            "task_id": task_id,
+            "state": "UNKNOWN",
+            "known": False,
+            "detail": "no record of this task id: never seen, or older than "
+            f"WARDEN_TASK_TTL ({self.settings.task_ttl}s)",
+        }
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        """State, timestamps, runtime, queue wait, worker, queue, retries and error of a task."""
+        raw = cast(dict[str, str], self.redis.hgetall(self.keys.task(task_id)))
+        return task_status(task_id, raw) if raw else self.unknown(task_id)
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recently updated tasks, newest first."""
+        ids = cast(list[str], self.redis.zrevrange(self.keys.recent, 0, max(0, limit - 1)))
+        pipe = self.redis.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(self.keys.task(tid))
+        return [task_status(tid, raw) for tid, raw in zip(ids, pipe.execute(), strict=True)
+                if raw]
+
+
+__all__ = ["TaskReader", "task_status"]

@@ -1,0 +1,274 @@
+"""The hot path: task events buffered in memory, no I/O where the work happens.
+
+A signal handler calls :meth:`RecordBuffer.task` / :meth:`RecordBuffer.observe` / ..., which
+take a lock and touch a dict or two (prometheus_client's ``Counter.inc`` is the model). The
+flusher (:mod:`celery_warden.record.flusher`) swaps the buffer out with :meth:`take` and
+writes it from a background thread. Several state changes of one task inside a flush interval
+coalesce into one record write.
+
+Bounded: new records plus what the flusher still carries after a failed write stay within
+``WARDEN_BUFFER_SIZE``; past it the oldest records are dropped — the carried ones first — and
+every drop is counted and reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+from celery_warden.keys import minute_of
+from celery_warden.record.batch import RECENT_IDS, Batch, BucketDelta, ErrorDelta, TaskDelta
+from celery_warden.record.histogram import bucket_index
+from celery_warden.record.order import RANK_STARTED, delivery_seq
+from celery_warden.settings import WardenSettings
+
+#: Metric buckets (name x minute pairs) and error groups kept in memory while Redis is down.
+MAX_BUCKETS = 5_000
+
+
+class Running(Protocol):
+    """A task running in this process, as the signal handlers describe it to the recorder."""
+
+    flushed: bool
+    retries: int
+    defers: int
+
+    def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+        """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
+        ...
+
+
+class RecordBuffer:
+    """Per-process buffer of store writes (the recorder adds the flusher thread)."""
+
+    def __init__(self, settings: WardenSettings) -> None:
+        self.settings = settings
+        self._reset_buffer()
+
+    def _reset_buffer(self) -> None:
+        self._lock = threading.Lock()
+        self._batch = Batch()
+        self._carried = 0  # task records the flusher still holds after a failed write
+        self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
+        self._in_flight: dict[str, Running] = {}  # tasks started here and not finished yet
+        self._running = False
+        self.dropped = 0  # records dropped since start (monotonic, for reporting)
+        self._dropped_unreported = 0
+
+    def _start(self) -> None:
+        """Start the flusher (the recorder's job); called on the first record."""
+        self._running = True
+
+    # -- the flusher's side ----------------------------------------------------------------
+    def take(self) -> tuple[Batch, int, int]:
+        """Swap the buffer out: (batch, drops to report, carried records to evict)."""
+        with self._lock:
+            batch, self._batch = self._batch, Batch()
+            dropped, self._dropped_unreported = self._dropped_unreported, 0
+            evict, self._carry_evict = self._carry_evict, 0
+            self._carried = 0
+        return batch, dropped, evict
+
+    def carried(self, tasks: int, dropped: int = 0) -> None:
+        """The flusher still holds ``tasks`` records (it dropped ``dropped`` to stay bounded)."""
+        with self._lock:
+            self._carried = tasks
+            self.dropped += dropped
+
+    def note_dropped(self, count: int) -> None:
+        with self._lock:
+            self.dropped += count
+
+    def buffered(self) -> int:
+        with self._lock:
+            return len(self._batch.tasks) + self._carried
+
+    # -- hot path --------------------------------------------------------------------------
+    def task(
+        self,
+        task_id: str,
+        *,
+        static: dict[str, Any] | None = None,
+        attempt: dict[str, Any] | None = None,
+        retries: int = 0,
+        rank: int = 0,
+        defers: int = 0,
+    ) -> None:
+        """Merge a change to one task's record into the buffer (no I/O).
+
+        ``rank`` orders states within one delivery (0 = no state change); ``retries`` and
+        ``defers`` identify the delivery, so a write never moves a record backwards.
+        """
+        if not self._running:
+            self._start()
+        now = time.time()
+        with self._lock:
+            tasks = self._batch.tasks
+            delta = tasks.get(task_id)
+            if delta is None:
+                self._make_room_locked(tasks)
+                delta = tasks[task_id] = TaskDelta()
+            if static:
+                delta.static.update(static)
+            seq = delivery_seq(retries, defers)
+            if rank and (seq, rank) >= (delta.seq, delta.rank):
+                if seq > delta.seq:
+                    delta.attempt.clear()
+                if attempt:
+                    delta.attempt.update(attempt)
+                delta.attempt["retries"] = str(retries)
+                delta.seq, delta.rank = seq, rank
+            delta.updated = now
+
+    # -- a task running in this process (pool child) ----------------------------------------
+    def begin(self, task_id: str, run: Running) -> None:
+        """A task started here. Nothing is written yet: if it is still running at the next
+        flush, the flusher writes its STARTED record then (see :meth:`_started_records`), so a
+        fast task costs one record write, built off the task's path."""
+        if not self._running:
+            self._start()
+        self._in_flight[task_id] = run
+
+    def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
+            outcome: str, finished: float, runtime: float, wait: float | None) -> None:
+        """A task finished here: its record and its metrics, under one lock acquisition.
+
+        The record keeps a reference to ``run``; its start fields are expanded by the store at
+        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
+        """
+        self._in_flight.pop(task_id, None)
+        if not self._running:
+            self._start()
+        seq = delivery_seq(run.retries, run.defers)
+        final["retries"] = run.retries
+        with self._lock:
+            tasks = self._batch.tasks
+            delta = tasks.get(task_id)
+            if delta is None:
+                self._make_room_locked(tasks)
+                tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
+                                           run=run)
+            else:
+                if (seq, rank) >= (delta.seq, delta.rank):
+                    if seq > delta.seq:
+                        delta.attempt.clear()
+                    delta.attempt.update(final)
+                    delta.seq, delta.rank = seq, rank
+                delta.run = run
+                delta.updated = finished
+            self._observe_locked(name, finished, outcome, runtime, wait, None)
+
+    def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
+        """Keep the total (new + carried after a failed write) within the bound, dropping the
+        oldest: the carried records first (the flusher evicts them), then ours."""
+        if len(tasks) + self._carried < self.settings.buffer_size:
+            return
+        if self._carried > 0:
+            self._carried -= 1
+            self._carry_evict += 1
+        else:
+            del tasks[next(iter(tasks))]
+        self.dropped += 1
+        self._dropped_unreported += 1
+
+    def forget(self, task_id: str) -> None:
+        """A task that started here will not finish here (its outcome is reported elsewhere)."""
+        self._in_flight.pop(task_id, None)
+
+    def started_records(self) -> None:
+        """STARTED records for tasks still running at flush time (flusher thread)."""
+        for task_id, run in list(self._in_flight.items()):  # list(): atomic under the GIL
+            if run.flushed:
+                continue
+            run.flushed = True
+            static, attempt, retries, defers = run.start_fields()
+            self.task(task_id, static=static, attempt=attempt, retries=retries,
+                      rank=RANK_STARTED, defers=defers)
+
+    def observe(
+        self,
+        name: str,
+        ts: float,
+        outcome: str,
+        duration: float | None = None,
+        wait: float | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Count one outcome of one task name in its minute bucket (no I/O)."""
+        if not self._running:
+            self._start()
+        with self._lock:
+            self._observe_locked(name, ts, outcome, duration, wait, queue)
+
+    def _observe_locked(self, name: str, ts: float, outcome: str, duration: float | None,
+                        wait: float | None, queue: str | None) -> None:
+        key = (name, minute_of(ts))
+        minutes = self._batch.minutes
+        b = minutes.get(key)
+        if b is None:
+            if len(minutes) >= MAX_BUCKETS:
+                del minutes[next(iter(minutes))]
+                self.dropped += 1
+                self._dropped_unreported += 1
+            b = minutes[key] = BucketDelta()
+            self._batch.names.add(name)
+            if queue:
+                self._batch.queues.add(queue)
+        c = b.counts
+        c[outcome] = c.get(outcome, 0) + 1
+        if duration is not None:
+            c["done"] = c.get("done", 0) + 1
+            h = f"h{bucket_index(duration)}"
+            c[h] = c.get(h, 0) + 1
+            b.floats["dsum"] = b.floats.get("dsum", 0.0) + duration
+            if b.dmin is None or duration < b.dmin:
+                b.dmin = duration
+            if b.dmax is None or duration > b.dmax:
+                b.dmax = duration
+        if wait is not None:
+            c["wn"] = c.get("wn", 0) + 1
+            b.floats["wsum"] = b.floats.get("wsum", 0.0) + max(wait, 0.0)
+
+    def heartbeat(self, hostname: str, fields: dict[str, str]) -> None:
+        """Queue a worker heartbeat (latest one wins)."""
+        if not self._running:
+            self._start()
+        with self._lock:
+            self._batch.workers[hostname] = fields
+
+    def error(self, info: dict[str, str], task_name: str, task_id: str, ts: float) -> None:
+        """Count one failure in its error group (``info`` from ``error_groups.describe``)."""
+        if not self._running:
+            self._start()
+        fp = info["fingerprint"]
+        with self._lock:
+            errors = self._batch.errors
+            e = errors.get(fp)
+            if e is None:
+                if len(errors) >= MAX_BUCKETS:
+                    del errors[next(iter(errors))]
+                    self.dropped += 1
+                    self._dropped_unreported += 1
+                e = errors[fp] = ErrorDelta(
+                    info={k: v for k, v in info.items() if k != "fingerprint"}, first=ts
+                )
+            e.count += 1
+            e.last = ts
+            e.names[task_name] = e.names.get(task_name, 0) + 1
+            e.task_ids.append(task_id)
+            if len(e.task_ids) > RECENT_IDS:
+                del e.task_ids[0]
+            minute = minute_of(ts)
+            e.minutes[minute] = e.minutes.get(minute, 0) + 1
+
+    def stat(self, name: str, amount: int = 1) -> None:
+        """Add to a process-level counter kept in the store (rejected, unknown, ...)."""
+        if not self._running:
+            self._start()
+        with self._lock:
+            stats = self._batch.stats
+            stats[name] = stats.get(name, 0) + amount
+
+
+__all__ = ["MAX_BUCKETS", "RecordBuffer", "Running"]

@@ -1,0 +1,159 @@
+"""Sealing: a flusher batch turned into numbered chunks, each one script call.
+
+Why chunks carry numbers: a flush can fail after Redis applied part of it (a later call of a
+chunked batch fails) or all of it (Redis ran the script but the reply was lost). The batch is
+tried again, and counters must not be added twice. Each chunk gets the next number of its
+*writer* (one random id per recorder and process); the script keeps the highest number applied
+per writer (``P:flushed:<writer>``) and skips a chunk it has seen. Chunks are therefore applied
+in number order, and once sealed a chunk never changes except by losing task records the buffer
+bound evicts (that only removes writes, so a repeat stays harmless). One key per process
+lifetime, not per flush.
+
+Formatting happens here, on the flusher thread: handlers hand over raw values (floats, argument
+previews, a running task's start fields) so that nothing is formatted on a task's path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery_warden.keys import Keys
+from celery_warden.record.batch import Batch, BucketDelta, Preview, TaskDelta
+from celery_warden.redaction import Redactor
+from celery_warden.settings import WardenSettings
+
+#: Records per script call. Measured ~15-20 µs of Redis time per record (bench/overhead.py), so a
+#: call blocks the (often shared) Redis for at most ~3-4 ms.
+MAX_TASKS_PER_CALL = 200
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One script call's worth of a batch: the numbered unit of idempotency."""
+
+    seq: int
+    now: float
+    payload: dict[str, Any]
+    #: Task records as flat arrays (see :meth:`Chunker.flat`), packed when applied.
+    records: list[list[Any]] = field(default_factory=list)
+    #: Outcomes counted in its minute buckets (what dropping it would lose, for the report).
+    outcomes: int = 0
+    #: Whether a write of this chunk was attempted (it may have been applied).
+    attempted: bool = False
+
+
+class Chunker:
+    """Seals batches into numbered chunks for one writer id."""
+
+    def __init__(self, settings: WardenSettings, redactor: Redactor | None = None,
+                 writer_id: str | None = None) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redactor = redactor or Redactor(settings.redact_keys)
+        self.writer_id = writer_id or secrets.token_hex(8)
+        self.seq = 0
+
+    def seal(self, batch: Batch, now: float) -> list[Chunk]:
+        """The batch as chunks of at most ``MAX_TASKS_PER_CALL`` task records; buckets,
+        error groups, heartbeats and counters go in the first."""
+        tasks = list(batch.tasks.items())
+        out = []
+        for start in range(0, max(len(tasks), 1), MAX_TASKS_PER_CALL):
+            part = tasks[start : start + MAX_TASKS_PER_CALL]
+            self.seq += 1
+            payload = self._payload(batch, self.seq, include_rest=start == 0)
+            out.append(Chunk(self.seq, now, payload, [self.flat(tid, d) for tid, d in part]))
+        out[0].outcomes = sum(b.outcomes() for b in batch.minutes.values())
+        return out
+
+    def flat(self, task_id: str, d: TaskDelta) -> list[Any]:
+        """One task record as a flat array for the script, values formatted here (on the
+        flusher thread): key, id, update time, seq, rank, #static pairs, static k/v, attempt
+        k/v."""
+        fmt = self._format
+        static, attempt = d.static, d.attempt
+        if d.run is not None:
+            run_static, run_attempt, _, _ = d.run.start_fields()
+            static = {**run_static, **static}
+            attempt = {**run_attempt, **attempt} if d.rank else attempt
+        out: list[Any] = [self.keys.task(task_id), task_id, repr(d.updated), d.seq, d.rank, 0]
+        for k, v in static.items():
+            if v is not None:
+                out += (k, fmt(v))
+        out[5] = (len(out) - 6) // 2
+        for k, v in attempt.items():
+            if v is not None:
+                out += (k, fmt(v))
+        return out
+
+    def _format(self, value: Any) -> str:
+        """Stored form of a record value. Handlers hand over raw values so that formatting
+        (and redacting argument previews) happens here, off the task's path."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, float):
+            return f"{value:.6f}"
+        if isinstance(value, bool | int):
+            return str(int(value))
+        if isinstance(value, Preview):
+            return self.redactor.preview(value.value) if value.value else value.empty
+        return json.dumps(value, default=str)
+
+    def _payload(self, batch: Batch, seq: int, *, include_rest: bool) -> dict[str, Any]:
+        k = self.keys
+        s = self.settings
+        payload: dict[str, Any] = {
+            "writer": k.flush_writer(self.writer_id),
+            "seq": seq,
+            # As long as the counters it protects: a chunk can be tried again that late.
+            "writer_ttl": s.metrics_retention,
+            "task_ttl": s.task_ttl,
+            "recent": k.recent,
+            "workers": [],
+            "worker_ttl": s.metrics_retention,
+            "buckets": [],
+            "index": [],
+            "stats": [],
+            "errors": [],
+            "errors_key": k.error_groups,
+        }
+        # cjson encodes an empty dict as an empty array; both iterate as empty in Lua.
+        if not include_rest:
+            return payload
+        for (name, minute), b in batch.minutes.items():
+            payload["buckets"].append(_bucket(k.minute_bucket(name, minute),
+                                              s.metrics_retention, b))
+        for (name, hour), b in batch.hours.items():
+            payload["buckets"].append(_bucket(k.hour_bucket(name, hour), s.rollup_retention, b))
+        if batch.names:
+            payload["index"].append([k.names, sorted(batch.names)])
+        if batch.queues:
+            payload["index"].append([k.queues, sorted(batch.queues)])
+        payload["workers"] = [[k.worker(h), f, h] for h, f in batch.workers.items()]
+        payload["workers_key"] = k.workers
+        payload["stats"] = [[k.stats("recorder"), n, v] for n, v in batch.stats.items()]
+        payload["errors"] = [
+            [k.error_group(fp), k.error_group_tasks(fp), fp, e.count, repr(e.first), repr(e.last),
+             e.info or {}, e.names or {}, e.task_ids,  # LPUSH in order: newest ends first
+             [[k.error_group_minute(fp, m), c] for m, c in e.minutes.items()],
+             s.metrics_retention]
+            for fp, e in batch.errors.items()
+        ]
+        return payload
+
+
+def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
+    return [
+        key,
+        ttl,
+        b.counts or {},
+        {f: repr(v) for f, v in b.floats.items()} or {},
+        "" if b.dmin is None else repr(b.dmin),
+        "" if b.dmax is None else repr(b.dmax),
+    ]
+
+
+__all__ = ["MAX_TASKS_PER_CALL", "Chunk", "Chunker"]

@@ -1,0 +1,176 @@
+"""The flush: take the buffer, seal it into numbered chunks, apply them in order, carry failures.
+
+One flush, serialised by a lock (the flusher thread, a heartbeat's stop and ``stop()`` may flush
+at once):
+
+1. STARTED records for tasks still running here; take the buffer (:meth:`RecordBuffer.take`).
+2. Apply the chunks a failed flush left (in number order). Until they are all in, new records
+   wait unsealed in a carried batch, where later changes of a task still coalesce.
+3. Seal the carried batch (hour roll-ups derived, values formatted) and apply its chunks.
+
+A chunk that may have been applied is tried again with its number, never merged with newer
+records, so Redis can recognise a repeat (see :mod:`celery_warden.record.chunks`). Redis
+unreachable: what is left stays carried, within the buffer bound (oldest dropped first, each
+drop counted); a warning every ``WARN_EVERY`` seconds, and one line when Redis is back. Redis
+refusing a chunk (``ResponseError``: a wrong key type under our prefix, a script error) would
+refuse it forever: that chunk is dropped, counted and logged, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+from celery_warden.record.batch import Batch
+from celery_warden.record.buffer import MAX_BUCKETS, RecordBuffer
+from celery_warden.record.chunks import Chunk, Chunker
+
+logger = logging.getLogger("celery_warden.recorder")
+
+#: Seconds between repeated "Redis unreachable" warnings from one process.
+WARN_EVERY = 30.0
+
+
+class ChunkWriter(Protocol):
+    """Applies one chunk (:class:`celery_warden.record.store.StoreWriter`)."""
+
+    def apply(self, chunk: Chunk) -> int: ...
+
+
+class Flusher:
+    """Writes one buffer's batches; one per recorder and process."""
+
+    def __init__(self, buffer: RecordBuffer, writer_factory: Callable[[], ChunkWriter]) -> None:
+        self.buffer = buffer
+        self.settings = buffer.settings
+        self._writer_factory = writer_factory
+        self._writer: ChunkWriter | None = None
+        self._chunker = Chunker(self.settings)
+        self._lock = threading.Lock()
+        self._sealed: deque[Chunk] = deque()  # in number order; the first may be applied
+        self._carry = Batch()  # records taken while sealed chunks were still pending
+        self.flushes = 0
+        self.failures = 0
+        self.written = 0
+        self._last_warning = 0.0
+        self._down_since: float | None = None
+        self._dropped_since_down = 0
+
+    def flush(self) -> bool:
+        """Write everything buffered; False if Redis could not be reached (kept for later)."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> bool:
+        buffer = self.buffer
+        buffer.started_records()
+        batch, dropped, evict = buffer.take()
+        self._carry.absorb(batch)
+        superseded = self._evict(evict)
+        if superseded:  # the hot path counted these, but a newer record of each task remains
+            dropped -= superseded
+            buffer.note_dropped(-superseded)
+        if dropped:
+            self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + dropped
+            self._dropped_since_down += dropped
+        if not self._carry and not self._sealed:
+            return True
+        try:
+            self._apply_sealed()
+            if self._carry:
+                self._carry.rollup_hours()
+                self._sealed.extend(self._chunker.seal(self._carry, time.time()))
+                self._carry = Batch()
+                self._apply_sealed()
+        except (redis.RedisError, OSError) as exc:
+            self.failures += 1
+            self._carry.hours.clear()  # derived again from the minutes when sealed
+            buffer.carried(*self._bound())
+            self._warn_down(exc)
+            return False
+        buffer.carried(0)
+        self.flushes += 1
+        if self._down_since is not None:
+            logger.warning(
+                "warden: Redis reachable again after %.1fs; %d records dropped meanwhile "
+                "(buffer bound %d)", time.time() - self._down_since, self._dropped_since_down,
+                self.settings.buffer_size,
+            )
+            self._down_since = None
+        self._dropped_since_down = 0
+        return True
+
+    def _apply_sealed(self) -> None:
+        """Apply sealed chunks in order; raises (and keeps the rest) when Redis is away."""
+        while self._sealed:
+            chunk = self._sealed[0]
+            if self._writer is None:
+                self._writer = self._writer_factory()
+            try:
+                self.written += self._writer.apply(chunk)
+            except redis.ResponseError as exc:
+                self.failures += 1
+                lost = len(chunk.records) + chunk.outcomes
+                self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + lost
+                self.buffer.note_dropped(lost)
+                logger.error("warden: Redis rejected a chunk of %d records (%s); dropped",
+                             lost, exc)
+            self._sealed.popleft()
+
+    def carried(self) -> int:
+        return sum(len(c.records) for c in self._sealed) + len(self._carry.tasks)
+
+    def _evict(self, count: int) -> int:
+        """Drop the ``count`` oldest carried task records; returns how many of them were
+        superseded (a newer record of the same task is still carried, so no task is lost).
+
+        A task can be carried twice: in a sealed chunk that may already have been applied
+        (never merged into again) and, newer, in the carried batch."""
+        superseded = 0
+        for chunk in self._sealed:
+            if count <= 0:
+                return superseded
+            taken = min(count, len(chunk.records))
+            superseded += sum(1 for record in chunk.records[:taken]
+                              if record[1] in self._carry.tasks)
+            del chunk.records[:taken]
+            count -= taken
+        for tid in list(self._carry.tasks)[:count]:
+            del self._carry.tasks[tid]
+        return superseded
+
+    def _bound(self) -> tuple[int, int]:
+        """Keep what is carried within the bounds after a failed write; (carried, dropped)."""
+        dropped = 0
+        over = self.carried() - self.settings.buffer_size
+        if over > 0:
+            dropped += over - self._evict(over)
+        over = len(self._carry.minutes) - MAX_BUCKETS
+        if over > 0:
+            for key in list(self._carry.minutes)[:over]:
+                del self._carry.minutes[key]
+            dropped += over
+        if dropped:
+            self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + dropped
+            self._dropped_since_down += dropped
+        return self.carried(), dropped
+
+    def _warn_down(self, exc: Exception) -> None:
+        now = time.time()
+        if self._down_since is None:
+            self._down_since = now
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            logger.warning(
+                "warden: cannot write to Redis (%s: %s); tasks keep running, buffering up to "
+                "%d records", type(exc).__name__, exc, self.settings.buffer_size,
+            )
+
+
+__all__ = ["WARN_EVERY", "ChunkWriter", "Flusher"]

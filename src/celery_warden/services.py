@@ -1,0 +1,118 @@
+"""The services ``Warden(app)`` builds once and hands down: settings, keys, the store client, the
+redactor and the recorder.
+
+Why one object, at the bottom: the signal handlers, the base task classes, the fleet primitives,
+the heartbeat and the DLQ capture all need the same settings, the same per-process Redis client
+and the same recorder. Looking them up through ``Warden.installed_on(app)`` made every lower
+module import the top one. Now ``Warden`` builds a :class:`Services`, passes it to what it
+creates, and attaches it to the app; code that only has a task or an app in hand (a base task
+class, a guard) reaches it through :func:`services_for` — the one documented accessor.
+
+The recorder lives in a higher layer (``record/``), so this module names only what lower
+layers may ask of it (:class:`RecordSink`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis
+
+from celery_warden.keys import Keys
+from celery_warden.redaction import Redactor
+from celery_warden.settings import WardenSettings
+
+#: Socket timeouts of Warden's own Redis connections: short, so a dead Redis costs a background
+#: thread (never a task) at most this long per attempt.
+SOCKET_TIMEOUT = 2.0
+#: Attribute of a Celery app that holds its Warden's services.
+ATTR = "_celery_warden_services"
+
+
+def redis_client(url: str, *, decode: bool = True,
+                 timeout: float = SOCKET_TIMEOUT) -> redis.Redis:
+    """A Redis client with the short timeouts Warden uses everywhere."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=decode,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+class RecordSink(Protocol):
+    """What lower layers may hand to the recorder: buffered, never I/O on the caller's path."""
+
+    def task(self, task_id: str, *, static: dict[str, Any] | None = None,
+             attempt: dict[str, Any] | None = None, retries: int = 0, rank: int = 0,
+             defers: int = 0) -> None: ...
+
+    def observe(self, name: str, ts: float, outcome: str, duration: float | None = None,
+                wait: float | None = None, queue: str | None = None) -> None: ...
+
+    def error(self, info: dict[str, str], task_name: str, task_id: str, ts: float) -> None: ...
+
+    def stat(self, name: str, amount: int = 1) -> None: ...
+
+    def heartbeat(self, hostname: str, fields: dict[str, str]) -> None: ...
+
+    def flush(self) -> bool: ...
+
+
+class Beater(Protocol):
+    """The worker's heartbeat, as the lifecycle signal handlers see it."""
+
+    def beat(self, state: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Services:
+    """Everything one Warden shares with the parts it wires in (one per app, per process)."""
+
+    settings: WardenSettings
+    app: Any
+    recorder: RecordSink
+    redactor: Redactor = field(init=False)
+    keys: Keys = field(init=False)
+    #: Set by the heartbeat bootstep in a worker's main process.
+    heartbeat: Beater | None = None
+    _client: redis.Redis | None = field(default=None, init=False, repr=False)
+    _client_pid: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.redactor = Redactor(self.settings.redact_keys)
+        self.keys = Keys(self.settings.key_prefix)
+
+    @property
+    def client(self) -> redis.Redis:
+        """This process's Redis client for the store (a forked child makes its own, so no two
+        processes ever share a socket). No lock, so nothing can be inherited locked across a
+        fork: two threads racing here each build a client and one is dropped, harmlessly."""
+        pid = os.getpid()
+        found = self._client
+        if found is None or self._client_pid != pid:
+            found = redis_client(self.settings.redis_url)
+            self._client, self._client_pid = found, pid
+        return found
+
+
+def attach(app: Any, services: Services) -> None:
+    setattr(app, ATTR, services)
+
+
+def detach(app: Any, services: Services) -> None:
+    if getattr(app, ATTR, None) is services:
+        delattr(app, ATTR)
+
+
+def services_for(app: Any) -> Services | None:
+    """The services of the Warden installed on ``app`` (``None`` without one)."""
+    found = getattr(app, ATTR, None) if app is not None else None
+    return found if isinstance(found, Services) else None
+
+
+__all__ = ["SOCKET_TIMEOUT", "Beater", "RecordSink", "Services", "attach", "detach",
+           "redis_client", "services_for"]
