@@ -6,8 +6,13 @@ from typing import Any
 
 
 def pct(value: float | None) -> str:
-    """A fraction as a percentage, ``-`` when unknown."""
-    return "-" if value is None else f"{value * 100:.1f}%"
+    """A percentage (Warden's rates are 0..100), ``-`` when unknown."""
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def percent(part: int, whole: int) -> float | None:
+    """``part`` in percent of ``whole`` (None when there is no whole)."""
+    return 100.0 * part / whole if whole else None
 
 
 def secs(value: float | None) -> str:
@@ -21,4 +26,4 @@ def num(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-__all__ = ["num", "pct", "secs"]
+__all__ = ["num", "pct", "percent", "secs"]

@@ -65,7 +65,7 @@ def test_status_workers_task_and_perf_as_json(settings, fleet):
     data = as_json(status)
     assert data["key_prefix"] == settings.key_prefix
     assert data["performance"]["success"] == N_ADD and data["performance"]["failure"] == 1
-    assert data["kpis"]["task_success_rate"]["value"] == pytest.approx(N_ADD / (N_ADD + 1))
+    assert data["kpis"]["task_success_rate"]["value"] == pytest.approx(100 * N_ADD / (N_ADD + 1))
     assert data["workers"]["online"] == 1
     assert [w["hostname"] for w in data["workers"]["workers"]] == [fleet.worker.hostname]
     assert set(data["queues"]) >= {f"{settings.queue_prefix}{q}"
@@ -92,7 +92,7 @@ def test_status_workers_task_and_perf_as_json(settings, fleet):
     assert perf.returncode == 0, perf.stderr
     stats = as_json(perf)
     assert (stats["task_name"], stats["count"], stats["success"]) == ("fleet.add", N_ADD, N_ADD)
-    assert stats["p95"] is not None and stats["success_rate"] == 1.0
+    assert stats["p95"] is not None and stats["success_rate"] == 100.0
 
     overall = as_json(cli(settings, "perf", "--json", "--window", "5m"))
     assert overall["count"] == N_ADD + 1

@@ -129,9 +129,10 @@ def test_performance_stats_exact_counts_rates_and_percentiles(monitor, recorder)
         600, 150, 50, 1)
     assert stats["count"] == 751  # finished outcomes; retries are not finished
     assert stats["executions"] == 800  # everything that ran and has a duration
-    assert stats["success_rate"] == pytest.approx(600 / 750)
-    assert stats["failure_rate"] == pytest.approx(150 / 750)
-    assert stats["retry_rate"] == pytest.approx(50 / 751)
+    # Percent of all 751 finished tasks (the spec's KPI definition); no task was retried.
+    assert stats["success_rate"] == pytest.approx(100 * 600 / 751)
+    assert stats["failure_rate"] == pytest.approx(100 * 150 / 751)
+    assert stats["retry_rate"] == 0.0
     timed = durations + failed + [0.05] * 50
     assert stats["avg_duration"] == pytest.approx(sum(timed) / len(timed), rel=1e-9)
     assert stats["min_duration"] == min(timed) and stats["max_duration"] == max(timed)
@@ -242,10 +243,10 @@ def test_kpis_structure_and_sources(monitor, recorder):
     for name, kpi in kpis.items():
         if name != "window":
             assert "value" in kpi and kpi["source"], name
-    assert kpis["task_success_rate"]["value"] == pytest.approx(3 / 4)
-    assert kpis["retry_rate"]["value"] == pytest.approx(1 / 4)
+    assert kpis["task_success_rate"]["value"] == pytest.approx(100 * 3 / 4)
+    assert kpis["retry_rate"]["value"] == 0.0, "a retry event, but no task finished retried"
     assert kpis["average_task_duration"]["value"]["a"] == pytest.approx((0.6 + 0.4 + 0.1) / 5)
-    assert kpis["worker_utilization"]["value"] == pytest.approx(1 / 4)
+    assert kpis["worker_utilization"]["value"] == pytest.approx(100 * 1 / 4)
     assert kpis["worker_utilization"]["source"] == "worker heartbeats"
     assert kpis["queue_depth"]["source"] == "broker"
     assert kpis["queue_depth"]["value"] == 0
@@ -263,3 +264,29 @@ def test_recorder_stats_are_readable(monitor, recorder):
     recorder.stat("unknown")
     recorder.flush()
     assert monitor.get_recorder_stats() == {"rejected": 2, "unknown": 1}
+
+
+def test_rates_are_percent_of_all_tasks_as_the_spec_defines_them(monitor, recorder):
+    """The spec's KPIs: success rate = successful / total x 100 and retry rate = retried /
+    total x 100, total = every task finished in the window (revoked included); a task retried
+    twice before it succeeded is one retried task (its two retry events are counted apart)."""
+    ts = time.time() - 10
+    for _ in range(5):
+        recorder.observe("a", ts, "success", 0.1)
+    recorder.observe("a", ts, "success", 0.1, retried=True)  # succeeded after retrying
+    for _ in range(2):
+        recorder.observe("a", ts, "retry", 0.1)  # its two retry events
+    for _ in range(3):
+        recorder.observe("a", ts, "failure", 0.2)
+    recorder.observe("a", ts, "revoked")
+    assert recorder.flush()
+    stats = monitor.get_performance_stats("a", "5m")
+    assert (stats["count"], stats["retry"], stats["retried"]) == (10, 2, 1)
+    assert stats["success_rate"] == pytest.approx(60.0)
+    assert stats["failure_rate"] == pytest.approx(30.0)
+    assert stats["retry_rate"] == pytest.approx(10.0)
+    kpis = monitor.get_kpis("5m")
+    assert kpis["task_success_rate"]["value"] == pytest.approx(60.0)
+    assert kpis["task_success_rate"]["unit"] == "%"
+    assert kpis["retry_rate"]["value"] == pytest.approx(10.0)
+    assert kpis["retry_rate"]["unit"] == "%"

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from celery_warden.demo.summary import Snapshot
-from celery_warden.units import pct, secs
+from celery_warden.units import percent, pct, secs
 
 
 def _clock(seconds: float) -> str:
@@ -81,9 +81,8 @@ def final_lines(snap: Snapshot) -> list[str]:
     c = snap.counts
     if c is not None:
         avg = c["count"] / snap.elapsed if snap.elapsed > 0 else 0.0
-        judged = c["success"] + c["failure"]
-        success_rate = c["success"] / judged if judged else None
-        retry_rate = c["retry"] / c["count"] if c["count"] else None
+        success_rate = percent(c["success"], c["count"])
+        retry_rate = percent(c["retried"], c["count"])
         lines += [
             f"finished {c['count']} (success {c['success']}, failure {c['failure']}, "
             f"retries {c['retry']}); average throughput {avg:.1f} tasks/s",

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from celery_warden.read.monitor import CeleryMonitor
 
 #: Counters the summary reports "since the demo started" (differences from a baseline).
-COUNTED = ("count", "success", "failure", "retry")
+COUNTED = ("count", "success", "failure", "retry", "retried")
 
 
 @dataclass

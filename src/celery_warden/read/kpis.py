@@ -1,4 +1,10 @@
-"""The spec's seven KPIs over a window, each with where its number comes from."""
+"""The spec's seven KPIs over a window, each with where its number comes from and its unit.
+
+Rates are percentages as the spec writes them: task success rate = successful / total x 100,
+retry rate = retried / total x 100 (total = tasks finished in the window; see
+:meth:`celery_warden.read.metrics.MetricsReader.performance`); worker utilization = busy / slots
+x 100 over online workers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 from celery_warden.read.breakers import BreakerReader
 from celery_warden.read.metrics import MetricsReader, Window
 from celery_warden.read.workers import WorkerReader
+from celery_warden.units import percent
 
 
 class KpiReader:
@@ -39,22 +46,26 @@ class KpiReader:
         slots = sum(w["concurrency"] for w in online)
         return {
             "window": overall["window"],
-            "task_success_rate": {"value": overall["success_rate"], "source": "metric buckets"},
-            "average_task_duration": {"value": per_task, "source": "metric buckets"},
+            "task_success_rate": {"value": overall["success_rate"], "unit": "%",
+                                  "source": "metric buckets"},
+            "average_task_duration": {"value": per_task, "unit": "s",
+                                      "source": "metric buckets"},
             "queue_depth": {
                 "value": None if depths is None else sum(v or 0 for v in depths.values()),
-                "per_queue": depths, "source": depth_source,
+                "unit": "messages", "per_queue": depths, "source": depth_source,
             },
             "worker_utilization": {
-                "value": busy / slots if slots else None,
-                "per_worker": {w["hostname"]: (w["active"] / w["concurrency"]
-                                               if w["concurrency"] else None) for w in online},
+                "value": percent(busy, slots), "unit": "%",
+                "per_worker": {w["hostname"]: percent(w["active"], w["concurrency"])
+                               for w in online},
                 "source": "worker heartbeats",
             },
-            "retry_rate": {"value": overall["retry_rate"], "source": "metric buckets"},
-            "dlq_size": {"value": self.dlq_size(), "source": "dead letter queue"},
+            "retry_rate": {"value": overall["retry_rate"], "unit": "%",
+                           "source": "metric buckets"},
+            "dlq_size": {"value": self.dlq_size(), "unit": "entries",
+                         "source": "dead letter queue"},
             "circuit_breaker_trips": {
-                "value": self.breakers.trips(window),
+                "value": self.breakers.trips(window), "unit": "trips",
                 "source": "circuit breaker trip log (every transition to open, fleet-wide)",
             },
         }

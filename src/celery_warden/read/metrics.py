@@ -18,6 +18,7 @@ from celery_warden.keys import Keys
 from celery_warden.record.histogram import RELATIVE_ERROR, quantiles
 from celery_warden.record.windows import bucket_keys, parse_window
 from celery_warden.settings import WardenSettings
+from celery_warden.units import percent
 
 #: Outcomes that end a task's delivery (the denominator of throughput and retry rate).
 FINAL_OUTCOMES = ("success", "failure", "revoked", "rejected", "ignored")
@@ -83,9 +84,11 @@ class MetricsReader:
     def performance(self, task_name: str | None = None, window: Window = "1h") -> dict[str, Any]:
         """Counts, rates, average and percentile durations and throughput over a window.
 
-        ``task_name=None`` aggregates every task name. Rates are fractions (0..1):
-        ``success_rate = success / (success + failure)``, ``failure_rate`` its complement,
-        ``retry_rate = retries / tasks finished``.
+        ``task_name=None`` aggregates every task name. Rates are percentages of every task
+        finished in the window (``count``: succeeded, failed, revoked, rejected, ignored), as the
+        spec defines its KPIs: ``success_rate = success / count x 100``, ``failure_rate``
+        likewise, ``retry_rate = retried / count x 100`` where ``retried`` counts tasks that
+        finished after at least one retry (``retry`` counts the retry events themselves).
         """
         seconds = parse_window(window)
         end = time.time()
@@ -94,7 +97,7 @@ class MetricsReader:
         c = m.counts
         finished = sum(c.get(o, 0) for o in FINAL_OUTCOMES)
         success, failure, retry = c.get("success", 0), c.get("failure", 0), c.get("retry", 0)
-        judged = success + failure
+        retried = c.get("retried", 0)
         done = c.get("done", 0)
         q = quantiles(m.hist, (0.5, 0.95, 0.99), m.dmin, m.dmax)
         return {
@@ -105,11 +108,12 @@ class MetricsReader:
             "success": success,
             "failure": failure,
             "retry": retry,
+            "retried": retried,
             "revoked": c.get("revoked", 0),
             "rejected": c.get("rejected", 0),
-            "success_rate": success / judged if judged else None,
-            "failure_rate": failure / judged if judged else None,
-            "retry_rate": retry / finished if finished else None,
+            "success_rate": percent(success, finished),
+            "failure_rate": percent(failure, finished),
+            "retry_rate": percent(retried, finished),
             "executions": done,
             "avg_duration": m.dsum / done if done else None,
             "p50": q[0.5],

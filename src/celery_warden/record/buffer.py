@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from celery_warden.keys import minute_of
 from celery_warden.record.batch import RECENT_IDS, Batch, BucketDelta, ErrorDelta, TaskDelta
 from celery_warden.record.histogram import bucket_index
-from celery_warden.record.order import RANK_STARTED, delivery_seq
+from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
 from celery_warden.settings import WardenSettings
 
 #: Metric buckets (name x minute pairs) and error groups kept in memory while Redis is down.
@@ -157,7 +157,8 @@ class RecordBuffer:
                     delta.seq, delta.rank = seq, rank
                 delta.run = run
                 delta.updated = finished
-            self._observe_locked(name, finished, outcome, runtime, wait, None)
+            self._observe_locked(name, finished, outcome, runtime, wait, None,
+                                 rank == RANK_FINAL and run.retries > 0)
 
     def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
         """Keep the total (new + carried after a failed write) within the bound, dropping the
@@ -194,15 +195,17 @@ class RecordBuffer:
         duration: float | None = None,
         wait: float | None = None,
         queue: str | None = None,
+        retried: bool = False,
     ) -> None:
-        """Count one outcome of one task name in its minute bucket (no I/O)."""
+        """Count one outcome of one task name in its minute bucket (no I/O); ``retried``: a
+        task that finished after at least one retry (the spec's retry rate counts those)."""
         if not self._running:
             self._start()
         with self._lock:
-            self._observe_locked(name, ts, outcome, duration, wait, queue)
+            self._observe_locked(name, ts, outcome, duration, wait, queue, retried)
 
     def _observe_locked(self, name: str, ts: float, outcome: str, duration: float | None,
-                        wait: float | None, queue: str | None) -> None:
+                        wait: float | None, queue: str | None, retried: bool = False) -> None:
         key = (name, minute_of(ts))
         minutes = self._batch.minutes
         b = minutes.get(key)
@@ -217,6 +220,8 @@ class RecordBuffer:
                 self._batch.queues.add(queue)
         c = b.counts
         c[outcome] = c.get(outcome, 0) + 1
+        if retried:
+            c["retried"] = c.get("retried", 0) + 1
         if duration is not None:
             c["done"] = c.get("done", 0) + 1
             h = f"h{bucket_index(duration)}"

@@ -99,7 +99,7 @@ class WorkerHandlers:
             attempt["worker"] = getattr(context, "hostname", None) or self.hostname
         self.recorder.task(task_id, attempt=attempt, retries=retries, rank=RANK_FINAL,
                            defers=defers, static={"name": task.name})
-        self.recorder.observe(task.name, now, state.lower(), runtime)
+        self.recorder.observe(task.name, now, state.lower(), runtime, retried=retries > 0)
         return True
 
     def on_failure(self, sender: Any, task_id: str, exception: BaseException | None,
