@@ -62,6 +62,10 @@ class RecordSink(Protocol):
 
     def flush(self) -> bool: ...
 
+    def holds(self, task_id: str) -> bool:
+        """Whether a change to this task's record is buffered here, not yet written."""
+        ...
+
 
 class Beater(Protocol):
     """The worker's heartbeat, as the lifecycle signal handlers see it."""

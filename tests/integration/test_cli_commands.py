@@ -104,7 +104,7 @@ def test_unknown_task_id_exits_1_with_a_clear_message(settings, fleet):
     result = cli(settings, "task", unknown, "--json")
     assert result.returncode == 1
     info = as_json(result)
-    assert (info["task_id"], info["known"], info["state"]) == (unknown, False, "UNKNOWN")
+    assert (info["task_id"], info["known"], info["state"]) == (unknown, False, "PENDING")
     plain = cli(settings, "task", unknown)
     assert plain.returncode == 1
     assert f"unknown task id {unknown}" in plain.stderr

@@ -43,10 +43,11 @@ def exact(values: list[float], q: float) -> float:
 
 
 def test_unknown_task(monitor):
-    """An id with no record is state UNKNOWN, known False, with a detail saying why."""
+    """An id with no record is state PENDING (as AsyncResult says), known False, with a
+    detail saying why."""
     status = monitor.get_task_status("no-such-task")
     assert status["task_id"] == "no-such-task"
-    assert status["state"] == "UNKNOWN"
+    assert status["state"] == "PENDING"
     assert status["known"] is False
     assert "WARDEN_TASK_TTL" in status["detail"]
 

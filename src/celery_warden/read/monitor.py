@@ -25,7 +25,7 @@ from celery_warden.read.queues import QueueReader
 from celery_warden.read.tasks import TaskReader
 from celery_warden.read.workers import WorkerReader
 from celery_warden.record.windows import parse_window
-from celery_warden.services import redis_client
+from celery_warden.services import redis_client, services_for
 from celery_warden.settings import WardenSettings
 
 Window = str | int | timedelta
@@ -70,7 +70,15 @@ class CeleryMonitor:
 
     # -- tasks -----------------------------------------------------------------------------
     def get_task_status(self, task_id: str) -> dict[str, Any]:
-        """State, timestamps, runtime, queue wait, worker, queue, retries and error of a task."""
+        """State, timestamps, runtime, queue wait, worker, queue, retries and error of a task.
+
+        Reads its own writes: when this process's recorder (the app's Warden) still buffers a
+        change to the task — it was just published from here — that is flushed first, so the
+        spec's ``add.delay(5, 3)`` then ``get_task_status(result.id)`` sees it at once.
+        """
+        services = services_for(self._app)
+        if services is not None and services.recorder.holds(task_id):
+            services.recorder.flush()
         return self.tasks.status(task_id)
 
     def list_recent(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -92,12 +92,17 @@ class TaskReader:
         self.redis = client
 
     def unknown(self, task_id: str) -> dict[str, Any]:
+        """No record (yet): PENDING, as Celery's own ``AsyncResult`` says for an id it does not
+        know — a task just published from another process appears within one flush."""
+        s = self.settings
         return {
             "task_id": task_id,
-            "state": "UNKNOWN",
+            "state": "PENDING",
             "known": False,
-            "detail": "no record of this task id: never seen, or older than "
-            f"WARDEN_TASK_TTL ({self.settings.task_ttl}s)",
+            "detail": "no record of this task id yet: a task published from another process is "
+            f"recorded within WARDEN_FLUSH_INTERVAL ({s.flush_interval:g}s) of being sent; "
+            "otherwise it was not published by an app with Warden installed, or its record "
+            f"is older than WARDEN_TASK_TTL ({s.task_ttl}s)",
         }
 
     def status(self, task_id: str) -> dict[str, Any]:

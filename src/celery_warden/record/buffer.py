@@ -76,6 +76,16 @@ class RecordBuffer:
             self._carried = tasks
             self.dropped += dropped
 
+    def holds(self, task_id: str) -> bool:
+        """Whether a change to this task's record waits in this process (buffered, running,
+        or carried after a failed write)."""
+        return (task_id in self._batch.tasks or task_id in self._in_flight
+                or (self._carried > 0 and self.carries(task_id)))
+
+    def carries(self, task_id: str) -> bool:
+        """Whether the flusher still carries a record of this task (the recorder knows)."""
+        return False
+
     def note_dropped(self, count: int) -> None:
         with self._lock:
             self.dropped += count

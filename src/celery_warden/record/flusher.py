@@ -123,6 +123,10 @@ class Flusher:
                              lost, exc)
             self._sealed.popleft()
 
+    def carries(self, task_id: str) -> bool:
+        return task_id in self._carry.tasks or any(
+            record[1] == task_id for chunk in self._sealed for record in chunk.records)
+
     def carried(self) -> int:
         return sum(len(c.records) for c in self._sealed) + len(self._carry.tasks)
 

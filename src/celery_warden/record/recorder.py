@@ -93,6 +93,9 @@ class Recorder(RecordBuffer):
         self._stopping.clear()
         self._running = False
 
+    def carries(self, task_id: str) -> bool:
+        return self.flusher.carries(task_id)
+
     def stats(self) -> dict[str, int]:
         f = self.flusher
         return {
