@@ -48,6 +48,11 @@ class WorkerHandlers:
         # vanish with the Request object, so no bound or clean-up is needed.
         self._requests: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
+    def consumer_ours(self, sender: Any) -> bool:
+        """Consumer signals (rejected, unknown) are global in Celery and their sender is the
+        consumer: with two Wardens in one process, each counts only its own app's consumer."""
+        return getattr(sender, "app", None) is self.app
+
     # -- receipt ---------------------------------------------------------------------------
     def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         if request is None or getattr(request.task, "app", None) is not self.app:
@@ -128,6 +133,8 @@ class WorkerHandlers:
     # -- messages that never became a task -------------------------------------------------
     def on_rejected(self, sender: Any = None, message: Any = None, exc: Any = None,
                     **_: Any) -> None:
+        if not self.consumer_ours(sender):
+            return
         headers = getattr(message, "headers", None) or {}
         task_id = headers.get("id")
         self.recorder.stat("rejected")
@@ -145,6 +152,8 @@ class WorkerHandlers:
 
     def on_unknown(self, sender: Any = None, message: Any = None, exc: Any = None,
                    name: str | None = None, id: str | None = None, **_: Any) -> None:
+        if not self.consumer_ours(sender):
+            return
         self.recorder.stat("unknown")
         now = time.time()
         if message is not None:
