@@ -26,11 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings_env(settings: WardenSettings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process (every field)."""
+    """Environment variables that reproduce ``settings`` in a child process: every field that
+    differs from its default, or that this process's environment sets (a default is otherwise
+    left unset, as a user would leave it, so an app that chooses its own default when a variable
+    is unset — the reference app does — can)."""
     env: dict[str, str] = {}
-    for name in type(settings).model_fields:
+    fields = type(settings).model_fields
+    for name in fields:
         value = getattr(settings, name)
-        if value is None:
+        if value is None or (value == fields[name].default
+                             and env_var_for(name) not in os.environ):
             continue
         env[env_var_for(name)] = str(value).lower() if isinstance(value, bool) else str(value)
     return env

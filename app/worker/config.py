@@ -6,18 +6,27 @@ configuration table); an invalid value stops start-up with a message naming the 
 
 from __future__ import annotations
 
+import os
+
 from celery.schedules import crontab
 
 from celery_warden import celery_config, load_settings
 from celery_warden.config import WardenRouter, queue_name
 
-settings = load_settings()
+# The spec: failed tasks reach the DLQ when "unhandled exceptions occur" — for every task, not
+# only those on Warden's base classes. The library leaves that to each project
+# (WARDEN_DLQ_ALL_TASKS); the reference app turns it on unless the environment says otherwise.
+settings = load_settings(
+    **({} if "WARDEN_DLQ_ALL_TASKS" in os.environ else {"WARDEN_DLQ_ALL_TASKS": True}))
 
 CELERY_CONFIG = celery_config(
     settings,
     task_routes=[
         WardenRouter(settings),
-        {"maintenance.*": {"queue": queue_name(settings, "low_priority")}},
+        # `default`: the spec starts workers with --queues=default,high_priority, and beat's
+        # maintenance must run there (`warden status` warns when a queue beat feeds has no
+        # consumer).
+        {"maintenance.*": {"queue": queue_name(settings, "default")}},
     ],
     beat_schedule={
         "prune-store-indexes": {

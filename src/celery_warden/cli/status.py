@@ -10,6 +10,7 @@ from rich.table import Table
 from celery_warden.cli.common import (
     JsonOpt,
     WindowOpt,
+    celery_app_of,
     check_window,
     console,
     emit_json,
@@ -18,19 +19,25 @@ from celery_warden.cli.common import (
     reading,
 )
 from celery_warden.cli.tables import perf_table, queues_table, workers_table
+from celery_warden.read.beat import unconsumed_beat_queues
 from celery_warden.redaction import mask_url
 from celery_warden.units import num, pct, secs
 
 
 # -- commands --------------------------------------------------------------------------------
 def status(ctx: typer.Context, as_json: JsonOpt = False, window: WindowOpt = "1h") -> None:
-    """KPIs, workers and queue depths, once."""
+    """KPIs, workers and queue depths, once (with `celery -A proj`, also beat-fed queues that no
+    online worker consumes)."""
     check_window(window)
     monitor = monitor_for(ctx)
+    app = celery_app_of(ctx)
     with reading(monitor):
         kpis = monitor.get_kpis(window)
         overall = monitor.get_performance_stats(None, window)
         health = monitor.get_worker_health()
+    starved = unconsumed_beat_queues(app, health) if app is not None else []
+    warnings = [f"warning: queue {s['queue']} is fed by beat ({', '.join(s['tasks'])}) but no "
+                "online worker consumes it: those tasks will pile up unrun" for s in starved]
     depth = kpis["queue_depth"]
     if as_json:
         emit_json({
@@ -41,7 +48,10 @@ def status(ctx: typer.Context, as_json: JsonOpt = False, window: WindowOpt = "1h
             "performance": overall,
             "workers": health,
             "queues": depth["per_queue"],
+            "unconsumed_beat_queues": starved,
         })
+        for line in warnings:
+            typer.echo(line, err=True)
         return
     out = console()
     table = Table(title=f"Celery Warden status (last {window})", title_justify="left")
@@ -71,6 +81,8 @@ def status(ctx: typer.Context, as_json: JsonOpt = False, window: WindowOpt = "1h
         out.print(avg)
     out.print(workers_table(health))
     out.print(queues_table(depth["per_queue"], depth["source"]))
+    for line in warnings:
+        typer.echo(line)
 
 
 def workers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
