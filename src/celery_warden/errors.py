@@ -16,6 +16,10 @@ class SettingsError(WardenError, ValueError):
     """A configuration value is invalid; the message names the variable and what it accepts."""
 
 
+class WindowError(WardenError, ValueError):
+    """A query window is malformed, too short, or longer than the data the store keeps."""
+
+
 class EmbeddedRedisError(WardenError, RuntimeError):
     """The embedded ``redis-server`` could not be started or did not answer."""
 
@@ -57,4 +61,4 @@ class RateLimited(WardenError):
 
 
 __all__ = ["CircuitOpenError", "DuplicateTaskError", "EmbeddedRedisError", "RateLimited",
-           "SettingsError", "WardenError"]
+           "SettingsError", "WardenError", "WindowError"]

@@ -23,7 +23,7 @@ def test_prune_removes_only_entries_past_retention(settings, redis_client):
 
     removed = prune_store(settings, now=NOW)
 
-    assert removed == {"recent": 2, "names": 1, "queues": 1, "workers": 1}
+    assert removed == {"recent": 2, "names": 1, "queues": 1, "workers": 1, "errors": 0}
     assert redis_client.zrange(keys.recent, 0, -1) == ["fresh", "new"]
     assert redis_client.zrange(keys.names, 0, -1) == ["live.task"]
     assert redis_client.zrange(keys.queues, 0, -1) == ["live-q"]
@@ -35,7 +35,8 @@ def test_prune_removes_only_entries_past_retention(settings, redis_client):
 
 def test_prune_on_empty_store_counts_zero(settings):
     """Nothing to prune: every count is 0 and no error is raised."""
-    assert prune_store(settings, now=NOW) == {"recent": 0, "names": 0, "queues": 0, "workers": 0}
+    assert prune_store(settings, now=NOW) == {"recent": 0, "names": 0, "queues": 0, "workers": 0,
+                                              "errors": 0}
 
 
 def test_prune_is_idempotent(settings, redis_client):

@@ -1,4 +1,4 @@
-"""Maintenance tasks run by beat (routed to ``low_priority``)."""
+"""Maintenance tasks run by beat (routed to ``default``, which the spec's workers consume)."""
 
 from __future__ import annotations
 

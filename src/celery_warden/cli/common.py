@@ -18,7 +18,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
-from celery_warden.errors import SettingsError
+from celery_warden.errors import SettingsError, WindowError
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.windows import parse_window
 from celery_warden.redaction import mask_url
@@ -66,6 +66,8 @@ def reading(monitor: CeleryMonitor) -> Iterator[None]:
     """Turn "Redis/broker unreachable" into one clear line and exit code 1."""
     try:
         yield
+    except WindowError as exc:  # longer than the retention (known only with the settings)
+        fail(f"warden: --window: {exc}", 2)
     except (redis.RedisError, OperationalError, ConnectionError, TimeoutError) as exc:
         fail(
             f"warden: cannot read from Redis at {mask_url(monitor.settings.redis_url)}: "

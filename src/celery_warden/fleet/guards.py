@@ -22,6 +22,7 @@ Only worker deliveries are guarded. A direct or eager call runs the body, except
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -30,10 +31,12 @@ from celery_warden import headers as h
 from celery_warden.errors import CircuitOpenError
 from celery_warden.fleet import context as _fleet
 from celery_warden.fleet import idempotency
-from celery_warden.fleet.breaker import get_breaker
+from celery_warden.fleet.breaker import CircuitBreaker, get_breaker, registered
 from celery_warden.fleet.deferral import defer, held_slot, slot_header
 from celery_warden.fleet.rate_limit import SLOT_TOLERANCE, FleetRateLimiter
 from celery_warden.settings import WardenSettings
+
+logger = logging.getLogger("celery_warden.fleet")
 
 _limiters: dict[int, FleetRateLimiter] = {}
 
@@ -80,8 +83,8 @@ def call(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
     """Run ``run(*args, **kwargs)`` (the task body) under the task's fleet primitives."""
     req = task.request
     if req.called_directly or req.is_eager:
-        name = _option(task, "circuit_breaker")
-        return get_breaker(name).call(run, *args, **kwargs) if name else run(*args, **kwargs)
+        breaker = _breaker(task)
+        return breaker.call(run, *args, **kwargs) if breaker else run(*args, **kwargs)
     if _unguarded(task, req):
         return _body(task, run, args, kwargs, None)
     setattr(req, h.GUARDED_ATTR, True)
@@ -98,10 +101,9 @@ def _limited(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
     rate = _option(task, "fleet_rate_limit")
     if rate or settings.queue_rate_limits:
         _rate_check(task, settings, rate)
-    name = _option(task, "circuit_breaker")
-    if not name:
+    breaker = _breaker(task)
+    if breaker is None:
         return _body(task, run, args, kwargs, settings)
-    breaker = get_breaker(name)
     try:
         permit = breaker.acquire(settings)
     except CircuitOpenError as exc:
@@ -113,6 +115,43 @@ def _limited(task: Any, run: Callable[..., Any], args: tuple[Any, ...],
         raise
     breaker.record(permit, None, settings)
     return result
+
+
+def _breaker(task: Any) -> CircuitBreaker | None:
+    """The breaker guarding this delivery. A name from the task's own options is code, so a
+    breaker with default settings is made for it if none was declared; a name from the
+    message (``warden={"circuit_breaker": ...}``) must name a breaker the worker's code declares
+    — any producer can put any name there, and each would otherwise add a breaker to the
+    fleet's registry and store for ever."""
+    name = h.options(task.request).get("circuit_breaker")
+    if name:
+        found = registered().get(str(name))
+        if found is None:
+            _unknown_breakers.report(str(name), task.name)
+        return found
+    name = getattr(task, "circuit_breaker", None)
+    return get_breaker(str(name)) if name else None
+
+
+class _UnknownBreakers:
+    """Warns once per name (at most ``LIMIT`` names) about per-call breaker names the code does
+    not declare; the task then runs unguarded."""
+
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def report(self, name: str, task_name: str) -> None:
+        if name in self.seen or len(self.seen) >= self.LIMIT:
+            return
+        self.seen.add(name)
+        logger.warning("warden: task %s names circuit breaker %r in its message, but no breaker "
+                       "of that name is declared in this worker's code; it runs unguarded",
+                       task_name, name)
+
+
+_unknown_breakers = _UnknownBreakers()
 
 
 def _body(task: Any, run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

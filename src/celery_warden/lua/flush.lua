@@ -105,6 +105,22 @@ for _, e in ipairs(p.errors) do
   redis.call('ZADD', p.errors_key, e[6], fp)
 end
 
+-- The error group index keeps groups seen within the retention, at most errors_cap of them
+-- (the least recently seen go first, with their sample hash and recent-task list; their
+-- per-minute counters expire by TTL).
+if #p.errors > 0 then
+  local gone = redis.call('ZRANGEBYSCORE', p.errors_key, '-inf', now - p.errors_retention)
+  local over = redis.call('ZCARD', p.errors_key) - #gone - p.errors_cap
+  if over > 0 then
+    local oldest = redis.call('ZRANGE', p.errors_key, #gone, #gone + over - 1)
+    for _, fp in ipairs(oldest) do gone[#gone + 1] = fp end
+  end
+  for _, fp in ipairs(gone) do
+    redis.call('ZREM', p.errors_key, fp)
+    redis.call('DEL', p.errors_group_prefix .. fp, p.errors_tasks_prefix .. fp)
+  end
+end
+
 -- Process-level counters (dropped records and the like).
 for _, s in ipairs(p.stats) do
   redis.call('HINCRBY', s[1], s[2], s[3])

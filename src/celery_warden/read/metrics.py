@@ -66,6 +66,10 @@ class MetricsReader:
         self.keys = Keys(settings.key_prefix)
         self.redis = client
 
+    def window_seconds(self, window: Window) -> int:
+        """A window's length, refused beyond what the hourly roll-ups keep."""
+        return parse_window(window, self.settings.rollup_retention, "WARDEN_ROLLUP_RETENTION")
+
     def task_names(self) -> list[str]:
         """Task names seen within the metric retention, most recent first."""
         cutoff = time.time() - self.settings.metrics_retention
@@ -90,7 +94,7 @@ class MetricsReader:
         likewise, ``retry_rate = retried / count x 100`` where ``retried`` counts tasks that
         finished after at least one retry (``retry`` counts the retry events themselves).
         """
-        seconds = parse_window(window)
+        seconds = self.window_seconds(window)
         end = time.time()
         names = [task_name] if task_name else self.task_names()
         m = self.merged(names, end - seconds, end)
@@ -129,7 +133,7 @@ class MetricsReader:
 
     def counts(self, fields: tuple[str, ...], window: Window) -> dict[str, dict[str, int]]:
         """Selected counters per task name over a window (names where any is non-zero)."""
-        seconds = parse_window(window)
+        seconds = self.window_seconds(window)
         end = time.time()
         out: dict[str, dict[str, int]] = {}
         for name in self.task_names():

@@ -111,7 +111,8 @@ class CeleryMonitor:
     def get_error_groups(self, limit: int = 20,
                          window: Window | None = None) -> list[dict[str, Any]]:
         """Failures grouped by fingerprint, most recent first (``window`` adds window counts)."""
-        seconds = None if window is None else parse_window(window)
+        seconds = None if window is None else parse_window(
+            window, self.settings.metrics_retention, "WARDEN_METRICS_RETENTION")
         return self.errors.list(limit, seconds)
 
     def get_recent_errors(self, limit: int = 10) -> list[dict[str, Any]]:

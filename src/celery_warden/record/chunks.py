@@ -28,6 +28,8 @@ from celery_warden.settings import WardenSettings
 #: Records per script call. Measured ~15-20 µs of Redis time per record (bench/overhead.py), so a
 #: call blocks the (often shared) Redis for at most ~3-4 ms.
 MAX_TASKS_PER_CALL = 200
+#: Error groups (distinct failure fingerprints) kept in the store; the least recently seen go.
+MAX_ERROR_GROUPS = 10_000
 
 
 @dataclass(slots=True)
@@ -119,6 +121,10 @@ class Chunker:
             "stats": [],
             "errors": [],
             "errors_key": k.error_groups,
+            "errors_retention": s.metrics_retention,
+            "errors_cap": MAX_ERROR_GROUPS,
+            "errors_group_prefix": k.error_group(""),
+            "errors_tasks_prefix": k.error_group_tasks(""),
         }
         # cjson encodes an empty dict as an empty array; both iterate as empty in Lua.
         if not include_rest:
@@ -156,4 +162,4 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["MAX_TASKS_PER_CALL", "Chunk", "Chunker"]
+__all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "Chunk", "Chunker"]

@@ -35,6 +35,8 @@ logger = logging.getLogger("celery_warden.recorder")
 
 #: Seconds between repeated "Redis unreachable" warnings from one process.
 WARN_EVERY = 30.0
+#: Per-minute counts one carried error group keeps while Redis is down (a day).
+MAX_ERROR_MINUTES = 1440
 
 
 class ChunkWriter(Protocol):
@@ -155,11 +157,18 @@ class Flusher:
         over = self.carried() - self.settings.buffer_size
         if over > 0:
             dropped += over - self._evict(over)
-        over = len(self._carry.minutes) - MAX_BUCKETS
-        if over > 0:
-            for key in list(self._carry.minutes)[:over]:
-                del self._carry.minutes[key]
-            dropped += over
+        for table in (self._carry.minutes, self._carry.errors):
+            over = len(table) - MAX_BUCKETS
+            if over > 0:  # metric buckets and error groups, oldest first
+                for key in list(table)[:over]:
+                    del table[key]
+                dropped += over
+        for group in self._carry.errors.values():
+            over = len(group.minutes) - MAX_ERROR_MINUTES
+            if over > 0:  # a long outage: a group keeps its last day of per-minute counts
+                for minute in sorted(group.minutes)[:over]:
+                    del group.minutes[minute]
+                dropped += over
         if dropped:
             self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + dropped
             self._dropped_since_down += dropped

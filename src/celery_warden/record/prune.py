@@ -30,10 +30,17 @@ def prune_store(settings: WardenSettings, now: float | None = None) -> dict[str,
         pipe.zremrangebyscore(keys.workers, "-inf", now - settings.metrics_retention)
         for host in stale:
             pipe.delete(keys.worker(host))
-        recent, names, queues, workers, *_ = pipe.execute()
+        old_groups = cast(list[str], client.zrangebyscore(
+            keys.error_groups, "-inf", now - settings.metrics_retention))
+        pipe.zremrangebyscore(keys.error_groups, "-inf", now - settings.metrics_retention)
+        for fp in old_groups:
+            pipe.delete(keys.error_group(fp), keys.error_group_tasks(fp))
+        recent, names, queues, workers, *rest = pipe.execute()
+        errors = rest[len(stale)]
     finally:
         client.close()
-    return {"recent": recent, "names": names, "queues": queues, "workers": workers}
+    return {"recent": recent, "names": names, "queues": queues, "workers": workers,
+            "errors": errors}
 
 
 __all__ = ["prune_store"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from celery_warden.errors import WindowError
 from celery_warden.keys import HOUR, MINUTE, Keys, minute_of
 
 MINUTES_ONLY_UP_TO = 6 * HOUR
@@ -19,8 +20,12 @@ _UNITS = {"s": 1, "m": MINUTE, "h": HOUR, "d": 24 * HOUR, "w": 7 * 24 * HOUR}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 
-def parse_window(window: str | int | float | timedelta) -> int:
-    """Seconds in a window given as ``"15m"``, ``3600``, or a ``timedelta``."""
+def parse_window(window: str | int | float | timedelta, longest: int | None = None,
+                 limit_name: str = "the retention") -> int:
+    """Seconds in a window given as ``"15m"``, ``3600``, or a ``timedelta``.
+
+    ``longest`` refuses windows the store cannot answer (data older than its retention is gone)
+    — and keeps one query from reading millions of buckets."""
     if isinstance(window, timedelta):
         seconds = window.total_seconds()
     elif isinstance(window, int | float):
@@ -28,12 +33,15 @@ def parse_window(window: str | int | float | timedelta) -> int:
     else:
         match = _PATTERN.match(window)
         if not match:
-            raise ValueError(
+            raise WindowError(
                 f"invalid window {window!r}: expected a number of seconds or e.g. 5m, 1h, 24h, 7d"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if seconds < MINUTE:
-        raise ValueError(f"invalid window {window!r}: the shortest window is 1 minute")
+        raise WindowError(f"invalid window {window!r}: the shortest window is 1 minute")
+    if longest is not None and seconds > longest:
+        raise WindowError(f"invalid window {window!r}: longer than {limit_name} "
+                         f"({longest}s), beyond which nothing is kept")
     return int(seconds)
 
 

@@ -166,8 +166,8 @@ class WorkerHandlers:
                          "exc_type": "NotRegistered", "exc_msg": f"unknown task {name!r}"},
                 rank=RANK_FINAL,
             )
-        if name:
-            self.recorder.observe(str(name), now, "rejected")
+        # No metric bucket under `name`: any producer can send any name, and per-name buckets
+        # and index entries are for the tasks this fleet's code defines (counted in stats).
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
