@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from celery_warden.dlq.groups import describe
+from celery_warden.embedded import free_port
 from celery_warden.keys import Keys
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record import chunks
@@ -18,7 +19,6 @@ from celery_warden.record.prune import prune_store
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.store import StoreWriter
 from celery_warden.services import redis_client
-from celery_warden.embedded import free_port
 
 
 @pytest.fixture

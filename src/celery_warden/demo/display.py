@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from celery_warden.demo.summary import Snapshot
-from celery_warden.units import percent, pct, secs
+from celery_warden.units import pct, percent, secs
 
 
 def _clock(seconds: float) -> str:
