@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
@@ -157,12 +157,8 @@ class Flusher:
         over = self.carried() - self.settings.buffer_size
         if over > 0:
             dropped += over - self._evict(over)
-        for table in (self._carry.minutes, self._carry.errors):
-            over = len(table) - MAX_BUCKETS
-            if over > 0:  # metric buckets and error groups, oldest first
-                for key in list(table)[:over]:
-                    del table[key]
-                dropped += over
+        dropped += _trim_oldest(self._carry.minutes, MAX_BUCKETS)  # metric buckets
+        dropped += _trim_oldest(self._carry.errors, MAX_BUCKETS)  # error groups
         for group in self._carry.errors.values():
             over = len(group.minutes) - MAX_ERROR_MINUTES
             if over > 0:  # a long outage: a group keeps its last day of per-minute counts
@@ -184,6 +180,14 @@ class Flusher:
                 "warden: cannot write to Redis (%s: %s); tasks keep running, buffering up to "
                 "%d records", type(exc).__name__, exc, self.settings.buffer_size,
             )
+
+
+def _trim_oldest(table: dict[Any, Any], limit: int) -> int:
+    """Drop the oldest entries of an insertion-ordered dict past ``limit``; how many."""
+    over = len(table) - limit
+    for key in list(table)[:max(over, 0)]:
+        del table[key]
+    return max(over, 0)
 
 
 __all__ = ["WARN_EVERY", "ChunkWriter", "Flusher"]
