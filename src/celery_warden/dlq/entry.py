@@ -86,7 +86,8 @@ class DLQEntry:
         return out
 
     @classmethod
-    def from_hash(cls, raw: Mapping[str, str], entry_id: str | None = None) -> DLQEntry:
+    def from_hash(cls, raw: Mapping[str, str | bytes],
+                  entry_id: str | None = None) -> DLQEntry:
         """The entry a hash holds. Never raises: a field that cannot be decoded keeps its
         default and is named in ``broken``, as are missing required fields and an ``id`` that
         differs from ``entry_id`` (the id in the key, which the result always carries, so the
@@ -97,13 +98,12 @@ class DLQEntry:
         for key in cls.__dataclass_fields__:
             if key == "broken" or key not in raw:
                 continue
-            try:
-                raw[key].encode()  # lone surrogates: bytes that were not UTF-8 (see the store)
-            except UnicodeEncodeError:
+            text = _text(raw[key])
+            if text is None:
                 problems.append(f"{key}: not UTF-8")
                 continue
             try:
-                data[key] = _decode(key, raw[key])
+                data[key] = _decode(key, text)
             except _Unreadable as exc:
                 problems.append(f"{key}: {exc}")
             except (ValueError, TypeError, RecursionError):
@@ -162,6 +162,18 @@ class EntryPage(list[DLQEntry]):
 
 class _Unreadable(ValueError):
     """A field decoded, but not to what the field holds (its message says what was wrong)."""
+
+
+def _text(value: str | bytes) -> str | None:
+    """A stored value as text, or None if it is not UTF-8: undecoded bytes, or a str with lone
+    surrogates (how the store keeps bytes that were not UTF-8)."""
+    try:
+        if isinstance(value, bytes):
+            return value.decode()
+        value.encode()
+    except UnicodeError:
+        return None
+    return value
 
 
 def _decode(key: str, value: str) -> Any:

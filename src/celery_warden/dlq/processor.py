@@ -148,8 +148,8 @@ class DLQProcessor:
         if entry is None:  # deleted since the claim: its ids must not stay claimed
             return "vanished" if self.dlq.forget([entry_id]) else None
         if entry.broken:  # parked, so never claimed (nor reported) again
-            return "malformed" if self._finish(entry_id, token, "parked", "malformed", {}) \
-                else None
+            parked = self._finish(entry_id, token, "parked", "malformed", {})
+            return "malformed" if parked else None
         if not requeue or not entry.replayable or (
             entry.requeues >= self.settings.dlq_max_requeues
         ):
