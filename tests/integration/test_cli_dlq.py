@@ -56,6 +56,27 @@ def test_dlq_list_show_park_requeue_discard(settings):
     assert both.returncode == 2, "an id and a threshold together is a usage error"
 
 
+def test_dlq_list_and_show_report_a_malformed_entry(settings, redis_client):
+    """An entry hash another writer broke is not shown by `dlq list` but counted there (JSON
+    ``skipped``, a note under the table, its id in the warning), and `dlq show` displays it
+    marked ``broken`` instead of failing."""
+    dlq = DeadLetterQueue(settings, app=client_app(settings))
+    for i in range(2):
+        dlq.add(entry(i))
+    redis_client.hset(dlq.keys.dlq_entry("e1"), "kwargs", "{not json")
+
+    listed = as_json(cli(settings, "dlq", "list", "--json"))
+    assert [e["id"] for e in listed["entries"]] == ["e0"]
+    assert (listed["skipped"], listed["stats"]["size"]) == (1, 2)
+    table = cli(settings, "dlq", "list")
+    assert table.returncode == 0
+    assert "1 malformed entries not shown" in " ".join(table.stdout.split())
+    assert "e1" in table.stderr and "malformed" in table.stderr
+    shown = as_json(cli(settings, "dlq", "show", "e1", "--json"))
+    assert shown["broken"] == "kwargs: invalid JSON"
+    assert shown["exc_message"] == "bad 1"
+
+
 def test_dlq_process_parks_or_requeues_and_reports_counts(settings):
     """`dlq process --park` parks ready entries; `--requeue` requeues them; counts are JSON."""
     dlq = DeadLetterQueue(settings, app=client_app(settings))

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -150,3 +151,75 @@ def test_two_processes_requeue_each_of_1000_entries_exactly_once(settings, redis
     dlq.redis.close()
     app.close()
 
+
+
+def test_racing_processors_with_vanished_malformed_and_discarded_entries(
+        settings, redis_client):
+    """Two processor processes drain a DLQ in which some entry hashes vanished, some are
+    malformed, and the test discards others while the race runs. No processor crashes, no
+    entry is published twice, nothing is written under a removed entry's key, every other
+    entry is requeued exactly once, the vanished and malformed ones are counted once each, and
+    afterwards only the malformed entries are left in the DLQ (size == what a listing skips)."""
+    app = Celery(f"dlq-setup-{settings.key_prefix}", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    dlq = DeadLetterQueue(settings, app=app)
+    now = time.time()
+    queue = queue_name(settings, "default")
+    ids = [f"entry-{i:03d}" for i in range(300)]
+    for i, entry_id in enumerate(ids):
+        dlq.add(DLQEntry(id=entry_id, task_id=entry_id, reason="max_retries", name="t.work",
+                         args=[i], kwargs={}, queue=queue, last_failed=now - 300 + i))
+    vanished = set(ids[0::10])
+    malformed = set(ids[1::10])
+    discarded_during = ids[5::10]
+    for entry_id in vanished:
+        redis_client.delete(dlq.keys.dlq_entry(entry_id))
+    for entry_id in malformed:
+        redis_client.hset(dlq.keys.dlq_entry(entry_id), "args", "[not json")
+
+    discarded: set[str] = set()
+    gate = f"{settings.key_prefix}:test:gate"
+
+    def discard_while_racing() -> None:
+        """Starts once both processors wait at the barrier (they are released right after)."""
+        wait_for(lambda: redis_client.llen(f"{gate}:ready") == PROCESSORS, timeout=120,
+                 message="both processors at the barrier")
+        other = DeadLetterQueue(settings, app=app)
+        for entry_id in discarded_during:
+            other.discard(entry_id)
+            discarded.add(entry_id)
+            time.sleep(0.005)
+        other.redis.close()
+
+    discarder = threading.Thread(target=discard_while_racing)
+    discarder.start()
+    try:
+        results = _run_processors(settings, redis_client)
+    finally:
+        discarder.join(130)
+    assert discarded == set(discarded_during)
+
+    totals: Counter[str] = Counter()
+    for r in results:
+        totals.update({k: v for k, v in r.items() if k != "name"})
+    assert totals["vanished"] == len(vanished), results
+    assert totals["malformed"] == len(malformed), results
+    assert totals["failed"] == 0, results
+
+    published = Counter(m.headers[ENTRY_HEADER] for m in broker_messages(redis_client, settings))
+    assert max(published.values()) == 1
+    assert not set(published) & (vanished | malformed)
+    expected = set(ids) - vanished - malformed - discarded
+    assert expected <= set(published)
+    for entry_id in vanished | discarded:
+        assert redis_client.exists(dlq.keys.dlq_entry(entry_id)) == 0, entry_id
+    for entry_id in expected:
+        assert dlq.get(entry_id).status == "requeued", entry_id
+
+    stats = dlq.stats()
+    assert (stats["ready"], stats["claimed"], stats["malformed"]) == (0, 0, len(malformed))
+    page = dlq.list_entries(limit=1000)
+    assert (list(page), page.skipped) == ([], len(malformed))
+    assert dlq.size() == len(malformed)
+    dlq.redis.close()
+    app.close()

@@ -244,7 +244,8 @@ def test_process_requeues_to_the_original_queue_with_message_and_headers(
     dlq.add(entry(settings, "e1", queue=queue_name(settings, "high_priority"), priority=7,
                   headers=headers))
     counts = dlq.process(max_items=10)
-    assert counts == {"requeued": 1, "parked": 0, "discarded": 0, "failed": 0, "claimed": 1}
+    assert counts == {"requeued": 1, "parked": 0, "discarded": 0, "failed": 0, "claimed": 1,
+                      "vanished": 0, "malformed": 0}
 
     assert broker_messages(redis_client, settings, "default") == []
     [msg] = broker_messages(redis_client, settings, "high_priority")

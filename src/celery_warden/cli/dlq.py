@@ -52,9 +52,14 @@ def list_entries(
                                            status=status)
         stats = monitor.dlq.stats()
     if as_json:
-        emit_json({"stats": stats, "entries": [monitor.dlq.view(e) for e in entries]})
+        emit_json({"stats": stats, "entries": [monitor.dlq.view(e) for e in entries],
+                   "skipped": entries.skipped})
         return
-    table = Table(title=f"Dead letter queue: {stats['size']} entries", title_justify="left")
+    skipped = (f"{entries.skipped} malformed entries not shown (ids in the warning above; "
+               "see `warden dlq show ID`, remove with `warden dlq discard ID`)"
+               if entries.skipped else None)
+    table = Table(title=f"Dead letter queue: {stats['size']} entries", title_justify="left",
+                  caption=skipped, caption_justify="left")
     for col in ("id", "task", "reason", "status", "error", "failures", "requeues", "age"):
         table.add_column(col)
     for e in entries:

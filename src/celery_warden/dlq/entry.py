@@ -2,11 +2,17 @@
 
 An entry is stored as one Redis hash (``P:dlq:e:<id>``); :meth:`DLQEntry.to_hash` and
 :meth:`DLQEntry.from_hash` are the only places that know its field encoding.
+
+A hash is data from outside this process: another Warden version, a person with
+``redis-cli``, a stub an older claim script left behind. :meth:`DLQEntry.from_hash` therefore
+never raises; what it cannot read it names in ``broken``, and a broken entry is never replayed.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +34,15 @@ REASONS = (
 STATUSES = ("pending", "claimed", "parked", "requeued")
 #: Longest traceback kept per entry.
 MAX_TRACEBACK = 16_000
+#: Fields without which a hash is not an entry (the dataclass has no default for them).
+REQUIRED = ("id", "task_id", "reason")
+#: JSON fields: the type the decoded value must have, and whether ``null`` is allowed.
+_JSON_SHAPES: dict[str, tuple[type, bool]] = {
+    "args": (list, True), "kwargs": (dict, True), "headers": (dict, False),
+    "history": (list, False), "requeued_task_ids": (list, False), "raw": (dict, True),
+}
+_INTS = ("failures", "requeues", "priority")
+_FLOATS = ("first_failed", "last_failed")
 
 
 @dataclass
@@ -58,32 +73,60 @@ class DLQEntry:
     requeued_task_ids: list[str] = field(default_factory=list)
     raw: dict[str, Any] | None = None
     note: str | None = None
-
-    _JSON = ("args", "kwargs", "headers", "history", "requeued_task_ids", "raw")
+    #: Why the stored hash could not be read as an entry (``None`` for a sound entry). Set
+    #: only by :meth:`from_hash` / :meth:`unreadable`, never stored.
+    broken: str | None = None
 
     def to_hash(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for key, value in asdict(self).items():
-            if value is None:
+            if value is None or key == "broken":
                 continue
-            out[key] = json.dumps(value) if key in self._JSON else str(value)
+            out[key] = json.dumps(value) if key in _JSON_SHAPES else str(value)
         return out
 
     @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> DLQEntry:
+    def from_hash(cls, raw: Mapping[str, str | bytes],
+                  entry_id: str | None = None) -> DLQEntry:
+        """The entry a hash holds. Never raises: a field that cannot be decoded keeps its
+        default and is named in ``broken``, as are missing required fields and an ``id`` that
+        differs from ``entry_id`` (the id in the key, which the result always carries, so the
+        caller acts on the key it read). Stored values are not quoted in ``broken``: they can
+        be huge, secret or markup."""
         data: dict[str, Any] = {}
+        problems: list[str] = []
         for key in cls.__dataclass_fields__:
-            if key not in raw:
+            if key == "broken" or key not in raw:
                 continue
-            value: Any = raw[key]
-            if key in cls._JSON:
-                value = json.loads(value)
-            elif key in ("failures", "requeues", "priority"):
-                value = int(value)
-            elif key in ("first_failed", "last_failed"):
-                value = float(value)
-            data[key] = value
-        return cls(**data)
+            text = _text(raw[key])
+            if text is None:
+                problems.append(f"{key}: not UTF-8")
+                continue
+            try:
+                data[key] = _decode(key, text)
+            except _Unreadable as exc:
+                problems.append(f"{key}: {exc}")
+            except (ValueError, TypeError, RecursionError):
+                what = "invalid JSON" if key in _JSON_SHAPES else "not a number"
+                problems.append(f"{key}: {what}")
+        missing = [key for key in REQUIRED if key not in data]
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if entry_id is not None:
+            if data.get("id", entry_id) != entry_id:
+                problems.append("id field does not match the key")
+            data["id"] = entry_id
+        if not problems:
+            return cls(**data)
+        data.setdefault("id", "?")
+        data.setdefault("task_id", data["id"])
+        data.setdefault("reason", "?")
+        return cls(**data, broken="; ".join(problems))
+
+    @classmethod
+    def unreadable(cls, entry_id: str, problem: str) -> DLQEntry:
+        """A placeholder for a key that holds no readable hash at all (e.g. the wrong type)."""
+        return cls(id=entry_id, task_id=entry_id, reason="?", broken=problem)
 
     def as_dict(self) -> dict[str, Any]:
         """Every field as stored (args and kwargs unmasked: this is what a requeue sends)."""
@@ -100,8 +143,55 @@ class DLQEntry:
 
     @property
     def replayable(self) -> bool:
-        """Whether the entry can be re-published by name (undecodable bodies cannot)."""
-        return bool(self.name) and self.args is not None and self.kwargs is not None
+        """Whether the entry can be re-published by name (undecodable bodies cannot, and a
+        broken entry is never replayed: what it would send is not known)."""
+        return (self.broken is None and bool(self.name) and self.args is not None
+                and self.kwargs is not None)
 
 
-__all__ = ["MAX_TRACEBACK", "REASONS", "STATUSES", "DLQEntry"]
+class EntryPage(list[DLQEntry]):
+    """Entries of one listing, and what it left out: ``skipped`` malformed entries (each
+    readable with ``DeadLetterQueue.get(id)``, marked ``broken``) and ``vanished`` ids whose
+    entry was gone (removed from the indexes as they were met)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped = 0
+        self.vanished = 0
+
+
+class _Unreadable(ValueError):
+    """A field decoded, but not to what the field holds (its message says what was wrong)."""
+
+
+def _text(value: str | bytes) -> str | None:
+    """A stored value as text, or None if it is not UTF-8: undecoded bytes, or a str with lone
+    surrogates (how the store keeps bytes that were not UTF-8)."""
+    try:
+        if isinstance(value, bytes):
+            return value.decode()
+        value.encode()
+    except UnicodeError:
+        return None
+    return value
+
+
+def _decode(key: str, value: str) -> Any:
+    """One stored field as its Python value; raises ValueError/TypeError/RecursionError."""
+    if key in _JSON_SHAPES:
+        decoded = json.loads(value)
+        kind, nullable = _JSON_SHAPES[key]
+        if not isinstance(decoded, kind) and not (decoded is None and nullable):
+            raise _Unreadable(f"not a JSON {'array' if kind is list else 'object'}")
+        return decoded
+    if key in _INTS:
+        return int(value)
+    if key in _FLOATS:
+        number = float(value)
+        if not math.isfinite(number):
+            raise _Unreadable("not a finite number")
+        return number
+    return value
+
+
+__all__ = ["MAX_TRACEBACK", "REASONS", "REQUIRED", "STATUSES", "DLQEntry", "EntryPage"]

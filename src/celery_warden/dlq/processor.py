@@ -11,6 +11,12 @@ Guarantees (pinned by ``tests/integration/test_dlq_concurrency.py``):
 * A requeued task gets the deterministic id ``<entry id>-r<n>``; in the one window where a
   processor dies after publishing but before finishing, the lease expires and the entry can be
   published again *with the same task id* (at-least-once), which idempotent tasks absorb.
+
+An id whose entry is gone is never claimed: the claim scripts remove it from every index
+(counted as ``vanished``) without writing under its key, and finishing or releasing an entry
+deleted meanwhile writes nothing either. An entry that cannot be read (marked ``broken``) is
+parked and counted as ``malformed``, so it is reported once and never claimed again; the other
+entries of the same batch are processed as usual.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 import redis
 
@@ -51,7 +58,20 @@ class EntryStore(Protocol):
 
     def get(self, entry_id: str) -> DLQEntry | None: ...
 
+    def forget(self, ids: Sequence[str]) -> int: ...
+
     def discard_older_than(self, seconds: float, stat: str = "discarded") -> int: ...
+
+
+class Claim(NamedTuple):
+    """What one claim call got: the entries it holds, and what it set aside on the way."""
+
+    token: str
+    ids: list[str]
+    #: Ids whose entry key was gone, removed from every index.
+    vanished: int
+    #: Ids whose key holds no hash, taken out of the ready and claim sets.
+    malformed: list[str]
 
 
 class DLQProcessor:
@@ -68,27 +88,35 @@ class DLQProcessor:
         token = secrets.token_hex(8)
         k = self.keys
         won = scripts.script(self.redis, "dlq_claim_one")(
-            keys=[k.dlq_entry(entry_id), k.dlq_ready, k.dlq_claims],
+            keys=[k.dlq_entry(entry_id), k.dlq_ready, k.dlq_claims, k.dlq, k.dlq_stats],
             args=[entry_id, token, repr(time.time() + self.settings.dlq_claim_lease),
                   "1" if force else "0"],
         )
-        entry = self.dlq.get(entry_id) if won else None
+        if not won:
+            return None
         previous = won.decode() if isinstance(won, bytes) else str(won)
+        entry = self.dlq.get(entry_id)
         if entry is None or not entry.replayable:
-            if entry is not None:
-                self._release(entry_id, token, previous)
+            # Gone meanwhile (the release cleans its ids), broken or not replayable.
+            self._release(entry_id, token, previous)
             return None
         return self._publish_and_finish(entry, token, delay=0.0, previous=previous)
 
     def claim(self, max_items: int) -> tuple[str, list[str]]:
         """Atomically claim up to ``max_items`` ready entries; returns (token, ids)."""
+        claim = self.claim_batch(max_items)
+        return claim.token, claim.ids
+
+    def claim_batch(self, max_items: int) -> Claim:
+        """:meth:`claim`, also saying which ids it removed or set aside (``lua/dlq_claim.lua``)."""
         token = secrets.token_hex(8)
-        ids = scripts.script(self.redis, "dlq_claim")(
-            keys=[self.keys.dlq_ready, self.keys.dlq_claims],
+        k = self.keys
+        ids, vanished, malformed = scripts.script(self.redis, "dlq_claim")(
+            keys=[k.dlq_ready, k.dlq_claims, k.dlq, k.dlq_stats],
             args=[repr(time.time()), repr(self.settings.dlq_claim_lease), max_items,
-                  self.keys.dlq_entry_prefix, token],
+                  k.dlq_entry_prefix, token],
         )
-        return token, [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        return Claim(token, [_text(i) for i in ids], int(vanished), [_text(i) for i in malformed])
 
     def process(self, max_items: int = 100, requeue: bool = True,
                 discard_older_than: float | None = None) -> dict[str, int]:
@@ -98,27 +126,36 @@ class DLQProcessor:
         not replayable are parked instead). ``requeue=False``: park them for manual review.
         ``discard_older_than``: first remove entries older than that many seconds.
         """
-        counts = {"requeued": 0, "parked": 0, "discarded": 0, "failed": 0, "claimed": 0}
+        counts = {"requeued": 0, "parked": 0, "discarded": 0, "failed": 0, "claimed": 0,
+                  "vanished": 0, "malformed": 0}
         if discard_older_than is not None:
             counts["discarded"] = self.dlq.discard_older_than(discard_older_than)
-        token, ids = self.claim(max_items)
-        counts["claimed"] = len(ids)
-        for entry_id in ids:
-            entry = self.dlq.get(entry_id)
-            if entry is None:
-                continue
-            if not requeue or not entry.replayable or (
-                entry.requeues >= self.settings.dlq_max_requeues
-            ):
-                if self._finish(entry_id, token, "parked", "parked", {}):
-                    counts["parked"] += 1
-                continue
-            delay = REQUEUE_BACKOFF.delay(entry.requeues)
-            if self._publish_and_finish(entry, token, delay) is None:
-                counts["failed"] += 1
-            else:
-                counts["requeued"] += 1
+        claim = self.claim_batch(max_items)
+        counts["claimed"] = len(claim.ids)
+        counts["vanished"] = claim.vanished
+        for entry_id in claim.malformed:  # already out of the ready set; get() reports it
+            self.dlq.get(entry_id)
+            counts["malformed"] += 1
+        for entry_id in claim.ids:
+            outcome = self._process_one(entry_id, claim.token, requeue)
+            if outcome:
+                counts[outcome] += 1
         return counts
+
+    def _process_one(self, entry_id: str, token: str, requeue: bool) -> str | None:
+        """Requeue or park one claimed entry; returns the count it adds to (or None)."""
+        entry = self.dlq.get(entry_id)
+        if entry is None:  # deleted since the claim: its ids must not stay claimed
+            return "vanished" if self.dlq.forget([entry_id]) else None
+        if entry.broken:  # parked, so never claimed (nor reported) again
+            parked = self._finish(entry_id, token, "parked", "malformed", {})
+            return "malformed" if parked else None
+        if not requeue or not entry.replayable or (
+            entry.requeues >= self.settings.dlq_max_requeues
+        ):
+            return "parked" if self._finish(entry_id, token, "parked", "parked", {}) else None
+        delay = REQUEUE_BACKOFF.delay(entry.requeues)
+        return "failed" if self._publish_and_finish(entry, token, delay) is None else "requeued"
 
     def _publish_and_finish(self, entry: DLQEntry, token: str, delay: float,
                             previous: str = "pending") -> str | None:
@@ -149,8 +186,8 @@ class DLQProcessor:
             "requeued_at": repr(time.time()),
         }
         if not self._finish(entry.id, token, "requeued", "requeued", extra):
-            logger.warning("warden: DLQ entry %s was re-claimed before requeue finished "
-                           "(lease %.0fs expired); task %s may run twice",
+            logger.warning("warden: DLQ entry %s was re-claimed, parked or removed before its "
+                           "requeue finished (lease %.0fs); task %s may run twice",
                            entry.id, self.settings.dlq_claim_lease, new_id)
         return new_id
 
@@ -158,25 +195,25 @@ class DLQProcessor:
                 extra: dict[str, str]) -> bool:
         k = self.keys
         done = scripts.script(self.redis, "dlq_finish")(
-            keys=[k.dlq_entry(entry_id), k.dlq, k.dlq_claims, k.dlq_stats],
+            keys=[k.dlq_entry(entry_id), k.dlq, k.dlq_claims, k.dlq_stats, k.dlq_ready],
             args=[entry_id, token, status, stat, json.dumps(extra) if extra else "{}"],
         )
         return bool(done)
 
     def _release(self, entry_id: str, token: str, previous: str = "pending") -> None:
         """Give a claimed entry back (publish failed): ready again after a short delay, or
-        parked again if it was parked (a failed manual requeue must not make it automatic)."""
-        key = self.keys.dlq_entry(entry_id)
-        if self.redis.hget(key, "claim_token") != token:
-            return
-        parked = previous == "parked"
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self.keys.dlq_claims, entry_id)
-        pipe.hset(key, "status", "parked" if parked else "pending")
-        pipe.hdel(key, "claim_token")
-        if not parked:
-            pipe.zadd(self.keys.dlq_ready, {entry_id: time.time() + RELEASE_DELAY})
-        pipe.execute()
+        parked again if it was parked (a failed manual requeue must not make it automatic).
+        One script (``lua/dlq_release.lua``): an entry deleted meanwhile is not written back."""
+        k = self.keys
+        scripts.script(self.redis, "dlq_release")(
+            keys=[k.dlq_entry(entry_id), k.dlq_ready, k.dlq_claims, k.dlq, k.dlq_stats],
+            args=[entry_id, token, "1" if previous == "parked" else "0",
+                  repr(time.time() + RELEASE_DELAY)],
+        )
 
 
-__all__ = ["RELEASE_DELAY", "REQUEUE_BACKOFF", "DLQProcessor", "EntryStore"]
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+__all__ = ["RELEASE_DELAY", "REQUEUE_BACKOFF", "Claim", "DLQProcessor", "EntryStore"]

@@ -14,23 +14,46 @@ Requeue guarantees are in :mod:`celery_warden.dlq.processor`.
 Entries are written synchronously at the moment of failure (before the message is
   acknowledged); if Redis is unreachable then, the entry is logged at CRITICAL with its full
   content so it can be recovered from logs.
+
+Every change that touches an entry hash runs in one Lua script that first checks the key
+(``lua/dlq_*.lua``): a hash can vanish while its id is still indexed (its TTL ran out, memory
+eviction, a manual ``DEL``), and a check followed by a separate write would resurrect it as a
+stub. Ids without an entry are removed from every index when met (claims, listing, finishing)
+and by the sweep in :meth:`DeadLetterQueue.discard_older_than`, counted as ``vanished``.
+A hash that cannot be read as an entry is reported once per process, counted as
+``malformed`` when processing sets it aside, and skipped; ``get`` shows it marked ``broken``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
+from itertools import chain
 from typing import Any, cast
 
 import redis
 from celery import Celery
+from redis.client import NEVER_DECODE
 
+from celery_warden import scripts
 from celery_warden.config import celery_config
-from celery_warden.dlq.entry import DLQEntry
+from celery_warden.dlq.entry import DLQEntry, EntryPage
 from celery_warden.dlq.processor import DLQProcessor
 from celery_warden.keys import Keys
 from celery_warden.redaction import Redactor
 from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
+
+logger = logging.getLogger("celery_warden.dlq")
+#: Broken entry ids remembered per DLQ object so each is logged once (cleared when full).
+REPORTED_MAX = 10_000
+#: Ids per round trip when sweeping the indexes for vanished entries.
+SWEEP_BATCH = 500
+
+
+def _wrong_type(exc: redis.ResponseError) -> bool:
+    return str(exc).startswith("WRONGTYPE")
 
 
 class DeadLetterQueue:
@@ -44,6 +67,7 @@ class DeadLetterQueue:
         self._app = app
         self.redactor = Redactor(settings.redact_keys)
         self.processor = DLQProcessor(self)
+        self._reported: set[str] = set()
 
     @property
     def app(self) -> Celery:
@@ -64,37 +88,66 @@ class DeadLetterQueue:
             not entry.replayable or entry.requeues >= self.settings.dlq_max_requeues
         ):
             entry.status = "parked"
-        k = self.keys
-        key = k.dlq_entry(entry.id)
         fields = entry.to_hash()
-        first = fields.pop("first_failed")
+        first = fields.pop("first_failed")  # kept from the first failure (see dlq_add.lua)
         fields.pop("failures", None)
         if not entry.requeued_task_ids:  # a requeued task failing again keeps the earlier ids
             fields.pop("requeued_task_ids", None)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hsetnx(key, "first_failed", first)
-        pipe.hset(key, mapping=cast(Any, fields))
-        pipe.hincrby(key, "failures", 1)
-        pipe.hdel(key, "claim_token")
-        pipe.expire(key, self.settings.dlq_max_age + 24 * 3600)
-        pipe.zadd(k.dlq, {entry.id: entry.last_failed})
-        pipe.zrem(k.dlq_claims, entry.id)
-        if entry.status == "pending":
-            pipe.zadd(k.dlq_ready, {entry.id: entry.last_failed})
-        else:
-            pipe.zrem(k.dlq_ready, entry.id)
-        pipe.hincrby(k.dlq_stats, "added", 1)
-        pipe.hincrby(k.dlq_stats, f"reason:{entry.reason}", 1)
-        pipe.execute()
+        k = self.keys
+        # Raises redis.ResponseError (nothing written) if the key holds something else.
+        scripts.script(self.redis, "dlq_add")(
+            keys=[k.dlq_entry(entry.id), k.dlq, k.dlq_ready, k.dlq_claims, k.dlq_stats],
+            args=[entry.id, repr(entry.last_failed), "1" if entry.status == "pending" else "0",
+                  int(self.settings.dlq_max_age + 24 * 3600), entry.reason, first,
+                  *chain.from_iterable(fields.items())],
+        )
         return entry
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, entry_id: str) -> DLQEntry | None:
-        raw = cast(dict[str, str], self.redis.hgetall(self.keys.dlq_entry(entry_id)))
-        return DLQEntry.from_hash(raw) if raw else None
+        """The entry; ``None`` if there is none; an entry marked ``broken`` (logged once) if
+        the key holds something that cannot be read as one."""
+        return self._read(entry_id, self._hgetall(entry_id))
+
+    def _hgetall(self, entry_id: str) -> dict[str, str] | redis.ResponseError:
+        """The entry hash, or the error reading it. Bytes that are not UTF-8 (a hand-written
+        field) are read undecoded and kept as lone surrogates, which ``from_hash`` reports."""
+        key = self.keys.dlq_entry(entry_id)
+        try:
+            return cast(dict[str, str], self.redis.hgetall(key))
+        except redis.ResponseError as exc:
+            return exc
+        except UnicodeDecodeError:  # redis-py dropped that connection: nothing left unread
+            raw = self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "HGETALL", key, **{NEVER_DECODE: []})
+            return {bytes(k).decode(errors="surrogateescape"):
+                    bytes(v).decode(errors="surrogateescape") for k, v in raw.items()}
+
+    def _read(self, entry_id: str, raw: dict[str, str] | redis.ResponseError) -> DLQEntry | None:
+        """What one HGETALL answered, as an entry (see :meth:`get`)."""
+        if isinstance(raw, redis.ResponseError):
+            if not _wrong_type(raw):
+                raise raw
+            return self._report(DLQEntry.unreadable(entry_id, "the key holds no hash"))
+        if not raw:
+            return None
+        entry = DLQEntry.from_hash(raw, entry_id)
+        return self._report(entry) if entry.broken else entry
+
+    def _report(self, entry: DLQEntry) -> DLQEntry:
+        """Log a broken entry once per DLQ object: listings and processing meet it again."""
+        if entry.id not in self._reported:
+            if len(self._reported) >= REPORTED_MAX:
+                self._reported.clear()
+            self._reported.add(entry.id)
+            logger.warning("warden: DLQ entry %s is malformed (%s); it is skipped and kept for "
+                           "review (warden dlq show / discard)", entry.id, entry.broken)
+        return entry
 
     def size(self) -> int:
-        """Entries in the DLQ (pending, claimed and parked)."""
+        """Entries in the DLQ (pending, claimed and parked; malformed ones too, which listings
+        skip and count). Ids whose entry vanished count until they are forgotten: when a claim
+        or a listing meets them, or by the sweep in :meth:`discard_older_than`."""
         return int(self.redis.zcard(self.keys.dlq))
 
     def stats(self) -> dict[str, Any]:
@@ -106,13 +159,16 @@ class DeadLetterQueue:
     def list_entries(self, limit: int = 50, offset: int = 0, task_name: str | None = None,
              reason: str | None = None, status: str | None = None,
              older_than: float | None = None, newer_than: float | None = None,
-             page: int = 500) -> list[DLQEntry]:
-        """Entries newest first, filtered by task name, reason, status and age (seconds)."""
+             page: int = 500) -> EntryPage:
+        """Entries newest first, filtered by task name, reason, status and age (seconds).
+        Malformed entries are skipped and ids without an entry forgotten; the result counts
+        both (``skipped``, ``vanished``)."""
         now = time.time()
         hi = "+inf" if older_than is None else now - older_than
         lo = "-inf" if newer_than is None else now - newer_than
-        out: list[DLQEntry] = []
-        skipped = 0
+        out = EntryPage()
+        gone: list[str] = []
+        passed = 0  # entries matched but before ``offset``
         start = 0
         while len(out) < limit:
             ids = cast(list[str], self.redis.zrevrangebyscore(self.keys.dlq, hi, lo, start, page))
@@ -122,22 +178,31 @@ class DeadLetterQueue:
             pipe = self.redis.pipeline(transaction=False)
             for i in ids:
                 pipe.hgetall(self.keys.dlq_entry(i))
-            for raw in pipe.execute():
-                if not raw:
+            try:
+                found = pipe.execute(raise_on_error=False)
+            except UnicodeDecodeError:  # a field is not UTF-8: read this page one by one
+                found = [self._hgetall(i) for i in ids]
+            for entry_id, raw in zip(ids, found, strict=True):
+                entry = self._read(entry_id, raw)
+                if entry is None:
+                    gone.append(entry_id)
                     continue
-                entry = DLQEntry.from_hash(raw)
+                if entry.broken:
+                    out.skipped += 1
+                    continue
                 if task_name and entry.name != task_name:
                     continue
                 if reason and entry.reason != reason:
                     continue
                 if status and entry.status != status:
                     continue
-                if skipped < offset:
-                    skipped += 1
+                if passed < offset:
+                    passed += 1
                     continue
                 out.append(entry)
                 if len(out) >= limit:
                     break
+        out.vanished = self.forget(gone)  # after paging: forgetting shifts the offsets
         return out
 
     def view(self, entry: DLQEntry) -> dict[str, Any]:
@@ -146,34 +211,54 @@ class DeadLetterQueue:
 
     # -- manual operations ---------------------------------------------------------------------
     def park(self, entry_id: str, note: str | None = None) -> bool:
-        """Hold an entry for manual review: it is never requeued automatically."""
-        key = self.keys.dlq_entry(entry_id)
-        if not self.redis.exists(key):
-            return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self.keys.dlq_ready, entry_id)
-        pipe.zrem(self.keys.dlq_claims, entry_id)
-        pipe.hset(key, mapping={"status": "parked", **({"note": note} if note else {})})
-        pipe.hdel(key, "claim_token")
-        pipe.hincrby(self.keys.dlq_stats, "parked", 1)
-        pipe.execute()
-        return True
+        """Hold an entry for manual review: it is never requeued automatically. False when
+        there is no entry in the DLQ under that id (gone, or already requeued)."""
+        k = self.keys
+        return bool(scripts.script(self.redis, "dlq_park")(
+            keys=[k.dlq_entry(entry_id), k.dlq, k.dlq_ready, k.dlq_claims, k.dlq_stats],
+            args=[entry_id, note or ""],
+        ))
 
     def discard(self, entry_id: str, stat: str = "discarded") -> bool:
-        """Remove an entry for good."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zrem(self.keys.dlq, entry_id)
-        pipe.zrem(self.keys.dlq_ready, entry_id)
-        pipe.zrem(self.keys.dlq_claims, entry_id)
-        pipe.delete(self.keys.dlq_entry(entry_id))
-        removed = pipe.execute()
-        if removed[0] or removed[3]:
-            self.redis.hincrby(self.keys.dlq_stats, stat, 1)
-            return True
-        return False
+        """Remove an entry for good (counted under ``stat``). False when there was no entry;
+        ids left without one are still removed (counted as ``vanished``)."""
+        k = self.keys
+        return bool(scripts.script(self.redis, "dlq_discard")(
+            keys=[k.dlq_entry(entry_id), k.dlq, k.dlq_ready, k.dlq_claims, k.dlq_stats],
+            args=[entry_id, stat],
+        ))
+
+    def forget(self, ids: Sequence[str]) -> int:
+        """Remove from every index those ``ids`` whose entry key is gone (re-checked inside
+        the script, so an entry added meanwhile stays); returns how many, counted as
+        ``vanished``."""
+        if not ids:
+            return 0
+        k = self.keys
+        return int(scripts.script(self.redis, "dlq_forget")(
+            keys=[k.dlq, k.dlq_ready, k.dlq_claims, k.dlq_stats],
+            args=[k.dlq_entry_prefix, *ids],
+        ))
+
+    def forget_vanished(self) -> int:
+        """Sweep all three indexes for ids whose entry is gone, whatever their age: a parked
+        one is in no ready set, so no claim would ever meet it. Returns how many."""
+        forgotten = 0
+        for index in (self.keys.dlq, self.keys.dlq_ready, self.keys.dlq_claims):
+            batch: list[str] = []
+            for entry_id, _score in self.redis.zscan_iter(index, count=SWEEP_BATCH):
+                batch.append(entry_id)
+                if len(batch) >= SWEEP_BATCH:
+                    forgotten += self.forget(batch)
+                    batch = []
+            forgotten += self.forget(batch)
+        return forgotten
 
     def discard_older_than(self, seconds: float, stat: str = "discarded") -> int:
-        """Remove every entry whose last failure is older than ``seconds``; returns the count."""
+        """Remove every entry whose last failure is older than ``seconds``; returns the count.
+        Ids whose entry vanished are forgotten first, whatever their age (see
+        :meth:`forget_vanished`), and not counted here."""
+        self.forget_vanished()
         cutoff = time.time() - seconds
         removed = 0
         while True:
@@ -187,7 +272,6 @@ class DeadLetterQueue:
     def expire(self) -> int:
         """Time-based expiry (``WARDEN_DLQ_MAX_AGE``); expiries are counted in the stats."""
         return self.discard_older_than(self.settings.dlq_max_age, stat="expired")
-
 
     # -- processing (see :mod:`celery_warden.dlq.processor`) ---------------------------------
     def process(self, max_items: int = 100, requeue: bool = True,
