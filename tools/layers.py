@@ -25,7 +25,7 @@ PACKAGE = ROOT / "src" / "celery_warden"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "settings", "rates", "keys", "headers", "priority", "redaction",
                     "isolation", "embedded", "config", "services", "scripts", "timefmt", "units",
-                    "version")),
+                    "version", "rabbitmq")),
     ("logs", ("logs",)),
     ("record", ("record",)),
     ("fleet", ("fleet",)),

@@ -10,9 +10,17 @@
   brokers (see :mod:`celery_warden.priority`). On Redis each priority gets its own list
   (``priority_steps`` 0..9, ``queue_order_strategy="priority"``); kombu caps Redis priorities
   at 9, so user priorities 0 and 1 share the lowest lane there.
-* **RabbitMQ queue arguments**: ``x-max-priority=10``, a per-queue message TTL
-  (``WARDEN_QUEUE_MESSAGE_TTL``) and a dead-letter exchange, so expired or rejected messages go to
-  ``warden.dlq`` instead of vanishing (the DLQ issue drains it into Warden's DLQ store).
+* **RabbitMQ queue arguments** (``WARDEN_RABBITMQ_QUEUE_ARGUMENTS``): a message TTL
+  (``WARDEN_QUEUE_MESSAGE_TTL``) and a dead-letter exchange send expired or rejected messages to
+  ``warden.dlq`` instead of letting them vanish (:mod:`celery_warden.dlq.broker` drains it into
+  Warden's DLQ store). By default (``priority``) only ``x-max-priority=10`` is a queue argument
+  and TTL and dead-lettering come from a RabbitMQ *policy*: a policy applies to queues that
+  already exist and can be changed later, while a queue argument can never be changed on an
+  existing queue (RabbitMQ refuses a declaration that differs: ``PRECONDITION_FAILED``).
+  ``all`` declares the four arguments (no policy needed, but fixed for the queue's life);
+  ``none`` declares none, to adopt queues that exist without arguments (priorities are then
+  ignored by the broker). ``x-max-priority`` cannot come from a policy. The policy and the
+  adoption check live in :mod:`celery_warden.rabbitmq`.
 * **Routing**: a task class may name a logical queue in ``warden_queue`` (``CriticalTask`` uses
   ``high_priority``); :class:`WardenRouter` maps it to the real, possibly prefixed, queue name.
 """
@@ -24,7 +32,7 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from celery_warden.priority import DEFAULT_PRIORITY, MAX_PRIORITY
-from celery_warden.settings import WardenSettings
+from celery_warden.settings import QueueArguments, WardenSettings
 
 QUEUES = ("default", "high_priority", "low_priority")
 DEFAULT_QUEUE = "default"
@@ -42,19 +50,35 @@ def dead_letter_names(settings: WardenSettings) -> tuple[str, str]:
     return (f"{settings.queue_prefix}{DLX_EXCHANGE}", f"{settings.queue_prefix}{DLQ_QUEUE}")
 
 
+def dead_letter_arguments(settings: WardenSettings) -> dict[str, Any]:
+    """Message TTL and dead-letter target as RabbitMQ queue arguments (a policy takes the same
+    values under the names without ``x-``)."""
+    dlx, dlq = dead_letter_names(settings)
+    return {
+        "x-message-ttl": settings.queue_message_ttl * 1000,
+        "x-dead-letter-exchange": dlx,
+        "x-dead-letter-routing-key": dlq,
+    }
+
+
+def rabbitmq_queue_arguments(settings: WardenSettings,
+                             mode: QueueArguments | None = None) -> dict[str, Any]:
+    """The arguments Warden declares on a RabbitMQ queue in ``mode``
+    (default: ``WARDEN_RABBITMQ_QUEUE_ARGUMENTS``)."""
+    mode = mode or settings.rabbitmq_queue_arguments
+    if mode == "none":
+        return {}
+    arguments: dict[str, Any] = {"x-max-priority": MAX_PRIORITY}
+    if mode == "all":
+        arguments.update(dead_letter_arguments(settings))
+    return arguments
+
+
 def build_queues(settings: WardenSettings) -> list[Queue]:
     queues = []
-    dlx, dlq = dead_letter_names(settings)
     for logical in QUEUES:
         name = queue_name(settings, logical)
-        arguments: dict[str, Any] = {}
-        if not settings.broker_is_redis:
-            arguments = {
-                "x-max-priority": MAX_PRIORITY,
-                "x-message-ttl": settings.queue_message_ttl * 1000,
-                "x-dead-letter-exchange": dlx,
-                "x-dead-letter-routing-key": dlq,
-            }
+        arguments = {} if settings.broker_is_redis else rabbitmq_queue_arguments(settings)
         queues.append(
             Queue(name, Exchange(name, type="direct"), routing_key=name,
                   queue_arguments=arguments or None)
@@ -101,7 +125,11 @@ def celery_config(settings: WardenSettings, **overrides: Any) -> dict[str, Any]:
         "task_default_exchange": queue_name(settings, DEFAULT_QUEUE),
         "task_default_routing_key": queue_name(settings, DEFAULT_QUEUE),
         "task_default_priority": DEFAULT_PRIORITY,
-        "task_queue_max_priority": MAX_PRIORITY,
+        # Celery adds x-max-priority to every queue without one; not when adopting queues
+        # that exist without arguments.
+        "task_queue_max_priority": None if (
+            not settings.broker_is_redis and settings.rabbitmq_queue_arguments == "none"
+        ) else MAX_PRIORITY,
         "task_routes": [WardenRouter(settings)],
         "task_track_started": True,
         "task_send_sent_event": False,
@@ -133,5 +161,5 @@ def celery_config(settings: WardenSettings, **overrides: Any) -> dict[str, Any]:
     return conf
 
 
-__all__ = ["QUEUES", "WardenRouter", "build_queues", "celery_config", "dead_letter_names",
-           "dead_letter_queue", "queue_name"]
+__all__ = ["QUEUES", "WardenRouter", "build_queues", "celery_config", "dead_letter_arguments",
+           "dead_letter_names", "dead_letter_queue", "queue_name", "rabbitmq_queue_arguments"]

@@ -24,6 +24,16 @@ class EmbeddedRedisError(WardenError, RuntimeError):
     """The embedded ``redis-server`` could not be started or did not answer."""
 
 
+class QueueArgumentsMismatch(WardenError):
+    """RabbitMQ queues exist with arguments that differ from what Warden declares, so RabbitMQ
+    refuses Warden's declaration (``PRECONDITION_FAILED``). The message names each queue and
+    argument and what to do; ``broker_reply`` keeps RabbitMQ's own words."""
+
+    def __init__(self, message: str, broker_reply: str | None = None) -> None:
+        self.broker_reply = broker_reply
+        super().__init__(message)
+
+
 class CircuitOpenError(WardenError):
     """A circuit breaker refused the call: it is open (or half-open with no trial permit left).
 
@@ -60,5 +70,5 @@ class RateLimited(WardenError):
         super().__init__(f"fleet rate limit {limit} reached; retry in {retry_after:.3f}s")
 
 
-__all__ = ["CircuitOpenError", "DuplicateTaskError", "EmbeddedRedisError", "RateLimited",
-           "SettingsError", "WardenError", "WindowError"]
+__all__ = ["CircuitOpenError", "DuplicateTaskError", "EmbeddedRedisError",
+           "QueueArgumentsMismatch", "RateLimited", "SettingsError", "WardenError", "WindowError"]

@@ -20,6 +20,8 @@ from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+#: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
+QueueArguments = Literal["priority", "all", "none"]
 
 #: Default Redis address; also what the embedded fallback replaces when nothing answers there.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -118,6 +120,12 @@ class WardenSettings(BaseSettings):
         "WARDEN_QUEUE_MESSAGE_TTL", 7 * 24 * 3600,
         "Seconds a message may wait in a RabbitMQ queue before it is dead-lettered.", ge=1,
     )
+    rabbitmq_queue_arguments: QueueArguments = _field(
+        "WARDEN_RABBITMQ_QUEUE_ARGUMENTS", "priority",
+        "RabbitMQ: arguments Warden declares on its queues: priority (x-max-priority; message "
+        "TTL and dead-lettering come from a policy), all (also x-message-ttl and "
+        "x-dead-letter-*), none (adopt queues that exist without arguments).",
+    )
     dlq_max_age: int = _field(
         "WARDEN_DLQ_MAX_AGE", 7 * 24 * 3600,
         "Seconds a DLQ entry is kept before the expiry task removes it.", ge=60,
@@ -193,6 +201,11 @@ class WardenSettings(BaseSettings):
             name = logging.getLevelName(int(value))
             return name if isinstance(name, str) and not name.startswith("Level") else value
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("rabbitmq_queue_arguments", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     # Field validators, not a model validator: pydantic skips "after" model validators when any
     # field is invalid, which would leave these out of the list of everything that is wrong.
@@ -280,4 +293,4 @@ def load_settings(**overrides: Any) -> WardenSettings:
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
-__all__ = ["WardenSettings", "env_var_for", "load_settings"]
+__all__ = ["QueueArguments", "WardenSettings", "env_var_for", "load_settings"]

@@ -14,6 +14,7 @@ the recommended settings (the reference app does both).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -24,6 +25,7 @@ from celery_warden.dlq.decode import decode_error_step
 from celery_warden.dlq.failures import FailureCapture
 from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.logs import tracing
+from celery_warden.rabbitmq.hooks import consumer_guard, policy_notice, publish_guard
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.heartbeat import HeartbeatStep
 from celery_warden.record.publish import PUBLISHING_APP
@@ -32,6 +34,7 @@ from celery_warden.record.signals import SignalHandlers
 from celery_warden.settings import WardenSettings, load_settings
 
 _ATTR = "_celery_warden"
+logger = logging.getLogger("celery_warden")
 
 
 class Warden:
@@ -72,23 +75,33 @@ class Warden:
 
     def _declare_dead_letters(self) -> None:
         declare_dead_letter_queue(self.app, self.settings)
+        with self.app.connection_for_write() as conn:
+            notice = policy_notice(self.settings, conn.virtual_host or "/")
+        if notice:
+            logger.info("%s", notice)
 
     def _wrap_publisher(self) -> None:
         """Mark publishes of this app, so that with several apps (and Wardens) in one process
-        each Warden handles only its own app's publish signals."""
+        each Warden handles only its own app's publish signals; and turn RabbitMQ's refusal of
+        a queue that exists with other arguments into one clear error (rabbitmq.hooks)."""
         amqp = self.app.amqp
         original = amqp.send_task_message
+        guarded_send = publish_guard(self.app, self.settings, original)
         app = self.app
 
         def send_task_message(*args: Any, **kwargs: Any) -> Any:
             token = PUBLISHING_APP.set(app)
             try:
-                return original(*args, **kwargs)
+                return guarded_send(*args, **kwargs)
             finally:
                 PUBLISHING_APP.reset(token)
 
         amqp.__dict__["send_task_message"] = send_task_message
         self._original_sender = original
+        # A worker declares its queues when it starts consuming: refuse to start clearly.
+        self._original_consumer = amqp.TaskConsumer
+        amqp.__dict__["TaskConsumer"] = consumer_guard(self.app, self.settings,
+                                                       self._original_consumer)
 
     @staticmethod
     def installed_on(app: Any) -> Warden | None:
@@ -108,6 +121,7 @@ class Warden:
         """Disconnect everything (for tests and for apps that re-configure at run time)."""
         self.handlers.disconnect()
         self.app.amqp.__dict__["send_task_message"] = self._original_sender
+        self.app.amqp.__dict__["TaskConsumer"] = self._original_consumer
         self.app.steps["worker"].discard(HeartbeatStep)
         self.app.steps["consumer"].discard(self._decode_step)
         self.recorder.stop()

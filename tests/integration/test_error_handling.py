@@ -289,11 +289,14 @@ def test_failures_are_grouped_by_cause(settings, workers):
 
 @pytest.mark.rabbitmq
 def test_rabbitmq_rejected_and_expired_messages_reach_the_dlq(redis_url, rabbitmq_url, workers):
-    """On RabbitMQ, a message rejected without requeue and one expired by the queue's message
-    TTL are dead-lettered by the broker and drained into Warden's DLQ store."""
+    """On RabbitMQ with WARDEN_RABBITMQ_QUEUE_ARGUMENTS=all (TTL and dead-letter exchange as
+    queue arguments, no policy), a message rejected without requeue and one expired by the
+    queue's message TTL are dead-lettered by the broker and drained into Warden's DLQ store.
+    (The policy path: tests/integration/test_rabbitmq_adoption.py.)"""
     from celery_warden.dlq.broker import declare_dead_letter_queue, drain_broker_dead_letters
 
-    s = make_settings(redis_url, CELERY_BROKER_URL=rabbitmq_url, WARDEN_QUEUE_MESSAGE_TTL=1)
+    s = make_settings(redis_url, CELERY_BROKER_URL=rabbitmq_url, WARDEN_QUEUE_MESSAGE_TTL=1,
+                      WARDEN_RABBITMQ_QUEUE_ARGUMENTS="all")
     app = client(s)
     dlq = DeadLetterQueue(s, app=app)
     try:

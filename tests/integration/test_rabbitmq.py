@@ -160,31 +160,35 @@ def test_tasks_run_and_are_counted_exactly_on_rabbitmq(rabbit_settings, workers,
     assert depths == {queue_name(s, "default"): 0}
 
 
-def test_declared_queue_carries_priority_ttl_and_dead_letter_arguments(rabbit_settings, clients):
-    """Publishing declares the queue with exactly x-max-priority=10, the message TTL and the
-    dead-letter exchange/routing key: an equivalent re-declare passes, and a re-declare that
-    drops or changes any of them is refused by RabbitMQ with 406 PRECONDITION_FAILED."""
-    s = rabbit_settings
-    app = clients(s)
-    app.send_task("fleet.noop")  # Celery declares the target queue on publish
-    name = queue_name(s, "default")
-    dlx, dlq = dead_letter_names(s)
-    expected = {
-        "x-max-priority": 10,
-        "x-message-ttl": DEFAULT_TTL_MS,
-        "x-dead-letter-exchange": dlx,
-        "x-dead-letter-routing-key": dlq,
-    }
-    assert dlx == f"{s.queue_prefix}warden.dlx" and dlq == f"{s.queue_prefix}warden.dlq"
-    with Connection(s.effective_broker_url, connect_timeout=5) as conn:
-        wait_for(lambda: CeleryMonitor(s, app=app).get_queue_depths([name])[name] == 1, 10,
-                 0.1, "queue declared with the message in it")
-        _declare(conn, name, expected)  # equivalent: accepted
-        for key in expected:
-            missing = {k: v for k, v in expected.items() if k != key}
+@pytest.mark.parametrize("mode", ["all", "priority", "none"])
+def test_declared_queue_carries_exactly_the_arguments_of_its_mode(redis_url, rabbitmq_url,
+                                                                   clients, mode):
+    """Publishing declares the queue with exactly the arguments of
+    WARDEN_RABBITMQ_QUEUE_ARGUMENTS: all = x-max-priority=10, the message TTL and the
+    dead-letter exchange/routing key; priority (the default) = x-max-priority only; none = no
+    argument. An equivalent re-declare passes; one that drops, changes or adds any of the four
+    is refused by RabbitMQ with 406 PRECONDITION_FAILED."""
+    with rabbit_fleet(redis_url, rabbitmq_url, WARDEN_RABBITMQ_QUEUE_ARGUMENTS=mode) as s:
+        app = clients(s)
+        app.send_task("fleet.noop")  # Celery declares the target queue on publish
+        name = queue_name(s, "default")
+        dlx, dlq = dead_letter_names(s)
+        every = {
+            "x-max-priority": 10,
+            "x-message-ttl": DEFAULT_TTL_MS,
+            "x-dead-letter-exchange": dlx,
+            "x-dead-letter-routing-key": dlq,
+        }
+        expected = {"all": every, "priority": {"x-max-priority": 10}, "none": {}}[mode]
+        assert dlx == f"{s.queue_prefix}warden.dlx" and dlq == f"{s.queue_prefix}warden.dlq"
+        with Connection(s.effective_broker_url, connect_timeout=5) as conn:
+            wait_for(lambda: CeleryMonitor(s, app=app).get_queue_depths([name])[name] == 1, 10,
+                     0.1, "queue declared with the message in it")
+            _declare(conn, name, expected)  # equivalent: accepted
+            for key in every:
+                changed = ({k: v for k, v in expected.items() if k != key} if key in expected
+                           else {**expected, key: every[key]})
+                with pytest.raises(PreconditionFailed):
+                    _declare(conn, name, changed)
             with pytest.raises(PreconditionFailed):
-                _declare(conn, name, missing)
-        with pytest.raises(PreconditionFailed):
-            _declare(conn, name, {**expected, "x-max-priority": 5})
-        with pytest.raises(PreconditionFailed):
-            _declare(conn, name, {**expected, "x-message-ttl": 1000})
+                _declare(conn, name, {**expected, "x-max-priority": 5})

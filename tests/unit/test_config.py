@@ -76,9 +76,11 @@ def test_broker_key_prefix_sets_global_keyprefix():
 
 
 @pytest.mark.parametrize("broker", [AMQP, "pyamqp://guest@rabbit//", "amqps://guest@rabbit//"])
-def test_rabbitmq_queue_arguments(broker):
-    """On RabbitMQ each queue gets x-max-priority 10, a message TTL in ms and a DLX."""
-    s = make(CELERY_BROKER_URL=broker, WARDEN_QUEUE_PREFIX="f.", WARDEN_QUEUE_MESSAGE_TTL=600)
+def test_rabbitmq_queue_arguments_all(broker):
+    """WARDEN_RABBITMQ_QUEUE_ARGUMENTS=all: each queue gets x-max-priority 10, a message TTL in
+    ms and a DLX as queue arguments."""
+    s = make(CELERY_BROKER_URL=broker, WARDEN_QUEUE_PREFIX="f.", WARDEN_QUEUE_MESSAGE_TTL=600,
+             WARDEN_RABBITMQ_QUEUE_ARGUMENTS="ALL")
     conf = celery_config(s)
     dlx, dlq = dead_letter_names(s)
     assert (dlx, dlq) == ("f.warden.dlx", "f.warden.dlq")
@@ -92,6 +94,28 @@ def test_rabbitmq_queue_arguments(broker):
     assert "broker_transport_options" not in conf
     dead = dead_letter_queue(s)
     assert dead.name == dlq and dead.exchange.name == dlx and dead.durable
+
+
+def test_rabbitmq_default_declares_only_the_priority_argument():
+    """By default (priority) queues carry only x-max-priority: TTL and dead-lettering come from
+    a policy, which RabbitMQ applies to existing queues without redeclaring them."""
+    s = make(CELERY_BROKER_URL=AMQP)
+    assert s.rabbitmq_queue_arguments == "priority"
+    conf = celery_config(s)
+    assert [q.queue_arguments for q in conf["task_queues"]] == [{"x-max-priority": 10}] * 3
+    assert conf["task_queue_max_priority"] == MAX_PRIORITY
+
+
+def test_rabbitmq_none_declares_no_argument_even_through_celery():
+    """none adopts queues that exist without arguments: no argument of Warden's, and Celery's
+    task_queue_max_priority is off, so Celery does not add x-max-priority either."""
+    s = make(CELERY_BROKER_URL=AMQP, WARDEN_RABBITMQ_QUEUE_ARGUMENTS="none")
+    app = Celery("none-mode", set_as_current=False)
+    app.conf.update(celery_config(s))
+    assert app.conf.task_queue_max_priority is None
+    assert [q.queue_arguments or {} for q in app.amqp.queues.values()] == [{}] * 3
+    redis = make(WARDEN_RABBITMQ_QUEUE_ARGUMENTS="none")  # a Redis broker ignores the setting
+    assert celery_config(redis)["task_queue_max_priority"] == MAX_PRIORITY
 
 
 def test_overrides_win():

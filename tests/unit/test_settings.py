@@ -43,6 +43,7 @@ def invalid(env: pytest.MonkeyPatch, **values: str) -> str:
         ("WARDEN_FLUSH_INTERVAL", "5.5", "less than or equal to 5"),
         ("WARDEN_TASK_TTL", "59", "greater than or equal to 60"),
         ("WARDEN_BUFFER_SIZE", "10", "greater than or equal to 100"),
+        ("WARDEN_RABBITMQ_QUEUE_ARGUMENTS", "policy", "'priority', 'all' or 'none'"),
     ],
 )
 def test_invalid_value_names_variable_and_accepted_values(env, var, value, accepted):

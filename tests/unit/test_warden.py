@@ -64,13 +64,16 @@ def test_two_apps_get_two_wardens(settings):
 
 
 def test_uninstall_disconnects_everything(app, settings):
-    """uninstall() removes every handler and the heartbeat step and forgets the app."""
+    """uninstall() removes every handler, the heartbeat step and the wrappers around the
+    app's publisher and task consumer, and forgets the app."""
     before = counts()
     warden = Warden(app, settings)
     assert HeartbeatStep in app.steps["worker"]
+    assert {"send_task_message", "TaskConsumer"} <= set(vars(app.amqp))
     warden.uninstall()
     assert counts() == before
     assert HeartbeatStep not in app.steps["worker"]
+    assert vars(app.amqp)["TaskConsumer"] == type(app.amqp).TaskConsumer.__get__(app.amqp)
     assert Warden.installed_on(app) is None
     again = Warden(app, settings)
     assert again is not warden, "a fresh Warden can be installed after uninstall"

@@ -9,8 +9,9 @@ Two ways in, one implementation:
   and the settings from the ``Warden`` installed on it, so the command reads exactly the store
   and queues that app's workers write to.
 
-Commands live one group per module (:mod:`.status`, :mod:`.dlq`, :mod:`.breakers`); what they
-share is in :mod:`.common`; nothing imports this module back. Exit codes: see :mod:`.common`.
+Commands live one group per module (:mod:`.status`, :mod:`.dlq`, :mod:`.breakers`,
+:mod:`.rabbitmq`); what they share is in :mod:`.common`; nothing imports this module back.
+Exit codes: see :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from celery.bin.base import CeleryCommand
 from celery_warden.cli import status
 from celery_warden.cli.breakers import breakers_app
 from celery_warden.cli.dlq import dlq_app, errors
+from celery_warden.cli.rabbitmq import rabbitmq_app
 from celery_warden.demo import DemoOptions, run_demo
 from celery_warden.errors import SettingsError
 from celery_warden.logs.setup import configure_logging
@@ -64,6 +66,7 @@ def demo(
 status.register(cli)
 cli.add_typer(dlq_app, name="dlq")
 cli.add_typer(breakers_app, name="breakers")
+cli.add_typer(rabbitmq_app, name="rabbitmq")
 cli.command()(errors)
 
 
