@@ -7,7 +7,8 @@ interleave a read and a write. This module gives them:
 * :func:`settings_for` — the settings of the ``Warden`` installed on an app (the worker's), or
   settings loaded once from the environment for code that never installed one;
 * :func:`client` — one Redis client per URL *per process* (a pool child never reuses the
-  parent's sockets after fork);
+  parent's sockets after fork, and gets a fresh lock: another thread of the parent may have
+  held it at the moment of fork);
 * :class:`Outage` — a per-process memory of "Redis just failed": for ``OUTAGE_BACKOFF``
   seconds after a connection error the primitives answer with their documented fail-open or
   fail-closed behaviour at once instead of paying a socket timeout per task.
@@ -40,6 +41,16 @@ WARN_EVERY = 30.0
 _lock = threading.Lock()
 _clients: dict[tuple[int, str], redis.Redis] = {}
 _default_settings: WardenSettings | None = None
+
+
+def _after_fork_in_child() -> None:
+    """A lock the parent's other threads may have held at fork is never released in the
+    child: replace it (the parent's clients stay keyed by the parent's pid, unused here)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def settings_for(app: Any = None) -> WardenSettings:
