@@ -14,6 +14,11 @@ layers may ask of it (:class:`RecordSink`).
 
 from __future__ import annotations
 
+# The first connection of a process looks its host up through the "idna" codec, which imports
+# encodings.idna. Imported here, by the thread importing Warden, rather than on the flusher
+# thread's first flush: a child forked while another thread is importing a module inherits
+# that module's import lock held and hangs when it imports it too (see scripts.py).
+import encodings.idna  # noqa: F401
 import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol

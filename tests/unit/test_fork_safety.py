@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -30,7 +33,7 @@ from celery_warden.record.order import RANK_FINAL
 from celery_warden.record.recorder import Recorder
 from celery_warden.services import services_for
 from celery_warden.settings import WardenSettings
-from tests.support import wait_for
+from tests.support import ROOT, settings_env, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -262,3 +265,39 @@ def test_children_forked_while_flusher_heartbeat_and_handler_threads_run_never_h
     wait_for(lambda: redis_client.hget(keys.worker(worker.hostname), "state") == "offline",
              timeout=5, message="the heartbeat's final beat")
 
+
+FIRST_FLUSH = """
+import json, sys, time
+from celery import Celery
+from celery_warden import Warden, celery_config, load_settings
+from celery_warden.services import services_for
+
+settings = load_settings()
+app = Celery("first-flush", set_as_current=False)
+app.conf.update(celery_config(settings))
+Warden(app, settings)
+recorder = services_for(app).recorder
+before = set(sys.modules)
+recorder.task("first-flush", attempt={"state": "SENT"}, rank=1)
+deadline = time.monotonic() + 20
+while recorder.stats()["written"] < 1 and time.monotonic() < deadline:
+    time.sleep(0.01)
+new = sorted(set(sys.modules) - before)
+recorder.stop()
+print(json.dumps({"written": recorder.stats()["written"], "imported": new}))
+"""
+
+
+def test_the_flushers_first_flush_imports_no_module(settings):
+    """A module imported for the first time on a background thread holds its import lock
+    meanwhile; a child forked at that moment inherits it held and hangs as soon as it imports
+    the same module (on its own first flush). So the flusher thread's first flush — the Lua
+    script texts, the first Redis connection — imports nothing (checked in a fresh
+    interpreter, where nothing was imported before)."""
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_FLUSH], cwd=ROOT, capture_output=True, text=True,
+        timeout=60, env={**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"written": 1, "imported": []}
