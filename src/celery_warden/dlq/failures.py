@@ -26,7 +26,7 @@ from celery_warden.dlq.capture import entry_from_context, entry_from_message, en
 from celery_warden.dlq.entry import DLQEntry
 from celery_warden.dlq.groups import describe
 from celery_warden.dlq.store import DeadLetterQueue
-from celery_warden.services import Services
+from celery_warden.services import Services, refusal
 
 logger = logging.getLogger("celery_warden.failures")
 
@@ -103,13 +103,24 @@ class FailureCapture:
         """Count a redelivery; at the limit, dead-letter the message and return the count.
 
         Only redelivered messages cost a Redis call (first deliveries are not counted), so the
-        normal path stays without I/O. Returns None while the task may still run.
+        normal path stays without I/O. Returns None while the task may still run — also when
+        the count cannot be written (store unreachable, ``READONLY``, ``OOM``): the delivery
+        runs, as when its DLQ entry cannot be stored, rather than be lost or fail.
         """
         key = self.dlq.keys.deliveries(request.id)
-        pipe = self.dlq.redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, self.settings.task_ttl)
-        redeliveries = int(pipe.execute()[0])
+        try:
+            pipe = self.dlq.redis.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, self.settings.task_ttl)
+            redeliveries = int(pipe.execute()[0])
+        except (redis.RedisError, OSError) as exc:
+            code = refusal(exc)
+            outage = code is not None or isinstance(exc, redis.ConnectionError | OSError)
+            logger.log(logging.WARNING if outage else logging.ERROR,  # else: a bug, traceback
+                       "warden: could not count the redelivery of %s (%s: %s); it runs without "
+                       "poison-pill detection", request.id, code or type(exc).__name__, exc,
+                       exc_info=None if outage else exc)
+            return None
         deliveries = redeliveries + 1
         self.recorder.task(request.id, static={"deliveries": str(deliveries)})
         if deliveries <= self.settings.max_deliveries:
