@@ -10,6 +10,7 @@ reconfigured); the broker is the session's Redis.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ from celery_warden.fleet.breaker import CircuitBreaker
 from celery_warden.fleet.idempotency import IdempotencyStore
 from celery_warden.fleet.rate_limit import FleetRateLimiter
 from celery_warden.keys import Keys
+from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
 from tests.support import delete_prefix
@@ -249,3 +251,36 @@ def test_a_script_error_from_a_bug_is_logged_at_error_with_its_traceback(
     assert not (cb._outage.active or rate_limit._outage.active or idempotency._outage.active), \
         "a bug is not an outage: other keys keep being checked"
     _reset_outages()
+
+
+def test_records_written_while_the_store_refuses_are_kept_until_it_accepts(store):
+    """READONLY after a failover or OOM is a state that passes: the recorder keeps what it
+    could not write (like an outage) instead of dropping it, and writes it once the store
+    accepts writes again — counts exact, nothing reported as dropped."""
+    from celery_warden.record.order import RANK_FINAL
+    from celery_warden.record.recorder import Recorder
+
+    r = Recorder(store.settings)
+    r.stop()
+    try:
+        store.refuse()
+        now = time.time()
+        for i in range(5):
+            r.task(f"kept-{i}", static={"name": "t.kept"},
+                   attempt={"state": "SUCCESS", "finished": now}, rank=RANK_FINAL)
+            r.observe("t.kept", now, "success", 0.01)
+        assert r.flush() is False
+        assert r.stats()["dropped"] == 0 and r.stats()["buffered"] == 5
+        store.restore()
+        assert r.flush() is True
+        keys = Keys(store.settings.key_prefix)
+        assert store.client.hget(keys.task("kept-4"), "state") == "SUCCESS"
+        monitor = CeleryMonitor(store.settings)
+        assert monitor.get_performance_stats("t.kept", "5m")["success"] == 5
+        monitor.redis.close()
+        assert store.client.hget(keys.stats("recorder"), "dropped") is None
+    finally:
+        r.stop()
+        writer = r.flusher._writer
+        if writer is not None:
+            writer.client.close()
