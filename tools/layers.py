@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("alerts", ("alerts", "autoscale")),
     ("warden", ("warden",)),
     ("serve", ("serve", "dashboard")),
-    ("demo", ("demo",)),
+    ("demo", ("demo", "selftest")),
     ("cli", ("cli",)),
     ("package", ("__init__", "__main__")),
 ]
