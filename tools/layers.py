@@ -24,8 +24,8 @@ PACKAGE = ROOT / "src" / "celery_warden"
 #: (relative to ``celery_warden``); the package itself (``__init__``) is the top.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "settings", "rates", "keys", "headers", "priority", "redaction",
-                    "isolation", "embedded", "config", "services", "scripts", "timefmt", "units",
-                    "version", "rabbitmq")),
+                    "secret_text", "isolation", "embedded", "config", "services", "scripts",
+                    "timefmt", "units", "version", "rabbitmq")),
     ("logs", ("logs",)),
     ("record", ("record",)),
     ("fleet", ("fleet",)),

@@ -142,20 +142,15 @@ class FailureCapture:
         return self._store(entry)
 
     def _describe(self, exc: BaseException, einfo: Any, tb_text: str | None) -> dict[str, str]:
-        """Error-group data with secrets masked in the sample message and traceback (the
+        """Error-group data with secrets masked in the messages and traceback (the
         fingerprint is computed before masking, from the normalised message)."""
-        info = describe(exc, getattr(einfo, "tb", None), tb_text)
-        info["sample_message"] = self.redactor.redact_text(info["sample_message"])
-        info["traceback"] = self.redactor.redact_text(info["traceback"])
-        return info
+        return describe(exc, getattr(einfo, "tb", None), tb_text, self.redactor)
 
     def _store(self, entry: DLQEntry) -> str | None:
         # The message fields (args, kwargs, headers) stay as they are: they are replayed.
-        # The failure text is only read by people, so secrets in it are masked.
-        if entry.exc_message:
-            entry.exc_message = self.redactor.redact_text(entry.exc_message)
-        if entry.traceback:
-            entry.traceback = self.redactor.redact_text(entry.traceback)
+        # The failure text is only read by people, so secrets in it are masked (here already,
+        # so that the log line below, if Redis is down, does not carry them either).
+        entry.mask_failure(self.redactor)
         try:
             self.dlq.add(entry)
         except (redis.RedisError, OSError) as exc:
