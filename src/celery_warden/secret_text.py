@@ -119,11 +119,11 @@ def masked_value(value: str) -> str:
     return MASK
 
 
-def mask_url_passwords(text: str) -> str:
+def mask_url_passwords(text: str, mask: str = MASK) -> str:
     """Every ``scheme://user:password@`` in ``text`` with the password masked."""
     if "://" not in text or "@" not in text:
         return text
-    return _URL_PASSWORD.sub(_keep_masked(MASK), text)
+    return _URL_PASSWORD.sub(_keep_masked(mask), text)
 
 
 def mask_url(url: str) -> str:
