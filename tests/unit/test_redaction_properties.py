@@ -144,7 +144,7 @@ def exception_text(draw: st.DrawFn) -> tuple[str, list[str]]:
     return text, [secret for _, secret in fragments]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(exception_text())
 def test_no_secret_survives_in_exception_text(case):
     """Whatever the shape and the surroundings, no generated secret appears in the output."""
@@ -159,7 +159,7 @@ def test_no_secret_survives_in_exception_text(case):
         assert secret not in out, (text, out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(exception_text())
 def test_redaction_is_idempotent(case):
     """Masking already masked text changes nothing (failure text is masked where it is
@@ -183,7 +183,7 @@ def plain_text(draw: st.DrawFn) -> str:
     return f"{exc}: " + draw(st.sampled_from(JOINERS)).join(pieces)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(plain_text())
 def test_text_without_secret_keys_is_unchanged(text):
     """No secret key, no URL password: the text comes back exactly as it went in (the keys
