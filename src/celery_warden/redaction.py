@@ -134,6 +134,16 @@ class Redactor:
         out.append(text[pos:])
         return "".join(out)
 
+    def assignment(self, name: str, value: Any) -> str:
+        """``NAME=<repr of value>`` for a message about a setting: the value masked whole under
+        a secret-looking name, else with URL passwords as ``***`` (the rest stays visible:
+        ``http://u:***@h``, a leading space — what is wrong with it) and secrets in it masked."""
+        if self.is_secret(name):
+            return f"{name}={MASK!r}"
+        if isinstance(value, str):
+            return f"{name}={self.redact_text(repr(mask_url(value)))}"
+        return f"{name}={self.redact_text(mask_url_passwords(repr(value), URL_MASK))}"
+
     def failure_text(self, text: str | None, limit: int, keep: str = "head") -> str | None:
         """Failure text (an exception message, a traceback) as it may be kept and shown:
         masked first, then cut to ``limit`` characters, keeping the ``head`` or the ``tail``.

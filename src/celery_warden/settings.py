@@ -5,9 +5,7 @@ The spec's variable names are honoured exactly (``CELERY_LOG_LEVEL``, ``CELERY_J
 lives under ``WARDEN_*``. Nothing here is read at import time: build a :class:`WardenSettings`
 with :func:`load_settings` (or construct it directly in code) and hand it to ``Warden`` and
 ``CeleryMonitor``. An invalid value fails at start-up with a :class:`SettingsError` that names the
-variable and the values it accepts, instead of a pydantic traceback. The message never carries
-a secret: URL passwords are shown as ``***`` and values under secret-looking names are masked
-(it is printed by ``warden status`` and in every worker's start-up traceback).
+variable and the values it accepts, instead of a pydantic traceback, and shows no secret.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
-from celery_warden.secret_text import URL_MASK, mask_url, mask_url_passwords
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -41,7 +38,7 @@ DEFAULT_BUFFER_SIZE = 10_000
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
 #: A worker whose last heartbeat is older than this is reported offline (3 missed beats).
 DEFAULT_OFFLINE_AFTER = 30.0
-_REDACTOR = Redactor()  # for settings messages
+_REDACTOR = Redactor()  # settings messages: printed by `warden status`, in workers' tracebacks
 
 
 def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
@@ -263,35 +260,27 @@ def env_var_for(field_name: str) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    """One line of a settings message, secrets masked (default keys: ``WARDEN_REDACT_KEYS`` is
-    among what is being read): URL passwords as ``***``, values under secret-looking names."""
-    value = error.get("input")
-    shown = (repr(mask_url(value)) if isinstance(value, str)
-             else mask_url_passwords(repr(value), URL_MASK))
-    return _REDACTOR.redact_text(_explain(error, shown))
-
-
-def _explain(error: dict[str, Any], value: str) -> str:
     loc = error.get("loc") or ()
     name = str(loc[0]) if loc else ""
     var = env_var_for(name) if name in WardenSettings.model_fields else name.upper()
+    shown = _REDACTOR.assignment(var, error.get("input"))
     ctx = error.get("ctx") or {}
     kind = error.get("type", "")
     if kind == "literal_error":
         accepted = ctx.get("expected", "")
-        return f"{var}={value} is invalid: expected one of {accepted}"
+        return f"{shown} is invalid: expected one of {accepted}"
     if kind.startswith("bool"):
-        return f"{var}={value} is invalid: expected true/false (also 1/0, yes/no, on/off)"
+        return f"{shown} is invalid: expected true/false (also 1/0, yes/no, on/off)"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        return f"{var}={value} is invalid: {error.get('msg', '').lower()}"
+        return f"{shown} is invalid: {error.get('msg', '').lower()}"
     if kind.startswith(("int_", "float_")):
-        return f"{var}={value} is invalid: expected a number ({error.get('msg', '')})"
+        return f"{shown} is invalid: expected a number ({error.get('msg', '')})"
     if kind == "string_pattern_mismatch":
-        return f"{var}={value} is invalid: allowed characters are letters, digits and _.:-"
+        return f"{shown} is invalid: allowed characters are letters, digits and _.:-"
     if not name:
         return str(error.get("msg", "")).removeprefix("Value error, ")
     msg = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{var}={value} is invalid: {msg}"
+    return f"{shown} is invalid: {msg}"
 
 
 def load_settings(**overrides: Any) -> WardenSettings:

@@ -19,8 +19,9 @@ ERROR = "workers: ConnectionError: password=[redacted] bad [/etc/x] \x1b[2J[link
 
 def snapshot() -> Snapshot:
     return Snapshot(
-        elapsed=12.0, sent=10, counts={"count": 9, "success": 8, "failure": 1, "retry": 0},
-        recent={"success_rate": 0.9, "retry_rate": 0.0, "p50": 0.01, "p95": 0.02, "p99": 0.03},
+        elapsed=12.0, sent=10,
+        counts={"count": 9, "success": 8, "failure": 1, "retry": 0, "retried": 0},
+        recent={"success_rate": 88.9, "retry_rate": 0.0, "p50": 0.01, "p95": 0.02, "p99": 0.03},
         health={"online": 1, "offline": 0, "workers": [{"hostname": HOST, "status": "online"}]},
         depths={QUEUE: 3}, errors=[ERROR],
     )
