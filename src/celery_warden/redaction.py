@@ -56,6 +56,8 @@ MAX_SCAN = 256 * 1024
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
 @lru_cache(maxsize=4096)
 def normalise_key(key: str) -> str:
     """``X-Api-Key`` / ``apiKey`` / ``API_KEY`` → ``x_api_key`` / ``api_key`` / ``api_key``."""

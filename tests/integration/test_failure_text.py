@@ -10,14 +10,34 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from types import SimpleNamespace
 
-from celery_warden import CeleryMonitor, DeadLetterQueue
+import pytest
+
+from celery_warden import CeleryMonitor, DeadLetterQueue, Warden
 from tests.integration.test_cli_commands import cli
 from tests.integration.test_error_handling import dlq_entry, final_state
 from tests.support import WorkerProcess, client_app, wait_for
 
 APP = "tests.apps.errors"
 WIDE = {"COLUMNS": "2000"}
+
+
+@pytest.fixture
+def client(settings) -> Iterator[SimpleNamespace]:
+    """A Warden client app with its DLQ and monitor; all closed afterwards."""
+    app = client_app(settings)
+    dlq = DeadLetterQueue(settings, app=app)
+    monitor = CeleryMonitor(settings, app=app)
+    yield SimpleNamespace(app=app, dlq=dlq, monitor=monitor)
+    warden = Warden.installed_on(app)
+    assert warden is not None
+    warden.uninstall()
+    for redis_client in (dlq.redis, monitor.redis, warden.services._client):
+        if redis_client is not None:
+            redis_client.close()
+    app.close()
 
 
 def run(settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,14 +48,13 @@ def run(settings, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_secrets_in_failure_text_reach_no_status_dlq_view_or_command(settings, workers):
+def test_secrets_in_failure_text_reach_no_status_dlq_view_or_command(settings, workers, client):
     """A RetryableTask raising ConnectionError("password=hunter2 token=abc ...") three times:
     the retry history, error, traceback and error group are masked in get_task_status, the DLQ
     view, `warden task`, `warden dlq list|show` and `warden errors` (tables and --json); the
     DLQ entry still holds the real argument, which a requeue replays."""
     workers.append(WorkerProcess(settings, app=APP).start())
-    app = client_app(settings)
-    dlq = DeadLetterQueue(settings, app=app)
+    app, dlq, monitor = client.app, client.dlq, client.monitor
     res = app.send_task("errors.unreachable", ("password=hunter2 token=abc",))
     stored = dlq_entry(dlq, res.id)
     assert stored.args == ["password=hunter2 token=abc"], "the message kept for requeue"
@@ -44,7 +63,6 @@ def test_secrets_in_failure_text_reach_no_status_dlq_view_or_command(settings, w
     assert [h["exc_msg"] for h in stored.history] == [masked] * 3
     assert stored.traceback.rstrip().endswith(f"ConnectionError: {masked}")
 
-    monitor = CeleryMonitor(settings, app=app)
     status = final_state(monitor, res.id)
     wait_for(lambda: monitor.get_error_groups(limit=5), 10, 0.2, "error group")
     assert [h["exc_msg"] for h in status["history"]] == [masked] * 3
@@ -66,7 +84,7 @@ SHOWN = "password=[redacted] bad [/etc/x] and [link=http://evil]click[/link] [i]
 HOSTILE_TASK = "errors.[b]hostile[/b]"
 
 
-def test_every_command_prints_untrusted_text_literally(settings, workers):
+def test_every_command_prints_untrusted_text_literally(settings, workers, client):
     """Rich markup in an error message, a task name, a worker hostname, a queue name (in the
     worker's queue list) and a breaker name is printed as it is, `[redacted]` included: every
     command exits 0 (no MarkupError) and shows the text literally."""
@@ -75,12 +93,10 @@ def test_every_command_prints_untrusted_text_literally(settings, workers):
     # (no "/" in the hostname: it names the worker's log file)
     worker = WorkerProcess(settings, app=APP, name="w[b]x[i]", queues=queues).start()
     workers.append(worker)
-    app = client_app(settings)
-    dlq = DeadLetterQueue(settings, app=app)
+    app, dlq, monitor = client.app, client.dlq, client.monitor
     res = app.send_task(HOSTILE_TASK, (HOSTILE,))
     assert app.send_task("errors.ok", (1,), queue=odd_queue).get(timeout=30) == 1
     dlq_entry(dlq, res.id)
-    monitor = CeleryMonitor(settings, app=app)
     final_state(monitor, res.id)
     wait_for(lambda: monitor.get_error_groups(limit=5), 10, 0.2, "error group")
     breaker = "pay[/b][i]"
