@@ -18,7 +18,17 @@ import redis
 
 from celery_warden.embedded import EmbeddedRedis, answers
 from celery_warden.settings import DEFAULT_REDIS_URL, WardenSettings, load_settings
+from tests import hygiene
 from tests.support import WorkerProcess, delete_prefix
+
+hygiene.install()
+
+
+@pytest.fixture(autouse=True)
+def _close_created_connections() -> Iterator[None]:
+    """Sockets a test opened are closed after it (see tests/hygiene.py)."""
+    with hygiene.closing_what_is_created():
+        yield
 
 SESSION = uuid.uuid4().hex[:6]
 _counter = itertools.count(1)

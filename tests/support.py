@@ -25,6 +25,10 @@ from celery_warden.settings import WardenSettings, env_var_for
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Where the child's store lives is always said explicitly (a child must never guess its Redis).
+ALWAYS_EXPORTED = frozenset({"redis_url"})
+
+
 def settings_env(settings: WardenSettings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process: every field that
     differs from its default, or that this process's environment sets (a default is otherwise
@@ -34,7 +38,7 @@ def settings_env(settings: WardenSettings) -> dict[str, str]:
     fields = type(settings).model_fields
     for name in fields:
         value = getattr(settings, name)
-        if value is None or (value == fields[name].default
+        if value is None or (value == fields[name].default and name not in ALWAYS_EXPORTED
                              and env_var_for(name) not in os.environ):
             continue
         env[env_var_for(name)] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -78,6 +78,9 @@ class Watched:
             time.sleep(0.2)
         for reader in self._readers:
             reader.join(10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         return "".join(self.out), "".join(self.err)
 
     def leftovers(self) -> list[str]:
