@@ -14,8 +14,9 @@ import logging
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from celery_warden.alert_settings import SECRET_URL_VARS, AlertSettings, mask_webhook_url
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 
@@ -48,8 +49,9 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
     )
 
 
-class WardenSettings(BaseSettings):
-    """Every knob Warden reads, with the environment variable that sets it."""
+class WardenSettings(AlertSettings):
+    """Every knob Warden reads, with the environment variable that sets it (the alerting and
+    autoscaling ones are inherited from :class:`~celery_warden.alert_settings.AlertSettings`)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -262,6 +264,8 @@ def _describe(error: dict[str, Any]) -> str:
     name = str(loc[0]) if loc else ""
     var = env_var_for(name) if name in WardenSettings.model_fields else name.upper()
     value = error.get("input")
+    if var in SECRET_URL_VARS and isinstance(value, str):
+        value = mask_webhook_url(value)  # the URL is the credential: never print it whole
     ctx = error.get("ctx") or {}
     kind = error.get("type", "")
     if kind == "literal_error":
