@@ -67,6 +67,7 @@ class Evaluator:
         self.settings = settings
         self.rules = load_rules(settings) if rules is None else rules  # RuleError at start
         self.notifiers = notifiers_from(settings) if notifiers is None else notifiers
+        self._own_monitor = monitor is None
         self.monitor = monitor or CeleryMonitor(settings, app=app)
         self.clock = clock
         self.store = AlertStore(self.monitor.redis, self.monitor.keys, settings.alert_history)
@@ -215,6 +216,12 @@ class Evaluator:
             self.store.release(self.token)
         self.leader = False
 
+    def close(self) -> None:
+        """Stop, and close the Redis connections this evaluator opened."""
+        self.stop()
+        if self._own_monitor:
+            self.monitor.redis.close()
+
     def run_forever(self) -> None:
         """``warden alerts run``: until interrupted (SIGINT/SIGTERM via KeyboardInterrupt)."""
         self.start()
@@ -222,13 +229,17 @@ class Evaluator:
             while any(t.is_alive() for t in self._threads):
                 time.sleep(0.5)
         finally:
-            self.stop()
+            self.close()
 
 
 def evaluate_once(settings: WardenSettings, app: Celery | None = None) -> dict[str, Any]:
     """The beat task's body (``maintenance.evaluate_alerts`` in the reference app): one round
     if no other evaluator holds the lease."""
-    result = Evaluator(settings, app=app).run_once()
+    evaluator = Evaluator(settings, app=app)
+    try:
+        result = evaluator.run_once()
+    finally:
+        evaluator.close()
     return {"evaluated": result.evaluated, "firing": result.firing,
             "notifications": result.notifications, "errors": result.errors}
 

@@ -27,8 +27,13 @@ class AlertsView:
 
     def __init__(self, settings: WardenSettings, client: redis.Redis | None = None) -> None:
         self.settings = settings
+        self._own_client = client is None
         self.redis = client or redis_client(settings.redis_url)
         self.store = AlertStore(self.redis, Keys(settings.key_prefix), settings.alert_history)
+
+    def close(self) -> None:
+        if self._own_client:
+            self.redis.close()
 
     def alerts(self) -> list[dict[str, Any]]:
         """Pending and firing alerts: firing first, then by severity and name."""
