@@ -55,9 +55,10 @@ def raw_need(load: QueueLoad, target_latency: float) -> tuple[float | None, list
     why: list[str] = []
     if load.service_time is None:
         if backlog:
-            why.append(f"{backlog} waiting but no run time measured yet: keep the "
-                       f"{load.current_processes} process(es) running now")
-            return float(max(load.current_processes, 1)), why
+            keep = max(load.current_processes, 1)
+            why.append(f"{backlog} waiting but no run time measured yet: keep {keep} "
+                       f"(the processes running now, at least one)")
+            return float(keep), why
         why.append("no backlog and nothing measured: the minimum")
         return None, why
     s = load.service_time
