@@ -43,11 +43,11 @@ def write_recent(recorder: Recorder, name: str, now: float, normal: float) -> No
 
 @pytest.fixture
 def history(settings):
-    """Seven days of a daily cycle for three tasks, flushed through a real Recorder."""
-    now = time.time()
+    """Seven days of a daily cycle for three tasks, flushed through a real Recorder. "Now" is
+    the middle of the previous hour (the evaluation's clock), so the recent window lies in one
+    hour whatever the wall clock says."""
+    now = hour_of(time.time()) - HOUR + HOUR / 2
     peak = hour_of(now)
-    if now - peak < 700:  # keep the recent window inside this hour's neighbourhood
-        pytest.skip("too close to the top of the hour for a deterministic window")
     recorder = Recorder(settings)
     write_history(recorder, "t.cycle", peak)
     write_history(recorder, "t.doubled", peak)
@@ -61,11 +61,12 @@ def history(settings):
     return settings, now
 
 
-def samples(settings, rule_name):
+def samples(settings, rule_name, now=None):
     rules = [r for r in load_rules(settings) if r.name == rule_name]
     monitor = CeleryMonitor(settings)
+    clock = time.time if now is None else (lambda: now)
     try:
-        found = Sources(settings, monitor).collect(rules)[rule_name]
+        found = Sources(settings, monitor, clock).collect(rules)[rule_name]
     finally:
         monitor.redis.close()
     assert not isinstance(found, Exception), found
@@ -76,8 +77,8 @@ def test_doubled_duration_fires_and_daily_cycle_does_not(history):
     """At the daily peak the same-hour median of 7 days says 1 s, so 1 s now is normal
     (ratio 1) while 2 s now is twice the baseline: the anomaly rule (>= 2x) breaches for the
     doubled task only. A trailing-24h average (~0.36 s) would have paged on the cycle."""
-    settings, _ = history
-    found, rule = samples(settings, "CeleryTaskDurationAnomaly")
+    settings, now = history
+    found, rule = samples(settings, "CeleryTaskDurationAnomaly", now)
     cycle, doubled = found["t.cycle"], found["t.doubled"]
     assert cycle.extra["method"] == "same_hour_7d"
     assert cycle.value == pytest.approx(1.0, abs=0.01) and not rule.breached(cycle.value)
@@ -91,8 +92,8 @@ def test_doubled_duration_fires_and_daily_cycle_does_not(history):
 
 def test_p95_anomaly_uses_the_same_method(history):
     """The p95 rule compares the window's p95 with the median of the days' p95s."""
-    settings, _ = history
-    found, rule = samples(settings, "CeleryTaskP95Anomaly")
+    settings, now = history
+    found, rule = samples(settings, "CeleryTaskP95Anomaly", now)
     assert not rule.breached(found["t.cycle"].value)
     assert rule.breached(found["t.doubled"].value)
     assert found["t.doubled"].extra["method"] == "same_hour_7d"
@@ -101,8 +102,8 @@ def test_p95_anomaly_uses_the_same_method(history):
 def test_young_task_uses_trailing_24h_and_new_task_has_no_baseline(history):
     """Eight hours of history (< 3 days at this hour) fall back to the trailing 24 h; a task
     with no history has no baseline, so the anomaly rule has no sample to judge."""
-    settings, _ = history
-    found, _ = samples(settings, "CeleryTaskDurationAnomaly")
+    settings, now = history
+    found, _ = samples(settings, "CeleryTaskDurationAnomaly", now)
     assert found["t.young"].extra["method"] == "trailing_24h"
     assert "t.new" not in found
 
