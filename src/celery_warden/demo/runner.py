@@ -197,7 +197,7 @@ class Demo:
     def shutdown(self) -> None:
         self.display.stop()
         if self.evaluator is not None:
-            self.evaluator.stop()
+            self.evaluator.close()
         if self.workload is not None:
             self.workload.stop()
         if self.children:
