@@ -99,7 +99,7 @@ def test_a_silence_suppresses_and_its_end_lets_the_alert_through(settings_factor
         settings = settings_factory(WARDEN_ALERT_WEBHOOK_URL=hook.url, **FAST,
                                     WARDEN_ALERT_DISABLED="CeleryFleetHighFailRate")
         alerts = view(settings)
-        silence = alerts.silence("CeleryTaskHighFailRate", 3.0, comment="deploying")
+        silence = alerts.silence("CeleryTaskHighFailRate", 5.0, comment="deploying")
         record(settings, "t.y", failures=30, successes=0)
         evaluators.append(Evaluator(settings).start())
         wait_for(lambda: alerts.overview()["firing"], 10, message="alert firing")
