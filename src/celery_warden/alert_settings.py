@@ -50,6 +50,14 @@ def mask_webhook_url(url: str | None) -> str:
     return f"{parts.scheme}://{host}{shown}" + (f"/{URL_MASK}" if hidden else "")
 
 
+def masked_setting(var: str, value: Any) -> Any:
+    """A setting's value as a message may show it: webhook URLs masked (they are the
+    credential); anything else as given."""
+    if var in SECRET_URL_VARS and isinstance(value, str):
+        return mask_webhook_url(value)
+    return value
+
+
 class AlertSettings(BaseSettings):
     """The alerting and autoscaling fields of :class:`~celery_warden.settings.WardenSettings`."""
 
@@ -184,4 +192,4 @@ class AlertSettings(BaseSettings):
 
 
 __all__ = ["DEFAULT_ALERT_INTERVAL", "DEFAULT_REPEAT_INTERVAL", "SECRET_URL_VARS",
-           "AlertSettings", "mask_webhook_url"]
+           "AlertSettings", "mask_webhook_url", "masked_setting"]

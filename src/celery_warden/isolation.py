@@ -4,12 +4,19 @@ Every Celery signal handler Warden connects is wrapped by :func:`guarded`: an ex
 monitoring is logged at most once per ``LOG_EVERY`` seconds per handler (with a count of what was
 suppressed) and swallowed, so it never reaches the task, the worker or the publisher. Dramatiq's
 ``Broker.emit_after`` is the model.
+
+Fork safety: a prefork pool child is forked from the worker's main process while its other
+threads (heartbeat, flusher, pool supervisor, a user's publisher threads) run; if one of them
+held the throttle's lock at that moment, the child would inherit it held forever and deadlock
+the first time a handler fails. ``os.register_at_fork`` gives the child a fresh lock (and its
+own, empty suppression counts).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +33,10 @@ class _Throttle:
     """Per-handler log throttle (thread-safe; cheap when nothing fails)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also in a forked child (see the module docstring): the parent's lock may be held.
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
@@ -50,6 +61,7 @@ class _Throttle:
 
 
 throttle = _Throttle()
+os.register_at_fork(after_in_child=throttle._reset)
 
 
 def guarded(fn: F) -> F:

@@ -1,18 +1,22 @@
 """Mask secrets (passwords, tokens, API keys, ...) before they reach a log line or the store.
 
 One :class:`Redactor` serves every output Warden writes: log lines (a structlog processor in
-:mod:`celery_warden.logs.context`), and the ``args``/``kwargs`` previews kept in task records and
-returned by ``CeleryMonitor.get_task_status``. The broker message itself is never touched, so a
-task requeued from the dead letter queue still runs with its real arguments.
+:mod:`celery_warden.logs.context`), the ``args``/``kwargs`` previews kept in task records and
+returned by ``CeleryMonitor.get_task_status``, and every failure text — exception messages,
+tracebacks, retry history, error groups, DLQ entries — through :meth:`Redactor.failure_text`
+where it is created (masked first, cut after) and :meth:`Redactor.redact_text` again where it is
+read. The broker message itself is never touched, so a task requeued from the dead letter queue
+still runs with its real arguments.
 
 A key is secret when one of the configured names (``DEFAULT_KEYS`` plus ``WARDEN_REDACT_KEYS``)
 is the whole key or a whole ``_``-separated part of it, case-insensitively, after ``-``, ``.``
 and camelCase are folded to ``_``: ``password``, ``DB_PASSWORD``, ``access-token``, ``apiKey``
 and ``X-Api-Key`` match; ``max_tokens`` and ``tokenizer`` do not. Values are masked wherever
 such a key appears in nested dicts and lists, and in text (reprs, messages, exception text)
-where it appears as ``key=value`` / ``key: value`` / ``'key': 'value'``. A URL's password
-(``redis://user:secret@host``) is masked too. Positional arguments carry no key, so a secret
-passed positionally can only be masked when it sits inside a dict.
+where it appears as ``key=value`` / ``key: value`` / ``'key': 'value'`` / JSON /
+``Authorization: Bearer …`` (how a value is found in text: :mod:`celery_warden.secret_text`). A
+URL's password (``redis://user:secret@host``) is masked too. Positional arguments carry no key,
+so a secret passed positionally can only be masked when it sits inside a dict.
 """
 
 from __future__ import annotations
@@ -22,15 +26,23 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+
+from celery_warden.secret_text import (
+    KEY,
+    MASK,
+    URL_MASK,
+    bound_words,
+    mask_url,
+    mask_url_passwords,
+    masked_value,
+    value_end,
+)
 
 #: Key names masked by default (``WARDEN_REDACT_KEYS`` adds to these).
 DEFAULT_KEYS = (
     "password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "cookie",
     "private_key", "credentials",
 )
-#: What a masked value is replaced with.
-MASK = "[redacted]"
 #: Longest ``args`` / ``kwargs`` preview kept in a task record (characters of JSON).
 MAX_PREVIEW = 256
 #: Inside a preview: longest string, most items per container, deepest nesting kept; a
@@ -38,18 +50,12 @@ MAX_PREVIEW = 256
 PREVIEW_LIMITS = ((120, 20, 4), (32, 6, 3))
 #: Nesting beyond this is not walked (guards against self-referencing structures).
 MAX_DEPTH = 32
+#: Longest failure text scanned for secrets; what is kept is far shorter (hundreds to 16,000
+#: characters), so this only bounds the work for a pathological exception message.
+MAX_SCAN = 256 * 1024
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
-# key (optionally quoted), a ':' or '=' separator, then a quoted value, an auth scheme plus its
-# credentials, or a bare word.
-_PAIR = re.compile(
-    r"""(?P<key>["']?[A-Za-z_][\w.-]*["']?)(?P<sep>\s*[:=]\s*)"""
-    r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
-    r"""|(?:Bearer|Basic|Token|Digest)\s+[^\s,;&'"}\])]+|[^\s,;&'"}\])]+)""",
-    re.IGNORECASE,
-)
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)(?=@)")
 
 
 @lru_cache(maxsize=4096)
@@ -112,19 +118,48 @@ class Redactor:
         return value
 
     def redact_text(self, text: str) -> str:
-        """``text`` with ``key=value``-style secrets and URL passwords masked."""
-        if "://" in text and "@" in text:
-            text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        """``text`` with ``key=value``-style secrets and URL passwords masked (idempotent: text
+        masked once comes back unchanged)."""
+        text = mask_url_passwords(text)
         if not self._hint.search(text):
             return text
-        return _PAIR.sub(self._mask_pair, text)
+        out: list[str] = []
+        pos = 0
+        while (m := KEY.search(text, pos)) is not None:
+            start = m.end()
+            out.append(text[pos:start])
+            pos = start
+            if self.is_secret(m.group("key").strip("'\"\\")):
+                pos = value_end(text, start)
+                if pos > start:
+                    out.append(masked_value(text[start:pos]))
+        out.append(text[pos:])
+        return "".join(out)
 
-    def _mask_pair(self, m: re.Match[str]) -> str:
-        if not self.is_secret(m.group("key").strip("'\"")):
-            return m.group(0)
-        val = m.group("val")
-        quote = val[0] if val[:1] in ("'", '"') else ""
-        return f"{m.group('key')}{m.group('sep')}{quote}{MASK}{quote}"
+    def assignment(self, name: str, value: Any) -> str:
+        """``NAME=<repr of value>`` for a message about a setting: the value masked whole under
+        a secret-looking name, else with URL passwords as ``***`` (the rest stays visible:
+        ``http://u:***@h``, a leading space — what is wrong with it) and secrets in it masked."""
+        if self.is_secret(name):
+            return f"{name}={MASK!r}"
+        if isinstance(value, str):
+            return f"{name}={self.redact_text(repr(mask_url(value)))}"
+        return f"{name}={self.redact_text(mask_url_passwords(repr(value), URL_MASK))}"
+
+    def failure_text(self, text: str | None, limit: int, keep: str = "head") -> str | None:
+        """Failure text (an exception message, a traceback) as it may be kept and shown:
+        masked first, then cut to ``limit`` characters, keeping the ``head`` or the ``tail``.
+
+        Never cut first: a cut can separate a secret from the key or URL that marks it
+        (``redis://u:hunt`` without its ``@``). Input over :data:`MAX_SCAN` characters is
+        bounded before it is scanned, dropping the partial word at that cut.
+        """
+        if text is None:
+            return None
+        text = self.redact_text(bound_words(text, MAX_SCAN, keep))
+        if len(text) > limit:
+            text = text[-limit:] if keep == "tail" else text[:limit]
+        return text
 
     # -- previews --------------------------------------------------------------------------
     def preview(self, value: Any, limit: int = MAX_PREVIEW) -> str:
@@ -179,32 +214,6 @@ def _fallback(value: Any) -> str:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_fallback)
-
-
-#: What a URL's password is replaced with (short, so a URL stays readable on one line).
-URL_MASK = "***"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for printing (never raises: settings
-    messages show URLs that failed validation, which may not parse at all)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        password = None
-        parts = None
-    if parts is not None and password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        try:
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            port = ""
-        netloc = f"{user}:{URL_MASK}@{host}{port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    # Not a parseable URL with a password: mask anything shaped like "scheme://user:pw@".
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + URL_MASK, url)
 
 
 def decode_preview(raw: str | None) -> Any:

@@ -5,11 +5,15 @@ several keys as one step; a script runs atomically on the server in one round tr
 processes interleave a read and a write and no step costs more than one network trip.
 redis-py's ``Script`` calls ``EVALSHA`` and reloads the source on ``NOSCRIPT`` (after a Redis
 restart or ``SCRIPT FLUSH``).
+
+The texts are read once, when this module is imported (by the thread importing the app,
+normally the main thread), not on first use: a first use on a background thread (the flusher's
+first flush) would run an import there, and a pool child forked at that moment would inherit
+that module's import lock held and hang on its own first flush.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from importlib import resources
 
 import redis
@@ -18,10 +22,19 @@ from redis.commands.core import Script
 _registered: dict[tuple[int, str], Script] = {}
 
 
-@cache
+def _read_all() -> dict[str, str]:
+    lua = resources.files("celery_warden").joinpath("lua")
+    return {entry.name[: -len(".lua")]: entry.read_text() for entry in lua.iterdir()
+            if entry.name.endswith(".lua")}
+
+
+#: Every ``lua/<name>.lua`` shipped in the package, by name (see the module docstring).
+_SOURCES = _read_all()
+
+
 def source(name: str) -> str:
     """The text of ``lua/<name>.lua`` shipped in the package."""
-    return resources.files("celery_warden").joinpath(f"lua/{name}.lua").read_text()
+    return _SOURCES[name]
 
 
 def script(conn: redis.Redis, name: str) -> Script:

@@ -14,7 +14,13 @@ layers may ask of it (:class:`RecordSink`).
 
 from __future__ import annotations
 
+# The first connection of a process looks its host up through the "idna" codec, which imports
+# encodings.idna. Imported here, by the thread importing Warden, rather than on the flusher
+# thread's first flush: a child forked while another thread is importing a module inherits
+# that module's import lock held and hangs when it imports it too (see scripts.py).
+import encodings.idna  # noqa: F401
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +47,35 @@ def redis_client(url: str, *, decode: bool = True,
         socket_connect_timeout=timeout,
         health_check_interval=30,
     )
+
+
+#: Error codes of a Redis that answers but refuses the command for now: a replica after a
+#: failover (``READONLY``), memory full under ``noeviction`` (``OOM``), a failed disk save
+#: (``MISCONF``), a long script (``BUSY``), a data set still loading, ... Server states that
+#: pass, not bugs: callers treat them like an unreachable store.
+REFUSALS = ("READONLY", "OOM", "MISCONF", "BUSY", "LOADING", "MASTERDOWN", "NOREPLICAS",
+            "TRYAGAIN", "CLUSTERDOWN")
+_REFUSAL_CODE = re.compile(r"(?:^|\s-)(" + "|".join(REFUSALS) + r")\b")
+_REFUSAL_TYPES: tuple[tuple[type[redis.RedisError], str], ...] = (
+    (redis.ReadOnlyError, "READONLY"), (redis.OutOfMemoryError, "OOM"),
+    (redis.BusyLoadingError, "LOADING"),
+)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The code (``READONLY``, ``OOM``, ...) when Redis answered but refused the command for
+    now, else None (unreachable, or an error that will not pass: a script bug, a wrong type).
+
+    redis-py raises its own classes for some codes and strips the code from their message;
+    from inside a Lua script, Redis 6 reports the code only in the message
+    (``Error running script ...: -OOM command not allowed ...``)."""
+    for cls, code in _REFUSAL_TYPES:
+        if isinstance(exc, cls):
+            return code
+    if isinstance(exc, redis.ResponseError):
+        found = _REFUSAL_CODE.search(str(exc))
+        return found.group(1) if found else None
+    return None
 
 
 class RecordSink(Protocol):
@@ -119,5 +154,5 @@ def services_for(app: Any) -> Services | None:
     return found if isinstance(found, Services) else None
 
 
-__all__ = ["SOCKET_TIMEOUT", "Beater", "RecordSink", "Services", "attach", "detach",
-           "redis_client", "services_for"]
+__all__ = ["REFUSALS", "SOCKET_TIMEOUT", "Beater", "RecordSink", "Services", "attach", "detach",
+           "redis_client", "refusal", "services_for"]

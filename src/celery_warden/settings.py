@@ -5,7 +5,7 @@ The spec's variable names are honoured exactly (``CELERY_LOG_LEVEL``, ``CELERY_J
 lives under ``WARDEN_*``. Nothing here is read at import time: build a :class:`WardenSettings`
 with :func:`load_settings` (or construct it directly in code) and hand it to ``Warden`` and
 ``CeleryMonitor``. An invalid value fails at start-up with a :class:`SettingsError` that names the
-variable and the values it accepts, instead of a pydantic traceback.
+variable and the values it accepts, instead of a pydantic traceback, and shows no secret.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from celery_warden.alert_settings import SECRET_URL_VARS, AlertSettings, mask_webhook_url
+from celery_warden.alert_settings import AlertSettings, masked_setting
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
+from celery_warden.redaction import Redactor
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -38,6 +39,7 @@ DEFAULT_BUFFER_SIZE = 10_000
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
 #: A worker whose last heartbeat is older than this is reported offline (3 missed beats).
 DEFAULT_OFFLINE_AFTER = 30.0
+_REDACTOR = Redactor()  # settings messages: printed by `warden status`, in workers' tracebacks
 
 
 def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
@@ -50,8 +52,7 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
 
 
 class WardenSettings(AlertSettings):
-    """Every knob Warden reads, with the environment variable that sets it (the alerting and
-    autoscaling ones are inherited from :class:`~celery_warden.alert_settings.AlertSettings`)."""
+    """Every knob Warden reads, with its variable (alerting ones from ``AlertSettings``)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -263,26 +264,24 @@ def _describe(error: dict[str, Any]) -> str:
     loc = error.get("loc") or ()
     name = str(loc[0]) if loc else ""
     var = env_var_for(name) if name in WardenSettings.model_fields else name.upper()
-    value = error.get("input")
-    if var in SECRET_URL_VARS and isinstance(value, str):
-        value = mask_webhook_url(value)  # the URL is the credential: never print it whole
+    shown = _REDACTOR.assignment(var, masked_setting(var, error.get("input")))
     ctx = error.get("ctx") or {}
     kind = error.get("type", "")
     if kind == "literal_error":
         accepted = ctx.get("expected", "")
-        return f"{var}={value!r} is invalid: expected one of {accepted}"
+        return f"{shown} is invalid: expected one of {accepted}"
     if kind.startswith("bool"):
-        return f"{var}={value!r} is invalid: expected true/false (also 1/0, yes/no, on/off)"
+        return f"{shown} is invalid: expected true/false (also 1/0, yes/no, on/off)"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        return f"{var}={value!r} is invalid: {error.get('msg', '').lower()}"
+        return f"{shown} is invalid: {error.get('msg', '').lower()}"
     if kind.startswith(("int_", "float_")):
-        return f"{var}={value!r} is invalid: expected a number ({error.get('msg', '')})"
+        return f"{shown} is invalid: expected a number ({error.get('msg', '')})"
     if kind == "string_pattern_mismatch":
-        return f"{var}={value!r} is invalid: allowed characters are letters, digits and _.:-"
+        return f"{shown} is invalid: allowed characters are letters, digits and _.:-"
     if not name:
         return str(error.get("msg", "")).removeprefix("Value error, ")
     msg = str(error.get("msg", "")).removeprefix("Value error, ")
-    return f"{var}={value!r} is invalid: {msg}"
+    return f"{shown} is invalid: {msg}"
 
 
 def load_settings(**overrides: Any) -> WardenSettings:

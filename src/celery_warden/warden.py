@@ -32,6 +32,7 @@ from celery_warden.record.publish import PUBLISHING_APP
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.signals import SignalHandlers
 from celery_warden.settings import WardenSettings, load_settings
+from celery_warden.tasks.probe import PROBE_TASK, probe
 
 _ATTR = "_celery_warden"
 logger = logging.getLogger("celery_warden")
@@ -69,6 +70,9 @@ class Warden:
         app.steps["worker"].add(HeartbeatStep)
         app.steps["consumer"].add(self._decode_step)
         self._wrap_publisher()
+        # `warden check --submit` follows it end to end (registered lazily: the app is not
+        # finalized here).
+        app.task(name=PROBE_TASK, ignore_result=True, shared=False)(probe)
         svc.attach(app, self.services)
         setattr(app, _ATTR, self)
         self._installed = True

@@ -114,3 +114,9 @@ def kill_worker() -> None:
     """Kill the worker's main process and then this pool child: the whole worker dies."""
     os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(base=BaseTask, name="errors.[b]hostile[/b]")
+def hostile(message: str) -> None:
+    """Fails with untrusted text: Rich markup in its name and in its message (CLI tests)."""
+    raise ValueError(message)

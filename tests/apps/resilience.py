@@ -117,3 +117,9 @@ def local_limited(url: str, i: int) -> int:
 @app.task(name="resilience.echo", base=BaseTask)
 def echo(value: Any) -> Any:
     return value
+
+
+@app.task(name="resilience.fails", base=BaseTask, max_retries=0)
+def fails(message: str) -> None:
+    """Fails for good (dead-lettered: a Warden base class)."""
+    raise ValueError(message)

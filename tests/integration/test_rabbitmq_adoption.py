@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -64,14 +65,20 @@ def adopt(settings_factory: Callable[..., WardenSettings], rabbitmq_url: str
 
 @pytest.fixture
 def rabbitmqctl() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
-    """Runs the real ``rabbitmqctl`` (skips when it is missing or cannot reach the node)."""
+    """Runs the real ``rabbitmqctl`` (skips when it is missing or cannot reach the node, and
+    fails instead when CI is set, like every test that needs the broker)."""
     binary = shutil.which("rabbitmqctl")
-    if binary is None:
-        pytest.skip("rabbitmqctl is not installed here")
-    probe = subprocess.run([binary, "-q", "list_policies"], capture_output=True, text=True,
-                           timeout=60, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"rabbitmqctl cannot reach the node: {probe.stderr.strip()[:200]}")
+    reason = None if binary else "rabbitmqctl is not installed here"
+    if binary is not None:
+        probe = subprocess.run([binary, "-q", "list_policies"], capture_output=True, text=True,
+                               timeout=60, check=False)
+        if probe.returncode != 0:
+            reason = f"rabbitmqctl cannot reach the node: {probe.stderr.strip()[:200]}"
+    if reason is not None or binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (required when CI is set)")
+        pytest.skip(reason or "rabbitmqctl missing")
+    assert binary is not None
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60,

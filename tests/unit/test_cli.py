@@ -103,3 +103,22 @@ def test_celery_entry_point_is_a_real_click_command():
 )
 def test_safe_url_hides_passwords(url, shown):
     assert safe_url(url) == shown
+
+
+@pytest.mark.parametrize("value", ["http://user:hunter2@h:6379/0", "Redis://:hunter2@h/0",
+                                   " redis://:hunter2@h/0"])
+def test_status_with_an_invalid_redis_url_does_not_print_its_password(value):
+    """`warden status` refuses an invalid REDIS_URL (exit 2) naming it, password masked; a
+    worker started with it fails the same way, without the password in its traceback."""
+    result = warden("status", env={"REDIS_URL": value})
+    assert result.returncode == 2, result.stderr
+    assert f"REDIS_URL={safe_url(value)!r} is invalid" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    worker = subprocess.run(
+        [str(Path(sys.executable).parent / "celery"), "-A", "app.worker.celery_app", "worker"],
+        env={**base, "REDIS_URL": value}, cwd=ROOT, capture_output=True, text=True,
+        timeout=60, check=False)
+    assert worker.returncode != 0
+    assert "REDIS_URL=" in worker.stdout + worker.stderr
+    assert "hunter2" not in worker.stdout + worker.stderr

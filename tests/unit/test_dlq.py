@@ -548,3 +548,38 @@ def test_publish_failure_of_a_forced_requeue_keeps_the_entry_parked(
     assert (stats["size"], stats["ready"], stats["claimed"]) == (1, 0, 0)
     assert dlq.process()["claimed"] == 0
     assert broker_messages(redis_client, settings) == []
+
+
+# -- failure text: masked for people, the message kept for requeue untouched ----------------------
+SECRET_TEXT = "ConnectionError: password=hunter2 token=abc"
+
+
+def test_add_masks_failure_text_but_keeps_the_message_for_requeue(dlq, settings):
+    """Every entry written (whatever captured it) has its error message, traceback and retry
+    history masked; args, kwargs and headers — what a requeue replays — stay as they were."""
+    e = entry(settings, "s1", args=["password=hunter2"], kwargs={"token": "abc"},
+              headers={"warden_history": [{"exc_msg": "password=hunter2"}]},
+              exc_message="password=hunter2 token=abc",
+              traceback="Traceback (most recent call last):\n  ...\n" + SECRET_TEXT,
+              history=[{"attempt": 0, "exc_type": "ConnectionError",
+                        "exc_msg": "password=hunter2 token=abc"}])
+    dlq.add(e)
+    got = dlq.get("s1")
+    assert got.exc_message == "password=[redacted] token=[redacted]"
+    assert got.traceback.endswith("ConnectionError: password=[redacted] token=[redacted]")
+    assert got.history[0]["exc_msg"] == "password=[redacted] token=[redacted]"
+    assert got.args == ["password=hunter2"] and got.kwargs == {"token": "abc"}
+    assert got.headers == {"warden_history": [{"exc_msg": "password=hunter2"}]}
+
+
+def test_view_masks_failure_text_of_entries_stored_unmasked(dlq, settings, redis_client):
+    """An entry written before failure text was masked (or by another writer) is masked when
+    it is shown: error message, traceback, history, as well as args, kwargs and headers."""
+    e = entry(settings, "s2", args=["password=hunter2"], exc_message=SECRET_TEXT,
+              traceback=SECRET_TEXT, history=[{"exc_msg": SECRET_TEXT}])
+    redis_client.hset(dlq.keys.dlq_entry("s2"), mapping=e.to_hash())
+    view = dlq.view(dlq.get("s2"))
+    assert "hunter2" not in json.dumps(view) and "token=abc" not in json.dumps(view)
+    assert view["exc_message"] == "ConnectionError: password=[redacted] token=[redacted]"
+    assert view["history"] == [{"exc_msg": view["exc_message"]}]
+    assert dlq.get("s2").args == ["password=hunter2"], "the stored message is not changed"

@@ -321,3 +321,37 @@ def test_unknown_group_and_empty_store(groups):
     assert groups.list() == []
     assert groups.list(window=60) == []
     assert groups.get("0123456789abcdef") is None
+
+
+# -- secrets in failure text ------------------------------------------------------------------
+def leak_credentials(_: int) -> None:
+    raise ConnectionError("password=hunter2 token=abc url=redis://u:s3cr3t@cache:6379/0")
+
+
+def test_describe_masks_secrets_in_message_sample_and_traceback():
+    """Every text of a group is masked (the normalised message too, which `warden errors`
+    shows); the fingerprint is still that of the cause, so grouping does not change."""
+    exc = caught(leak_credentials, 0)
+    info = describe(exc)
+    for field in ("message", "sample_message", "traceback"):
+        assert "hunter2" not in info[field] and "s3cr3t" not in info[field], field
+        assert "token=abc" not in info[field], field
+    assert info["sample_message"].startswith("password=[redacted] token=[redacted]")
+    assert info["traceback"].rstrip().endswith(
+        "ConnectionError: password=[redacted] token=[redacted] "
+        "url=redis://u:[redacted]@cache:6379/0")
+    assert info["fingerprint"] == fingerprint("ConnectionError", str(exc), info["frame"])
+
+
+def test_groups_stored_unmasked_are_masked_when_read(recorder, groups):
+    """A group written before failure text was masked (or by another writer) is masked when
+    listed and when fetched."""
+    secret = "ConnectionError: password=hunter2 token=abc"
+    recorder.error({"fingerprint": "f00d", "exc_type": "ConnectionError", "message": secret,
+                    "sample_message": secret, "frame": "x.py:f", "traceback": secret},
+                   "t.leak", "id1", time.time())
+    recorder.flush()
+    (group,) = groups.list(10)
+    assert "hunter2" not in json.dumps(group) and "token=abc" not in json.dumps(group)
+    assert group["message"] == "ConnectionError: password=[redacted] token=[redacted]"
+    assert "hunter2" not in json.dumps(groups.get("f00d"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -291,3 +292,18 @@ def test_rates_are_percent_of_all_tasks_as_the_spec_defines_them(monitor, record
     assert kpis["task_success_rate"]["unit"] == "%"
     assert kpis["retry_rate"]["value"] == pytest.approx(10.0)
     assert kpis["retry_rate"]["unit"] == "%"
+
+
+def test_task_status_masks_failure_text_stored_unmasked(monitor, recorder):
+    """get_task_status masks the error message and the retry history it returns, also for a
+    record written unmasked (before the fix, or by another writer)."""
+    secret = "ConnectionError: password=hunter2 token=abc"
+    recorder.task("t3", static={"name": "n", "history": json.dumps([{"exc_msg": secret}])},
+                  attempt={"state": "FAILURE", "exc_type": "ConnectionError", "exc_msg": secret},
+                  rank=RANK_FINAL)
+    recorder.flush()
+    status = monitor.get_task_status("t3")
+    masked = "ConnectionError: password=[redacted] token=[redacted]"
+    assert status["error"] == {"type": "ConnectionError", "message": masked}
+    assert status["history"] == [{"exc_msg": masked}]
+    assert "hunter2" not in json.dumps(monitor.list_recent(5))

@@ -57,6 +57,14 @@ def test_nested_structures_are_masked_and_the_original_is_untouched():
     ("redis://user:pw@host:6379/0", "redis://user:[redacted]@host:6379/0"),
     ("max_tokens=5 tokenizer=bpe", "max_tokens=5 tokenizer=bpe"),
     ("nothing to see", "nothing to see"),
+    # The last line of a traceback: a non-secret "key: value" must not swallow the pair after it.
+    ("ConnectionError: password=hunter2 token=abc",
+     "ConnectionError: password=[redacted] token=[redacted]"),
+    ("err: Authorization: Bearer xyz", "err: Authorization: [redacted]"),
+    ("KeyError: 'user': \"password\": \"x y\"", "KeyError: 'user': \"password\": \"[redacted]\""),
+    ('{"msg": "{\\"token\\": \\"abc\\"}"}', '{"msg": "{\\"token\\": \\"[redacted]\\"}"}'),
+    ("password=[redacted] again", "password=[redacted] again"),
+    ("redis://u:p@ss@host/0", "redis://u:[redacted]@host/0"),
 ])
 def test_text_masking(text, expected):
     """Reprs, key=value pairs, headers and URL passwords are masked inside free text."""
@@ -94,3 +102,30 @@ def test_preview_of_values_json_cannot_encode():
 
     data = json.loads(Redactor().preview([b"\x00" * 10, datetime.date(2024, 1, 2), {1, 2}]))
     assert data[0] == "<10 bytes>" and data[1] == "2024-01-02" and data[2].startswith("{")
+
+
+@pytest.mark.parametrize(("text", "keep", "secret"), [
+    # each cut lands inside the secret: cut first, the rest no longer looks like a secret
+    ("x" * 480 + ' password="hunter2 is long"', "head", "hunter2"),  # unterminated quote
+    ("x" * 485 + " redis://u:hunter2@h/0", "head", "hunt"),  # the "@" is cut off
+    ('token="hunter2 and more" ' + "x" * 485, "tail", "and more"),  # the key is cut off
+    ("redis://u:hunter2@h/0 " + "x" * 484, "tail", "hunter2"),  # the scheme is cut off
+])
+def test_failure_text_is_redacted_before_it_is_cut(text, keep, secret):
+    """A cut can separate a secret from the key or URL that marks it (``redis://u:hunt`` has
+    no ``@`` any more): failure text is masked whole first and bounded afterwards."""
+    out = Redactor().failure_text(text, 500, keep=keep)
+    assert len(out) <= 500
+    assert secret not in out
+
+
+def test_failure_text_keeps_the_end_of_a_traceback_and_bounds_huge_input():
+    """``keep="tail"`` keeps the last characters (where a traceback names the error); input far
+    over the limit is bounded before it is scanned, and a secret cut there does not leak."""
+    tb = "Traceback\n" + "  frame\n" * 5000 + "ConnectionError: password=hunter2 token=abc"
+    out = Redactor().failure_text(tb, 1000, keep="tail")
+    assert out.endswith("ConnectionError: password=[redacted] token=[redacted]")
+    assert len(out) <= 1000
+    huge = "redis://u:hunter2@h " * 100_000
+    assert "hunter2" not in Redactor().failure_text(huge, 500)
+    assert Redactor().failure_text(None, 10) is None

@@ -171,3 +171,44 @@ def test_env_var_for_maps_fields_to_variables():
     assert env_var_for("worker_concurrency") == "CELERY_WORKER_CONCURRENCY"
     assert env_var_for("offline_after") == "WARDEN_WORKER_OFFLINE_AFTER"
     assert env_var_for("redis_url") == "REDIS_URL"
+
+
+# -- secrets in settings messages ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("http://user:hunter2@h:6379/0", "'http://user:***@h:6379/0'"),
+        ("Redis://:hunter2@h/0", "'Redis://:***@h/0'"),
+        (" redis://:hunter2@h/0", "' redis://:***@h/0'"),  # what is wrong stays visible
+        ("http://u:p@hunter2@h/0", "'http://u:***@h/0'"),  # an unencoded "@" in the password
+        ("http://u:hunter2@[::1/0", "'http://u:***@[::1/0'"),  # not even parseable
+        ("http://u:hun\tter2@h/0", "'http://u:***@h/0'"),  # urlsplit drops the tab
+        ("u:hunter2@h", "'u:***@h'"),  # no scheme at all
+    ],
+)
+def test_an_invalid_url_is_named_with_its_password_masked(env, value, shown):
+    """REDIS_URL invalid in any way: the message names it and shows the value (so the mistake
+    can be seen) with the password replaced by ***."""
+    message = invalid(env, REDIS_URL=value)
+    assert f"REDIS_URL={shown} is invalid" in message
+    assert "hunter2" not in message and "hun\tter2" not in message
+
+
+@pytest.mark.parametrize("var", ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL"])
+def test_a_url_setting_of_the_wrong_type_is_shown_masked(env, var):
+    """A URL setting given in code as something else than a string (here a list) is refused
+    and shown with the password inside masked too."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{var: ["amqp://guest:hunter2@rabbit//"]})
+    message = str(info.value)
+    assert f"{var}=['amqp://guest:***@rabbit//'] is invalid" in message
+    assert "hunter2" not in message
+
+
+def test_secret_named_values_are_masked_in_settings_messages():
+    """A value under a secret-looking name is never echoed, whatever the variable."""
+    from celery_warden.settings import _describe
+
+    line = _describe({"loc": ("WARDEN_API_TOKEN",), "input": "hunter2", "type": "string_type",
+                      "msg": "Input should be a valid string"})
+    assert "hunter2" not in line and "WARDEN_API_TOKEN='[redacted]' is invalid" in line

@@ -8,6 +8,7 @@ the test's own Redis broker keys (nobody consumes them; the ``settings`` fixture
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -341,3 +342,20 @@ def test_report_progress_without_warden_is_a_no_op(tasks):
     """Progress reporting outside a Warden-wired app does nothing and never raises."""
     with pushed(tasks.long, id="t1"):
         assert tasks.long.report_progress(1, 2, "half") is None
+
+
+def test_retry_history_masks_secrets_in_the_exception_text(tasks):
+    """The retry history is failure text Warden writes itself: its ``exc_msg`` is masked
+    where it is created (it is shown by get_task_status, the DLQ and the CLI), whatever the
+    key/value shape; the task's own arguments in the retried message stay intact."""
+    t = tasks.tuned
+    exc = ConnectionError("password=hunter2 token=abc " + "x" * 600)
+    with pushed(t, id="t1", retries=0, called_directly=False, is_eager=True,
+                args=["password=hunter2"], kwargs={"token": "abc"}, headers={}):
+        outcome = t.retry(exc=exc, throw=False)
+    (item,) = outcome.sig.options["headers"][HISTORY_HEADER]
+    assert item["exc_msg"].startswith("password=[redacted] token=[redacted] xxx")
+    assert len(item["exc_msg"]) == 500
+    assert "hunter2" not in json.dumps(item) and "abc" not in json.dumps(item)
+    assert outcome.sig.args == ("password=hunter2",) or outcome.sig.args == ["password=hunter2"]
+    assert outcome.sig.kwargs == {"token": "abc"}

@@ -92,3 +92,14 @@ def refund(order_id: int) -> str:
 def send_receipt(order_id: int) -> str:
     """At most 100 receipts a minute across the whole fleet (the mail provider's quota)."""
     return f"receipt for order {order_id}"
+
+
+@celery_app.task(name="example.eventually", bind=True, base=RetryableTask,
+                 retry_for=(ConnectionError,), backoff_base=0.1, backoff_cap=1.0)
+def eventually(self: Any, key: str, failures: int = 2) -> str:
+    """Fails with a transient error on its first ``failures`` attempts, then succeeds:
+    RetryableTask retries it with exponential backoff and full jitter, recording each attempt
+    in the retry history (the self-test's retry check)."""
+    if self.request.retries < failures:
+        raise ConnectionError(f"{key}: dependency not ready (attempt {self.request.retries + 1})")
+    return f"{key}: done"

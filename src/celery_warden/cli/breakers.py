@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from celery_warden.cli.common import JsonOpt, console, emit_json, fail, monitor_for, reading
+from celery_warden.cli.common import (
+    JsonOpt,
+    cell,
+    console,
+    emit_json,
+    fail,
+    monitor_for,
+    reading,
+)
 from celery_warden.fleet.breaker import force
 
 breakers_app = typer.Typer(name="breakers", help="Circuit breakers: list, open, close, reset.",
@@ -31,8 +39,9 @@ def list_breakers(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         w = b["window"]
         rate = "-" if w["failure_rate"] is None else f"{w['failure_rate']:.1f}%"
         after = "-" if b["retry_after"] is None else f"{b['retry_after']:.1f}s"
-        table.add_row(b["name"], b["effective_state"], after, str(w["calls"]), rate,
-                      str(b["consecutive_failures"]), str(b["trips"]), b["last_trip_at"] or "-")
+        table.add_row(cell(b["name"]), cell(b["effective_state"]), after, str(w["calls"]), rate,
+                      str(b["consecutive_failures"]), str(b["trips"]),
+                      cell(b["last_trip_at"] or "-"))
     if not breakers:
         table.caption = "no breaker has been used yet"
     console().print(table)

@@ -3,6 +3,12 @@ JSON output, common options.
 
 Exit codes: 0 success, 1 a runtime failure (Redis unreachable, unknown task id), 2 a usage or
 configuration error (an invalid setting: the message names the variable, never a traceback).
+
+Everything printed comes from tasks, workers and the store — exception messages, tracebacks,
+task names, hostnames, queue and breaker names — and is untrusted: it is printed literally, never
+as Rich markup (``[/etc/x]`` would end the command with a ``MarkupError``, ``[redacted]`` would
+vanish as a style tag) or emoji codes, and with control characters shown as escapes
+(:func:`cell`, and a console with markup and emoji off).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import typer
 from celery import Celery
 from kombu.exceptions import OperationalError
 from rich.console import Console
+from rich.text import Text
 
 from celery_warden.errors import SettingsError, WindowError
 from celery_warden.read.monitor import CeleryMonitor
@@ -24,6 +31,7 @@ from celery_warden.record.windows import parse_window
 from celery_warden.redaction import mask_url
 from celery_warden.services import services_for
 from celery_warden.settings import WardenSettings, load_settings
+from celery_warden.units import printable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 WindowOpt = Annotated[str, typer.Option("--window", "-w", help="Time window, e.g. 5m, 1h, 7d.")]
@@ -81,7 +89,14 @@ def emit_json(data: Any) -> None:
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    """A console that prints strings literally: no markup, no emoji codes, no highlighting."""
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+def cell(value: object, style: str = "") -> Text:
+    """Untrusted text for a table cell, a title or a line: literal, whatever console prints
+    it, with control characters shown as escapes."""
+    return Text(printable(value), style=style)
 
 
 def check_window(window: str) -> None:
@@ -91,5 +106,5 @@ def check_window(window: str) -> None:
         fail(f"warden: --window: {exc}", 2)
 
 
-__all__ = ["JsonOpt", "WindowOpt", "celery_app_of", "check_window", "console", "emit_json",
-           "fail", "monitor_for", "reading", "settings_for"]
+__all__ = ["JsonOpt", "WindowOpt", "celery_app_of", "cell", "check_window", "console",
+           "emit_json", "fail", "monitor_for", "reading", "settings_for"]

@@ -15,6 +15,7 @@ from rich.table import Table
 from celery_warden.cli.common import (
     JsonOpt,
     WindowOpt,
+    cell,
     check_window,
     console,
     emit_json,
@@ -63,9 +64,10 @@ def list_entries(
     for col in ("id", "task", "reason", "status", "error", "failures", "requeues", "age"):
         table.add_column(col)
     for e in entries:
-        table.add_row(e.id, e.name or "?", e.reason, e.status,
-                      f"{e.exc_type}: {(e.exc_message or '')[:60]}", str(e.failures),
-                      str(e.requeues), _age(e.last_failed))
+        v = monitor.dlq.view(e)  # secrets in the failure text masked
+        table.add_row(cell(e.id), cell(e.name or "?"), cell(e.reason), cell(e.status),
+                      cell(f"{v['exc_type']}: {(v['exc_message'] or '')[:60]}"),
+                      str(e.failures), str(e.requeues), _age(e.last_failed))
     console().print(table)
 
 
@@ -83,15 +85,16 @@ def show(ctx: typer.Context, entry_id: str, as_json: JsonOpt = False) -> None:
         return
     out = console()
     tb = data.pop("traceback", None)
-    table = Table(title=f"DLQ entry {entry_id}", show_header=False, title_justify="left")
+    table = Table(title=cell(f"DLQ entry {entry_id}"), show_header=False,
+                  title_justify="left")
     table.add_column("field")
     table.add_column("value")
     for key, value in data.items():
         if value not in (None, [], {}):
-            table.add_row(key, str(value))
+            table.add_row(key, cell(value))
     out.print(table)
     if tb:
-        out.print(tb)
+        out.print(cell(tb))
 
 
 @dlq_app.command()
@@ -190,13 +193,15 @@ def errors(
     if as_json:
         emit_json(groups)
         return
-    table = Table(title=f"Error groups seen in the last {window}", title_justify="left")
+    table = Table(title=cell(f"Error groups seen in the last {window}"), title_justify="left")
     for col in ("fingerprint", "count", "in window", "error", "where", "tasks", "last seen"):
         table.add_column(col)
     for g in groups:
-        table.add_row(g["fingerprint"], str(g["count"]), str(g.get("count_in_window", "-")),
-                      f"{g['exc_type']}: {(g['message'] or '')[:60]}", g["frame"] or "?",
-                      ", ".join(g["task_names"]), _age(g["last_seen"] or 0))
+        table.add_row(cell(g["fingerprint"]), str(g["count"]),
+                      str(g.get("count_in_window", "-")),
+                      cell(f"{g['exc_type']}: {(g['message'] or '')[:60]}"),
+                      cell(g["frame"] or "?"), cell(", ".join(g["task_names"])),
+                      _age(g["last_seen"] or 0))
     console().print(table)
 
 

@@ -11,6 +11,7 @@ from celery_warden.cli.common import (
     JsonOpt,
     WindowOpt,
     celery_app_of,
+    cell,
     check_window,
     console,
     emit_json,
@@ -77,7 +78,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False, window: WindowOpt = "1h
         avg.add_column("task")
         avg.add_column("avg", justify="right")
         for name, value in averages.items():
-            avg.add_row(name, secs(value))
+            avg.add_row(cell(name), secs(value))
         out.print(avg)
     out.print(workers_table(health))
     out.print(queues_table(depth["per_queue"], depth["source"]))
@@ -112,7 +113,7 @@ def task(
         return
     if not info["known"]:
         fail(f"warden: unknown task id {task_id}: {info['detail']}", 1)
-    table = Table(title=f"Task {task_id}", title_justify="left", show_header=False)
+    table = Table(title=cell(f"Task {task_id}"), title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value")
     for key, value in info.items():
@@ -122,7 +123,7 @@ def task(
             value = f"{value['type']}: {value['message']}"
         elif key in {"runtime", "queue_wait", "elapsed"}:
             value = secs(value)
-        table.add_row(key, str(value))
+        table.add_row(key, cell(value))
     console().print(table)
 
 

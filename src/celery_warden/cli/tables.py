@@ -1,4 +1,8 @@
-"""Rich tables the read commands print (workers, queues, performance)."""
+"""Rich tables the read commands print (workers, queues, performance).
+
+Names in them (hostnames, queues, tasks) are untrusted text: cells are built with
+:func:`~celery_warden.cli.common.cell`, so they print literally on any console.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from celery_warden.cli.common import cell
 from celery_warden.units import pct, secs
 
 
@@ -22,9 +27,9 @@ def workers_table(health: dict[str, Any]) -> Table:
         status = w["status"] if w["status"] == w["state"] else f"{w['status']} ({w['state']})"
         style = "green" if w["status"] == "online" else "red"
         table.add_row(
-            w["hostname"], f"[{style}]{status}[/]", f"{w['heartbeat_age']:.1f}s",
+            cell(w["hostname"]), cell(status, style), f"{w['heartbeat_age']:.1f}s",
             f"{w['active']}/{w['concurrency']}", str(w["processed"]),
-            ",".join(w["queues"]), str(w["pid"]), f"{w['rss_bytes'] / 2**20:.0f} MiB",
+            cell(",".join(w["queues"])), str(w["pid"]), f"{w['rss_bytes'] / 2**20:.0f} MiB",
         )
     if not health["workers"]:
         table.caption = "no worker has sent a heartbeat yet"
@@ -36,21 +41,21 @@ def queues_table(depths: dict[str, int | None] | None, source: str = "broker") -
     table.add_column("queue")
     table.add_column("depth", justify="right")
     if depths is None:
-        table.add_row(f"({source})", "-")
+        table.add_row(cell(f"({source})"), "-")
         return table
     for name, depth in depths.items():
-        table.add_row(name, "not declared" if depth is None else str(depth))
+        table.add_row(cell(name), "not declared" if depth is None else str(depth))
     return table
 
 
 def perf_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=cell(title), title_justify="left")
     for col in ("task", "count", "success", "failure", "retry", "success rate", "retry rate",
                 "avg", "p50", "p95", "p99", "throughput/min"):
         table.add_column(col, justify="left" if col == "task" else "right")
     for s in rows:
         table.add_row(
-            s["task_name"] or "(all tasks)", str(s["count"]), str(s["success"]),
+            cell(s["task_name"] or "(all tasks)"), str(s["count"]), str(s["success"]),
             str(s["failure"]), str(s["retry"]), pct(s["success_rate"]), pct(s["retry_rate"]),
             secs(s["avg_duration"]), secs(s["p50"]), secs(s["p95"]), secs(s["p99"]),
             f"{s['throughput_per_minute']:.1f}",

@@ -1,5 +1,10 @@
 """Rendering a :class:`~celery_warden.demo.summary.Snapshot`: a rich table on a terminal,
-plain lines otherwise, and the final summary."""
+plain lines otherwise, and the final summary.
+
+Hostnames, queue names and error texts come from workers and the store: untrusted, so they are
+printed literally (a console without markup and emoji, cells as :class:`~rich.text.Text`) with
+control characters shown as escapes (:func:`~celery_warden.units.printable`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from celery_warden.demo.summary import Snapshot
-from celery_warden.units import pct, percent, secs
+from celery_warden.units import pct, percent, printable, secs
 
 
 def _clock(seconds: float) -> str:
@@ -74,12 +79,12 @@ def summary_table(snap: Snapshot, rate: float) -> Table:
         online = [w["hostname"] for w in snap.health["workers"] if w["status"] == "online"]
         if online:
             workers += f" ({', '.join(online)})"
-    table.add_row("workers", workers)
-    table.add_row("queue depths", _queues_text(snap.depths))
+    table.add_row("workers", Text(printable(workers)))
+    table.add_row("queue depths", Text(printable(_queues_text(snap.depths))))
     if snap.alerts is not None:
-        table.add_row("alerts", Text(_alerts_text(snap.alerts)))
+        table.add_row("alerts", Text(printable(_alerts_text(snap.alerts))))
     for error in snap.errors:
-        table.add_row(Text("read error", style="red"), Text(error, style="red"))
+        table.add_row(Text("read error", style="red"), Text(printable(error), style="red"))
     return table
 
 
@@ -111,14 +116,14 @@ class Display:
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self.console = Console(highlight=False)
+        self.console = Console(highlight=False, markup=False, emoji=False)
         self.interactive = self.console.is_terminal
         self.live: Live | None = None
 
     def info(self, message: str) -> None:
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) must not stop clean-up
             if self.interactive:
-                self.console.print(message, markup=False, highlight=False)
+                self.console.print(Text(printable(message)))
             else:
                 print(message, flush=True)
 
@@ -148,7 +153,7 @@ class Display:
                 table = Table(title="Final summary", title_justify="left", show_header=False)
                 table.add_column("")
                 for line in lines:
-                    table.add_row(Text(line, style="red" if "error" in line else ""))
+                    table.add_row(Text(printable(line), style="red" if "error" in line else ""))
                 self.console.print(table)
             else:
                 print("final summary:\n" + "\n".join(f"  {line}" for line in lines),

@@ -8,6 +8,9 @@ Three sources, three shapes of input:
   ``Request`` object (:func:`entry_from_request`);
 * the consumer, for messages that never became a request (unknown task name, undecodable body,
   invalid message): the raw kombu message, body kept verbatim (:func:`entry_from_message`).
+
+The failure text is taken whole: :meth:`~celery_warden.dlq.entry.DLQEntry.mask_failure` masks
+secrets in it and only then bounds it (a cut first could split a secret from its key).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from typing import Any
 
 from celery_warden import headers as h
-from celery_warden.dlq.entry import MAX_TRACEBACK, DLQEntry
+from celery_warden.dlq.entry import DLQEntry
 from celery_warden.priority import MAX_PRIORITY
 
 
@@ -75,8 +78,8 @@ def entry_from_context(task: Any, exc: BaseException | None, traceback: str | No
         kwargs=_jsonable(dict(req.kwargs or {})),
         **_message_fields(headers, info, info.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else None,
-        exc_message=str(exc)[:2000] if exc is not None else None,
-        traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
+        exc_message=str(exc) if exc is not None else None,
+        traceback=traceback or None,
         history=history or [],
         worker=req.hostname,
         last_failed=now,
@@ -107,8 +110,8 @@ def entry_from_request(request: Any, reason: str, broker_is_redis: bool,
         kwargs=_jsonable(kwargs) if kwargs is not None else None,
         **_message_fields(headers, info, info.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else "WorkerLostError",
-        exc_message=(message or (str(exc) if exc is not None else ""))[:2000],
-        traceback=(traceback or "")[-MAX_TRACEBACK:] or None,
+        exc_message=message or (str(exc) if exc is not None else ""),
+        traceback=traceback or None,
         history=history if isinstance(history, list) else [],
         worker=request.hostname,
         last_failed=time.time(),
@@ -162,7 +165,7 @@ def entry_from_message(message: Any, reason: str, broker_is_redis: bool,
         kwargs=_jsonable(kwargs) if kwargs is not None else None,
         **_message_fields(headers, info, props.get("priority"), broker_is_redis),
         exc_type=type(exc).__name__ if exc is not None else None,
-        exc_message=(extra or (str(exc) if exc is not None else ""))[:2000],
+        exc_message=extra or (str(exc) if exc is not None else ""),
         last_failed=time.time(),
         requeues=h.as_int(headers.get(h.REQUEUES)),
         raw=_raw(message),

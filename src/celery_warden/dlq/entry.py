@@ -32,8 +32,10 @@ REASONS = (
     "broker_dead_letter",  # dead-lettered by RabbitMQ (rejected or expired by TTL)
 )
 STATUSES = ("pending", "claimed", "parked", "requeued")
-#: Longest traceback kept per entry.
+#: Longest traceback kept per entry (its end: where the error is named).
 MAX_TRACEBACK = 16_000
+#: Longest exception message kept per entry.
+MAX_MESSAGE = 2_000
 #: Fields without which a hash is not an entry (the dataclass has no default for them).
 REQUIRED = ("id", "task_id", "reason")
 #: JSON fields: the type the decoded value must have, and whether ``null`` is allowed.
@@ -132,13 +134,26 @@ class DLQEntry:
         """Every field as stored (args and kwargs unmasked: this is what a requeue sends)."""
         return asdict(self)
 
+    def mask_failure(self, redactor: Redactor) -> DLQEntry:
+        """Mask secrets in the failure text — error message, traceback, retry history — and
+        bound it (masked first, cut after). Only people read that text; the message fields
+        (args, kwargs, headers, raw) are what a requeue replays and are left alone."""
+        self.exc_message = redactor.failure_text(self.exc_message, MAX_MESSAGE)
+        self.traceback = redactor.failure_text(self.traceback, MAX_TRACEBACK, keep="tail")
+        self.history = redactor.redact(self.history)
+        return self
+
     def public_dict(self, redactor: Redactor) -> dict[str, Any]:
-        """Every field for people and APIs: secrets in args, kwargs, headers and the raw
-        message masked. The stored entry is not changed, so a requeue replays the original."""
+        """Every field for people and APIs: secrets in args, kwargs, headers, the raw message
+        and the failure text masked (again: an entry may have been stored before its failure
+        text was masked). The stored entry is not changed, so a requeue replays the original."""
         data = asdict(self)
-        for key in ("args", "kwargs", "headers", "raw"):
+        for key in ("args", "kwargs", "headers", "raw", "history"):
             if data[key] is not None:
                 data[key] = redactor.redact(data[key])
+        for key in ("exc_message", "traceback", "note"):
+            if data[key] is not None:
+                data[key] = redactor.redact_text(data[key])
         return data
 
     @property
@@ -194,4 +209,5 @@ def _decode(key: str, value: str) -> Any:
     return value
 
 
-__all__ = ["MAX_TRACEBACK", "REASONS", "REQUIRED", "STATUSES", "DLQEntry", "EntryPage"]
+__all__ = ["MAX_MESSAGE", "MAX_TRACEBACK", "REASONS", "REQUIRED", "STATUSES", "DLQEntry",
+           "EntryPage"]

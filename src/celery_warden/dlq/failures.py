@@ -26,7 +26,7 @@ from celery_warden.dlq.capture import entry_from_context, entry_from_message, en
 from celery_warden.dlq.entry import DLQEntry
 from celery_warden.dlq.groups import describe
 from celery_warden.dlq.store import DeadLetterQueue
-from celery_warden.services import Services
+from celery_warden.services import Services, refusal
 
 logger = logging.getLogger("celery_warden.failures")
 
@@ -103,13 +103,24 @@ class FailureCapture:
         """Count a redelivery; at the limit, dead-letter the message and return the count.
 
         Only redelivered messages cost a Redis call (first deliveries are not counted), so the
-        normal path stays without I/O. Returns None while the task may still run.
+        normal path stays without I/O. Returns None while the task may still run — also when
+        the count cannot be written (store unreachable, ``READONLY``, ``OOM``): the delivery
+        runs, as when its DLQ entry cannot be stored, rather than be lost or fail.
         """
         key = self.dlq.keys.deliveries(request.id)
-        pipe = self.dlq.redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, self.settings.task_ttl)
-        redeliveries = int(pipe.execute()[0])
+        try:
+            pipe = self.dlq.redis.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, self.settings.task_ttl)
+            redeliveries = int(pipe.execute()[0])
+        except (redis.RedisError, OSError) as exc:
+            code = refusal(exc)
+            outage = code is not None or isinstance(exc, redis.ConnectionError | OSError)
+            logger.log(logging.WARNING if outage else logging.ERROR,  # else: a bug, traceback
+                       "warden: could not count the redelivery of %s (%s: %s); it runs without "
+                       "poison-pill detection", request.id, code or type(exc).__name__, exc,
+                       exc_info=None if outage else exc)
+            return None
         deliveries = redeliveries + 1
         self.recorder.task(request.id, static={"deliveries": str(deliveries)})
         if deliveries <= self.settings.max_deliveries:
@@ -131,20 +142,15 @@ class FailureCapture:
         return self._store(entry)
 
     def _describe(self, exc: BaseException, einfo: Any, tb_text: str | None) -> dict[str, str]:
-        """Error-group data with secrets masked in the sample message and traceback (the
+        """Error-group data with secrets masked in the messages and traceback (the
         fingerprint is computed before masking, from the normalised message)."""
-        info = describe(exc, getattr(einfo, "tb", None), tb_text)
-        info["sample_message"] = self.redactor.redact_text(info["sample_message"])
-        info["traceback"] = self.redactor.redact_text(info["traceback"])
-        return info
+        return describe(exc, getattr(einfo, "tb", None), tb_text, self.redactor)
 
     def _store(self, entry: DLQEntry) -> str | None:
         # The message fields (args, kwargs, headers) stay as they are: they are replayed.
-        # The failure text is only read by people, so secrets in it are masked.
-        if entry.exc_message:
-            entry.exc_message = self.redactor.redact_text(entry.exc_message)
-        if entry.traceback:
-            entry.traceback = self.redactor.redact_text(entry.traceback)
+        # The failure text is only read by people, so secrets in it are masked (here already,
+        # so that the log line below, if Redis is down, does not carry them either).
+        entry.mask_failure(self.redactor)
         try:
             self.dlq.add(entry)
         except (redis.RedisError, OSError) as exc:

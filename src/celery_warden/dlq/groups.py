@@ -19,8 +19,13 @@ import sysconfig
 import traceback as tb_module
 from types import TracebackType
 
+from celery_warden.redaction import Redactor
+
 #: Longest sample traceback kept per group.
 MAX_TRACEBACK = 8_000
+#: Longest sample message kept per group.
+MAX_SAMPLE = 500
+_DEFAULT_REDACTOR = Redactor()
 
 _UUID = re.compile(
     r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
@@ -71,21 +76,28 @@ def fingerprint(exc_type: str, message: str, frame: str) -> str:
 
 
 def describe(exc: BaseException, tb: TracebackType | None = None,
-             traceback_text: str | None = None) -> dict[str, str]:
-    """Fingerprint and sample data of one exception (called only when a task fails)."""
+             traceback_text: str | None = None,
+             redactor: Redactor | None = None) -> dict[str, str]:
+    """Fingerprint and sample data of one exception (called only when a task fails).
+
+    Every text is masked (``redactor``, default keys without one) before it is cut; the
+    fingerprint is computed from the unmasked message, so grouping is the same either way.
+    """
+    r = redactor or _DEFAULT_REDACTOR
     tb = tb if tb is not None else exc.__traceback__
     exc_type = type(exc).__name__
     message = str(exc)
     frame = innermost_own_frame(tb)
     if traceback_text is None:
         traceback_text = "".join(tb_module.format_exception(type(exc), exc, tb))
+    sample = r.failure_text(message, MAX_SAMPLE) or ""
     return {
         "fingerprint": fingerprint(exc_type, message, frame),
         "exc_type": exc_type,
-        "message": normalise_message(message),
-        "sample_message": message[:500],
+        "message": normalise_message(sample),
+        "sample_message": sample,
         "frame": frame,
-        "traceback": traceback_text[-MAX_TRACEBACK:],
+        "traceback": r.failure_text(traceback_text, MAX_TRACEBACK, keep="tail") or "",
     }
 
 

@@ -78,7 +78,11 @@ class DeadLetterQueue:
 
     # -- writing -----------------------------------------------------------------------------
     def add(self, entry: DLQEntry) -> DLQEntry:
-        """Store an entry (or update the entry of a requeued task that failed again)."""
+        """Store an entry (or update the entry of a requeued task that failed again).
+
+        Its failure text is masked and bounded here, whoever captured it (the message to
+        replay is stored as it is)."""
+        entry.mask_failure(self.redactor)
         now = time.time()
         entry.last_failed = entry.last_failed or now
         entry.first_failed = entry.first_failed or entry.last_failed

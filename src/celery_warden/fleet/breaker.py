@@ -32,9 +32,12 @@ Use it as a context manager or decorator (inside a task or anywhere), or as a ta
     @app.task(base=RetryableTask, circuit_breaker="payments-api")
     def charge_order(order_id): ...
 
-Redis unreachable: **fail open** (calls run unguarded and a warning is logged): the breaker
-protects the dependency, and turning a store outage into an outage of every dependency would be
-worse than losing protection for the length of the outage.
+Redis unreachable or refusing writes (``READONLY`` after a failover, ``OOM``), or any other
+Redis error: **fail open** (calls run unguarded, outcomes are not recorded, a warning — an error
+with the traceback for an unexpected one — is logged): the breaker protects the dependency, and
+turning a store outage into an outage of every dependency would be worse than losing
+protection for the length of the outage. Operator calls (``force_*``, ``reset``, ``status``)
+raise instead: an operator must see that nothing happened.
 """
 
 from __future__ import annotations
@@ -169,7 +172,7 @@ class CircuitBreaker:
             return Permit(self, None, "unknown", started)
         try:
             allowed, gen, state, wait_ms = self._run(settings, "acquire")
-        except _fleet.STORE_ERRORS as exc:
+        except _fleet.REDIS_ERRORS as exc:
             _outage.failed(exc, "circuit breakers fail open (calls run unguarded)")
             return Permit(self, None, "unknown", started)
         if int(allowed):
@@ -211,7 +214,7 @@ class CircuitBreaker:
         try:
             state, _changed = self._run(settings, "record", permit.generation,
                                         self.classify(exc), is_slow)
-        except _fleet.STORE_ERRORS as exc2:
+        except _fleet.REDIS_ERRORS as exc2:
             _outage.failed(exc2, "circuit breaker outcomes are not recorded")
             return None
         return str(state)

@@ -28,8 +28,11 @@ Semantics (every step one Lua call on ``P:idem:<key>``, see ``lua/idempotency.lu
   redelivery of the holder itself (same task id, after ``reject_on_worker_lost``) takes the
   claim back at once. celery-once (#147) and celery-singleton (#40, #29) leave such locks behind.
 
-Redis unreachable: **fail closed**. Running without the claim could run the work twice — the
-one thing this primitive promises not to do — so the task is deferred until the store answers.
+Redis unreachable or refusing writes (``READONLY``, ``OOM``), or any other Redis error:
+**fail closed**. Running without the claim could run the work twice — the one thing this
+primitive promises not to do — so the task is deferred until the store works again. A
+completion or release that cannot be written never fails the task: the key stays claimed
+until its lease ends.
 
 Keys are global (not per task name): include the task's name in the key to separate tasks.
 A direct call (``process(5)`` in the same process) or an eager one runs the body unguarded.
@@ -162,8 +165,9 @@ class IdempotencyStore:
         try:
             status, holder, raw, has, pttl = self._call(key, "claim", task_id,
                                                         max(1, int(lease * 1000)))
-        except _fleet.STORE_ERRORS as exc:
-            _outage.failed(exc, "idempotent tasks are deferred until it answers (fail closed)")
+        except _fleet.REDIS_ERRORS as exc:
+            _outage.failed(exc, "idempotent tasks are deferred until the store works again "
+                                "(fail closed)")
             return Claim("unavailable", None)
         result = None
         if int(has):
@@ -174,8 +178,10 @@ class IdempotencyStore:
         return Claim(str(status), str(holder) if holder else None, result, bool(int(has)),
                      max(0.0, int(pttl) / 1000.0))
 
-    def complete(self, key: str, task_id: str, result: Any, ttl: float) -> bool:
-        """Store the first result; False if another run holds the key (our lease expired)."""
+    def complete(self, key: str, task_id: str, result: Any, ttl: float) -> bool | None:
+        """Store the first result; False if another run holds the key (our lease expired),
+        None if the store failed (the key stays claimed until the lease ends; the task's own
+        result is unaffected)."""
         try:
             encoded = json.dumps(result, separators=(",", ":"))
             has = len(encoded) <= MAX_RESULT_BYTES
@@ -184,15 +190,15 @@ class IdempotencyStore:
         try:
             (done,) = self._call(key, "done", task_id, max(1, int(ttl * 1000)),
                                  encoded if has else "", 1 if has else 0)
-        except _fleet.STORE_ERRORS as exc:
+        except _fleet.REDIS_ERRORS as exc:
             _outage.failed(exc, "a finished key stays claimed until its lease expires")
-            return False
+            return None
         return bool(int(done))
 
     def release(self, key: str, task_id: str) -> bool:
         try:
             (released,) = self._call(key, "release", task_id)
-        except _fleet.STORE_ERRORS as exc:
+        except _fleet.REDIS_ERRORS as exc:
             _outage.failed(exc, "a failed key stays claimed until its lease expires")
             return False
         return bool(int(released))
@@ -257,7 +263,7 @@ def run(task: Any, spec: IdempotencySpec, args: tuple[Any, ...], kwargs: dict[st
     except BaseException:
         store.release(key, req.id)
         raise
-    if not store.complete(key, req.id, result, spec.ttl or settings.idempotency_ttl):
+    if store.complete(key, req.id, result, spec.ttl or settings.idempotency_ttl) is False:
         _fleet.observe(task, "lease_lost")
     return result
 

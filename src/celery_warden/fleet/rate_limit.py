@@ -15,8 +15,9 @@ are spread evenly instead of a herd of waiters racing for each freed slot. Guara
 time ``t``, at most ``1 + (t - t0) / interval`` reserved starts were due since ``t0``; a task
 whose worker is busy when its slot comes starts a little late, never early.
 
-Redis unreachable: **fail open** (the task runs unthrottled; Celery's per-worker
-``rate_limit``, if set, still applies as a local backstop). A rate limit protects a dependency's
+Redis unreachable or refusing writes (``READONLY``, ``OOM``), or any other Redis error:
+**fail open** (the task runs unthrottled; Celery's per-worker ``rate_limit``, if set, still
+applies as a local backstop). A rate limit protects a dependency's
 quota; stopping all work because the *store* is down would be the larger failure.
 
 ``limits`` (the library) was measured and not used for enforcement: see ``docs/resilience.md``
@@ -91,7 +92,7 @@ class FleetRateLimiter:
 
     def reserve(self, limits: list[Limit], max_wait: float) -> Reservation:
         """Take the earliest slot every limit allows if it is within ``max_wait`` seconds
-        (one round trip). Fails open: an unreachable store answers "start now"."""
+        (one round trip). Fails open: a store that fails answers "start now"."""
         labels = tuple(limit.label for limit in limits)
         if not limits or _outage.active:
             return Reservation(0.0, True, labels)
@@ -102,7 +103,7 @@ class FleetRateLimiter:
                 args=[max(0, int(max_wait * 1_000_000)),
                       *[limit.rate.interval_us for limit in limits]],
             ))
-        except _fleet.STORE_ERRORS as exc:
+        except _fleet.REDIS_ERRORS as exc:
             _outage.failed(exc, "fleet rate limits fail open (tasks run unthrottled)")
             return Reservation(0.0, True, labels)
         return Reservation(max(0.0, int(wait_us) / 1_000_000), bool(int(reserved)), labels)

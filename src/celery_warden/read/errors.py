@@ -8,6 +8,7 @@ from typing import Any, cast
 import redis
 
 from celery_warden.keys import Keys, minute_of
+from celery_warden.redaction import Redactor
 from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
 
@@ -22,6 +23,11 @@ class ErrorGroups:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis = client or redis_client(settings.redis_url)
+        self.redactor = Redactor(settings.redact_keys)
+
+    def _text(self, value: str | None) -> str | None:
+        # Masked when written; masked again here for groups stored before that (idempotent).
+        return None if value is None else self.redactor.redact_text(value)
 
     def _group(self, fp: str, raw: dict[str, str], ids: list[str]) -> dict[str, Any]:
         names = {k[5:]: int(v) for k, v in raw.items() if k.startswith("name:")}
@@ -29,14 +35,14 @@ class ErrorGroups:
             "fingerprint": fp,
             "count": int(raw.get("count", 0)),
             "exc_type": raw.get("exc_type"),
-            "message": raw.get("message"),
-            "sample_message": raw.get("sample_message"),
+            "message": self._text(raw.get("message")),
+            "sample_message": self._text(raw.get("sample_message")),
             "frame": raw.get("frame"),
             "first_seen": float(raw["first_seen"]) if raw.get("first_seen") else None,
             "last_seen": float(raw["last_seen"]) if raw.get("last_seen") else None,
             "task_names": names,
             "recent_task_ids": ids,
-            "sample_traceback": raw.get("traceback"),
+            "sample_traceback": self._text(raw.get("traceback")),
         }
 
     def list(self, limit: int = 20, window: int | None = None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis
 
 from celery_warden.keys import Keys
-from celery_warden.redaction import decode_preview
+from celery_warden.redaction import Redactor, decode_preview
 from celery_warden.settings import WardenSettings
 from celery_warden.timefmt import iso
 
@@ -40,11 +40,21 @@ def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def task_status(task_id: str, raw: dict[str, str], now: float | None = None) -> dict[str, Any]:
-    """A stored task record as the API and CLI show it."""
+_DEFAULT_REDACTOR = Redactor()
+
+
+def task_status(task_id: str, raw: dict[str, str], now: float | None = None,
+                redactor: Redactor | None = None) -> dict[str, Any]:
+    """A stored task record as the API and CLI show it.
+
+    The error message and the retry history are masked when they are recorded, and again here
+    (``redactor``, default keys without one) for records stored before that: masking twice
+    changes nothing.
+    """
+    r = redactor or _DEFAULT_REDACTOR
     error = None
     if raw.get("exc_type"):
-        error = {"type": raw["exc_type"], "message": raw.get("exc_msg", "")}
+        error = {"type": raw["exc_type"], "message": r.redact_text(raw.get("exc_msg", ""))}
     started, finished = _num(raw.get("started")), _num(raw.get("finished"))
     status: dict[str, Any] = {
         "task_id": task_id,
@@ -70,7 +80,7 @@ def task_status(task_id: str, raw: dict[str, str], now: float | None = None) -> 
         # Redacted when recorded (secrets never reach the store); None before the start.
         "args": decode_preview(raw.get("args")),
         "kwargs": decode_preview(raw.get("kwargs")),
-        "history": _json(raw.get("history"), []),
+        "history": r.redact(_json(raw.get("history"), [])),
         "progress": _json(raw.get("progress"), None),
         "deliveries": _int(raw.get("deliveries")) or 1,
         "dlq_entry": raw.get("dlq_entry"),
@@ -90,6 +100,7 @@ class TaskReader:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis = client
+        self.redactor = Redactor(settings.redact_keys)
 
     def unknown(self, task_id: str) -> dict[str, Any]:
         """No record (yet): PENDING, as Celery's own ``AsyncResult`` says for an id it does not
@@ -108,7 +119,7 @@ class TaskReader:
     def status(self, task_id: str) -> dict[str, Any]:
         """State, timestamps, runtime, queue wait, worker, queue, retries and error of a task."""
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.task(task_id)))
-        return task_status(task_id, raw) if raw else self.unknown(task_id)
+        return task_status(task_id, raw, redactor=self.redactor) if raw else self.unknown(task_id)
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The most recently updated tasks, newest first."""
@@ -116,8 +127,8 @@ class TaskReader:
         pipe = self.redis.pipeline(transaction=False)
         for tid in ids:
             pipe.hgetall(self.keys.task(tid))
-        return [task_status(tid, raw) for tid, raw in zip(ids, pipe.execute(), strict=True)
-                if raw]
+        return [task_status(tid, raw, redactor=self.redactor)
+                for tid, raw in zip(ids, pipe.execute(), strict=True) if raw]
 
 
 __all__ = ["TaskReader", "task_status"]

@@ -25,11 +25,11 @@ def epoch(value: Any) -> float | None:
 
 
 def exc_fields(exc: BaseException | None, redactor: Redactor) -> dict[str, str]:
-    """Exception type and message for a record, secrets in the message masked."""
+    """Exception type and message for a record, secrets in the message masked (then cut)."""
     if exc is None:
         return {}
     return {"exc_type": type(exc).__name__,
-            "exc_msg": redactor.redact_text(str(exc)[:MAX_MESSAGE])}
+            "exc_msg": redactor.failure_text(str(exc), MAX_MESSAGE) or ""}
 
 
 class Bounded(OrderedDict[Any, Any]):

@@ -12,8 +12,9 @@ A chunk that may have been applied is tried again with its number, never merged 
 records, so Redis can recognise a repeat (see :mod:`celery_warden.record.chunks`). Redis
 unreachable: what is left stays carried, within the buffer bound (oldest dropped first, each
 drop counted); a warning every ``WARN_EVERY`` seconds, and one line when Redis is back. Redis
-refusing a chunk (``ResponseError``: a wrong key type under our prefix, a script error) would
-refuse it forever: that chunk is dropped, counted and logged, and the rest goes on.
+refusing a chunk for good (a wrong key type under our prefix, a script error) would refuse it
+forever: that chunk is dropped, counted and logged, and the rest goes on; a refusal that passes
+(``READONLY`` during a failover, ``OOM``) is treated like an outage: kept and tried again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import redis
 from celery_warden.record.batch import Batch
 from celery_warden.record.buffer import MAX_BUCKETS, RecordBuffer
 from celery_warden.record.chunks import Chunk, Chunker
+from celery_warden.services import refusal
 
 logger = logging.getLogger("celery_warden.recorder")
 
@@ -117,6 +119,8 @@ class Flusher:
             try:
                 self.written += self._writer.apply(chunk)
             except redis.ResponseError as exc:
+                if refusal(exc):  # READONLY after a failover, OOM: it passes, like an outage
+                    raise
                 self.failures += 1
                 lost = len(chunk.records) + chunk.outcomes
                 self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + lost

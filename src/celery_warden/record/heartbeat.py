@@ -2,9 +2,15 @@
 
 Why a thread and not the worker's event-loop timer: a heartbeat reads process statistics and
 hands them to the recorder; keeping it off the consumer's event loop means a slow ``psutil`` call
-or a stalled Redis never delays message handling. The bootstep starts after the pool (so the
-thread is never copied into a fork mid-flight) and, on a clean stop, sends a final ``offline``
+or a stalled Redis never delays message handling. On a clean stop it sends a final ``offline``
 beat so the worker shows as offline at once instead of after ``WARDEN_WORKER_OFFLINE_AFTER``.
+
+Fork safety: the bootstep starts after the pool, but the pool keeps forking while the thread
+runs (``--max-tasks-per-child``, a lost child replaced, autoscale), so a child may be forked
+while this thread holds a lock. Everything it takes is replaced in a forked child: the
+recorder's buffer lock and flusher (:mod:`celery_warden.record.recorder`), the flood filter's
+lock (:mod:`celery_warden.logs.flood`), the logging module's locks (CPython); the thread itself
+does not exist in the child, which never beats (only the main process's signals use it).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from celery.exceptions import Ignore, Retry
 
 from celery_warden import headers as h
 from celery_warden.fleet import guards
+from celery_warden.redaction import Redactor
 from celery_warden.services import services_for
 from celery_warden.tasks.backoff import (
     DEFAULT_BASE,
@@ -50,6 +51,10 @@ LONG_SOFT_TIME_LIMIT = 3600
 LONG_TIME_LIMIT = 3900
 #: Retry-history entries kept in the message (oldest dropped first).
 MAX_HISTORY = 25
+#: Longest exception message kept per retry-history entry.
+MAX_HISTORY_MESSAGE = 500
+#: Masks history text in processes where no Warden is installed (default secret keys only).
+_DEFAULT_REDACTOR = Redactor()
 
 OPTIONS_HEADER = h.OPTIONS
 HISTORY_HEADER = h.HISTORY
@@ -171,7 +176,10 @@ class BaseTask(_Task):
                 "attempt": retries,
                 "at": round(time.time(), 6),
                 "exc_type": type(exc).__name__ if exc is not None else None,
-                "exc_msg": str(exc)[:500] if exc is not None else None,
+                # Warden's own failure text, shown by the monitor, the DLQ and the CLI: masked
+                # here, where it is made (the task's args/kwargs are not touched).
+                "exc_msg": self._redactor().failure_text(str(exc), MAX_HISTORY_MESSAGE)
+                if exc is not None else None,
                 "delay": round(float(countdown), 6) if countdown is not None else None,
                 "worker": req.hostname,
             })
@@ -183,6 +191,11 @@ class BaseTask(_Task):
         return super().retry(args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta,
                              countdown=countdown, max_retries=max_retries, headers=headers,
                              **options)
+
+    def _redactor(self) -> Redactor:
+        """The Warden's redactor (with ``WARDEN_REDACT_KEYS``), or the default one."""
+        services = services_for(self.app)
+        return services.redactor if services is not None else _DEFAULT_REDACTOR
 
     def _note_history(self, history: list[dict[str, Any]]) -> None:
         services = services_for(self.app)
