@@ -77,3 +77,22 @@ def receiver(path: str = "/hook") -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def warden_client(settings: Any) -> Iterator[Any]:
+    """A publishing app with Warden (tests.support.client_app), uninstalled and with its Redis
+    connections closed afterwards (no unclosed socket under filterwarnings=error)."""
+    from celery_warden import Warden
+    from tests.support import client_app
+
+    app = client_app(settings)
+    try:
+        yield app
+    finally:
+        warden = Warden.installed_on(app)
+        if warden is not None:
+            warden.uninstall()
+            if warden.services._client is not None:
+                warden.services._client.close()
+        app.close()

@@ -18,8 +18,8 @@ import redis
 
 from celery_warden.alerts.engine import Evaluator
 from celery_warden.read.monitor import CeleryMonitor
-from tests.receiver import receiver
-from tests.support import ROOT, WorkerProcess, client_app, settings_env, wait_for
+from tests.receiver import receiver, warden_client
+from tests.support import ROOT, WorkerProcess, settings_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -52,33 +52,38 @@ def test_failure_rate_fires_within_one_interval_and_resolves(settings_factory, w
                              WARDEN_ALERT_DISABLED="CeleryFleetHighFailRate",
                              WARDEN_ALERT_LOG="false")
         workers.append(WorkerProcess(s, concurrency=2).start())
-        app = client_app(s)
         queue = f"{s.queue_prefix}default"
         monitor = CeleryMonitor(s)
         evaluator = Evaluator(s).start()
         try:
-            outcomes(app, 20, 0, queue)
-            wait_for(lambda: finished(monitor)["count"] >= 20, 30, message="20 successes")
-            assert hook.bodies == []
-            outcomes(app, 0, 10, queue)
-            wait_for(lambda: (finished(monitor)["failure_rate"] or 0) > 10, 30, 0.02,
-                     "failure rate past 10 %")
-            passed = time.monotonic()
-            (firing,) = hook.wait(1, timeout=INTERVAL + SLACK)
-            assert hook.times[0] - passed <= INTERVAL + SLACK
-            assert firing["version"] == "4" and firing["status"] == "firing"
-            alert = firing["alerts"][0]
-            assert alert["labels"]["alertname"] == "CeleryTaskHighFailRate"
-            assert alert["labels"]["name"] == "fleet.outcome"
-            outcomes(app, 300, 0, queue)
-            wait_for(lambda: finished(monitor)["count"] >= 330, 60, message="recovery")
-            bodies = hook.wait(2, timeout=INTERVAL + SLACK)
-            assert [b["status"] for b in bodies] == ["firing", "resolved"]
-            assert bodies[1]["alerts"][0]["fingerprint"] == alert["fingerprint"]
-            assert bodies[1]["alerts"][0]["endsAt"] > alert["startsAt"]
+            with warden_client(s) as app:
+                fire_and_recover(app, hook, monitor, queue)
         finally:
             evaluator.close()
             monitor.redis.close()
+
+
+def fire_and_recover(app, hook, monitor, queue) -> None:
+    """The workload and the checks of the failure-rate test (the caller owns the fleet)."""
+    outcomes(app, 20, 0, queue)
+    wait_for(lambda: finished(monitor)["count"] >= 20, 30, message="20 successes")
+    assert hook.bodies == []
+    outcomes(app, 0, 10, queue)
+    wait_for(lambda: (finished(monitor)["failure_rate"] or 0) > 10, 30, 0.02,
+             "failure rate past 10 %")
+    passed = time.monotonic()
+    (firing,) = hook.wait(1, timeout=INTERVAL + SLACK)
+    assert hook.times[0] - passed <= INTERVAL + SLACK
+    assert firing["version"] == "4" and firing["status"] == "firing"
+    alert = firing["alerts"][0]
+    assert alert["labels"]["alertname"] == "CeleryTaskHighFailRate"
+    assert alert["labels"]["name"] == "fleet.outcome"
+    outcomes(app, 300, 0, queue)
+    wait_for(lambda: finished(monitor)["count"] >= 330, 60, message="recovery")
+    bodies = hook.wait(2, timeout=INTERVAL + SLACK)
+    assert [b["status"] for b in bodies] == ["firing", "resolved"]
+    assert bodies[1]["alerts"][0]["fingerprint"] == alert["fingerprint"]
+    assert bodies[1]["alerts"][0]["endsAt"] > alert["startsAt"]
 
 
 def test_stopped_worker_fires_after_the_offline_threshold(settings_factory, workers):
@@ -122,7 +127,8 @@ def test_two_evaluator_processes_notify_once_and_one_takes_over(settings_factory
         lease = f"{s.key_prefix}:alerts:lease"
         try:
             workers.append(WorkerProcess(s, concurrency=2).start())
-            outcomes(client_app(s), 20, 10, f"{s.queue_prefix}default")
+            with warden_client(s) as app:
+                outcomes(app, 20, 10, f"{s.queue_prefix}default")
             hook.wait(1, timeout=30)
             time.sleep(3 * interval)
             assert hook.statuses() == ["firing"]
@@ -161,7 +167,8 @@ def test_silence_suppresses_and_a_broken_webhook_is_retried_and_visible(settings
         workers.append(worker)
         evaluator = Evaluator(s).start()
         try:
-            outcomes(client_app(s), 20, 10, f"{s.queue_prefix}default")
+            with warden_client(s) as app:
+                outcomes(app, 20, 10, f"{s.queue_prefix}default")
             hook.wait(3, timeout=30)
             worker.stop()
             monitor = CeleryMonitor(s)

@@ -14,7 +14,7 @@ from celery_warden.autoscale import Autoscaler, Bounds, decide
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.recorder import Recorder
 from celery_warden.services import services_for
-from tests.support import client_app
+from tests.receiver import warden_client
 
 S = 0.5  # seconds per task
 BOUNDS = Bounds(minimum=1, maximum=60, target_latency=30.0, stabilization=300.0)
@@ -116,24 +116,9 @@ def test_real_backlog_counts_every_priority_lane_and_the_queue_mix(settings_fact
     all backlog; the queue's run time comes from its task names' metrics; the answer has the
     KEDA shape (desired_processes at the top for one queue) and the reasoning."""
     settings = settings_factory(WARDEN_AUTOSCALE_MIN=0)
-    app = client_app(settings)
+    with warden_client(settings) as app:
+        answer = backlog_and_mix(settings, app)
     queue = f"{settings.queue_prefix}default"
-    for i in range(120):
-        app.send_task("scale.work", args=[i], queue=queue, priority=(0, 5, 9)[i % 3])
-    recorder = Recorder(settings)
-    now = time.time()
-    for _ in range(60):
-        recorder.observe("scale.work", now, "success", duration=0.5, queue=queue)
-    assert recorder.flush()
-    recorder.stop()
-    warden = services_for(app).recorder
-    warden.flush()  # the SENT records: which queue each task name goes to
-    monitor = CeleryMonitor(settings, app=app)
-    try:
-        answer = Autoscaler(settings, monitor).recommend("default")
-    finally:
-        monitor.redis.close()
-        warden.stop()
     assert answer["queue"] == queue and answer["queues"][queue] is not None
     inputs = answer["inputs"]
     assert inputs["queued"] == 120 and inputs["backlog"] == 120
@@ -143,3 +128,22 @@ def test_real_backlog_counts_every_priority_lane_and_the_queue_mix(settings_fact
     # 0.2/s x 0.5 s + 120 x 0.5 s / 30 s = 2.1 -> 3
     assert answer["raw"] == 2.1 and answer["desired_processes"] == 3
     assert any("backlog 120" in line for line in answer["reasoning"])
+
+
+def backlog_and_mix(settings, app) -> dict:
+    """120 messages at three priorities, 60 executions of 0.5 s recorded, then the answer."""
+    queue = f"{settings.queue_prefix}default"
+    for i in range(120):
+        app.send_task("scale.work", args=[i], queue=queue, priority=(0, 5, 9)[i % 3])
+    recorder = Recorder(settings)
+    now = time.time()
+    for _ in range(60):
+        recorder.observe("scale.work", now, "success", duration=0.5, queue=queue)
+    assert recorder.flush()
+    recorder.stop()
+    services_for(app).recorder.flush()  # the SENT records: which queue each name goes to
+    monitor = CeleryMonitor(settings, app=app)
+    try:
+        return Autoscaler(settings, monitor).recommend("default")
+    finally:
+        monitor.redis.close()

@@ -11,25 +11,25 @@ from celery import Celery
 from celery_warden.config import celery_config
 from celery_warden.read.latency import RABBITMQ_REASON
 from celery_warden.read.monitor import CeleryMonitor
-from tests.support import client_app
+from tests.receiver import warden_client
 
 
 def test_oldest_message_age_across_priority_lanes(settings):
     """Three messages at three priorities, the first sent ~1 s ago: the age is that of the
     first whatever lane it sits in; nothing is consumed; an empty queue is 0 s."""
-    app = client_app(settings)
     queue = f"{settings.queue_prefix}default"
-    first = time.time()
-    app.send_task("lat.work", queue=queue, priority=0)
-    time.sleep(1.0)
-    app.send_task("lat.work", queue=queue, priority=9)
-    app.send_task("lat.work", queue=queue, priority=5, countdown=3600)
-    monitor = CeleryMonitor(settings, app=app)
-    try:
-        ages = monitor.get_queue_latency([queue, f"{settings.queue_prefix}low_priority"])
-        depth = monitor.get_queue_depths([queue])[queue]
-    finally:
-        monitor.redis.close()
+    with warden_client(settings) as app:
+        first = time.time()
+        app.send_task("lat.work", queue=queue, priority=0)
+        time.sleep(1.0)
+        app.send_task("lat.work", queue=queue, priority=9)
+        app.send_task("lat.work", queue=queue, priority=5, countdown=3600)
+        monitor = CeleryMonitor(settings, app=app)
+        try:
+            ages = monitor.get_queue_latency([queue, f"{settings.queue_prefix}low_priority"])
+            depth = monitor.get_queue_depths([queue])[queue]
+        finally:
+            monitor.redis.close()
     age = ages[queue]["age"]
     assert time.time() - first - 0.3 <= age <= time.time() - first + 0.1
     assert ages[f"{settings.queue_prefix}low_priority"] == {"age": 0.0, "reason": None}
@@ -47,6 +47,7 @@ def test_messages_without_warden_have_no_known_age(settings):
         found = monitor.get_queue_latency([queue])[queue]
     finally:
         monitor.redis.close()
+        plain.close()
     assert found["age"] is None and "warden_sent" in found["reason"]
 
 
