@@ -45,5 +45,13 @@ CELERY_CONFIG = celery_config(
             "task": "maintenance.log_kpis",
             "schedule": 60.0,
         },
+        # Alerts keep working with only workers and beat; an evaluator elsewhere (`warden
+        # serve`, `warden alerts run`) holds the lease and this round then does nothing. A
+        # round not run within one interval is dropped, never piled up.
+        "evaluate-alerts": {
+            "task": "maintenance.evaluate_alerts",
+            "schedule": settings.alert_interval,
+            "options": {"expires": settings.alert_interval},
+        },
     },
 )

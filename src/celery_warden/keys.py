@@ -35,6 +35,15 @@ key                                type     holds
 ``P:cbtrips``                      zset     every trip (``<name>|<gen>``) by time (KPI 7)
 ``P:idem:<key>``                   hash     an idempotency key's claim or first result (TTL)
 ``P:rl:<scope>:<name>``            string   a fleet rate limit's next free slot (GCRA, TTL)
+``P:alerts:lease``                 string   the evaluator holding the fleet's alert lease (TTL)
+``P:alerts:state``                 hash     pending and firing alerts by fingerprint (JSON)
+``P:alerts:history``               list     alert transitions, newest first (capped)
+``P:alerts:silences``              hash     silences by id (JSON, with their end)
+``P:alerts:outbox`` / ``:sending``  list     notifications to deliver / being delivered
+``P:alerts:failed``                list     notifications every attempt failed (capped)
+``P:alerts:stats``                 hash     notifications sent / failed per notifier
+``P:alerts:series:<name>``         zset     samples of a cumulative counter (``<ts>:<value>``)
+``P:autoscale:<queue>``            zset     recent raw recommendations (``<ts>:<n>``)
 =================================  =======  ==================================================
 """
 
@@ -160,6 +169,48 @@ class Keys:
     def ratelimit(self, scope: str, name: str) -> str:
         """GCRA state of one fleet rate limit (``scope`` is ``task`` or ``queue``)."""
         return f"{self.prefix}:rl:{scope}:{name}"
+
+    # -- alerts and autoscaling --------------------------------------------------------------
+    @property
+    def alert_lease(self) -> str:
+        """Held by the one evaluator allowed to notify (owner token, short TTL)."""
+        return f"{self.prefix}:alerts:lease"
+
+    @property
+    def alert_state(self) -> str:
+        return f"{self.prefix}:alerts:state"
+
+    @property
+    def alert_history(self) -> str:
+        return f"{self.prefix}:alerts:history"
+
+    @property
+    def alert_silences(self) -> str:
+        return f"{self.prefix}:alerts:silences"
+
+    @property
+    def alert_outbox(self) -> str:
+        return f"{self.prefix}:alerts:outbox"
+
+    @property
+    def alert_sending(self) -> str:
+        return f"{self.prefix}:alerts:sending"
+
+    @property
+    def alert_failed(self) -> str:
+        return f"{self.prefix}:alerts:failed"
+
+    @property
+    def alert_stats(self) -> str:
+        return f"{self.prefix}:alerts:stats"
+
+    def alert_series(self, name: str) -> str:
+        """Samples of a cumulative counter (e.g. recorder drops) to compute its increase."""
+        return f"{self.prefix}:alerts:series:{name}"
+
+    def autoscale(self, queue: str) -> str:
+        """Recent raw recommendations of one queue (scale-down stabilization)."""
+        return f"{self.prefix}:autoscale:{queue}"
 
     @property
     def pattern(self) -> str:

@@ -14,8 +14,9 @@ import logging
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from celery_warden.alert_settings import AlertSettings, masked_setting
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
@@ -50,8 +51,8 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
     )
 
 
-class WardenSettings(BaseSettings):
-    """Every knob Warden reads, with the environment variable that sets it."""
+class WardenSettings(AlertSettings):
+    """Every knob Warden reads, with its variable (alerting ones from ``AlertSettings``)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -263,7 +264,7 @@ def _describe(error: dict[str, Any]) -> str:
     loc = error.get("loc") or ()
     name = str(loc[0]) if loc else ""
     var = env_var_for(name) if name in WardenSettings.model_fields else name.upper()
-    shown = _REDACTOR.assignment(var, error.get("input"))
+    shown = _REDACTOR.assignment(var, masked_setting(var, error.get("input")))
     ctx = error.get("ctx") or {}
     kind = error.get("type", "")
     if kind == "literal_error":

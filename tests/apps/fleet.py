@@ -116,3 +116,11 @@ if os.environ.get("FLEET_SIGNAL_PROBE") == "1":
                   "task_failure", "task_retry", "task_revoked", "worker_init", "worker_ready",
                   "worker_process_init", "worker_shutting_down"):
         _connect_probe(getattr(_signals, _name), _name)
+
+
+@app.task(name="fleet.outcome")
+def outcome(fail: bool = False) -> str:
+    """Succeeds or fails on demand (one task name with a chosen failure rate)."""
+    if fail:
+        raise ValueError("requested failure")
+    return "ok"

@@ -45,7 +45,8 @@ print(json.dumps(out))
     assert done.returncode == 0, done.stderr[-3000:]
     states = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(states) == {"maintenance.prune_store", "maintenance.expire_dlq",
-                           "maintenance.process_dlq", "maintenance.log_kpis"}
+                           "maintenance.process_dlq", "maintenance.log_kpis",
+                           "maintenance.evaluate_alerts"}
     assert set(states.values()) == {"SUCCESS"}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.worker.celery_app import celery_app
 from app.worker.config import settings
+from celery_warden.alerts.engine import evaluate_once
 from celery_warden.dlq.broker import drain_broker_dead_letters
 from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.record.prune import prune_store
@@ -39,6 +40,13 @@ def process_dlq_task(max_items: int = 100) -> dict[str, int]:
     if any(counts.values()):
         logger.info("dlq processed: %s", counts)
     return counts
+
+
+@celery_app.task(name="maintenance.evaluate_alerts")
+def evaluate_alerts_task() -> dict[str, Any]:
+    """One alert evaluation when no evaluator (`warden serve`, `warden alerts run`) holds the
+    fleet's lease; otherwise nothing (the lease holder evaluates and notifies)."""
+    return evaluate_once(settings, app=celery_app)
 
 
 @celery_app.task(name="maintenance.log_kpis")

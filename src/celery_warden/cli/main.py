@@ -24,6 +24,8 @@ import typer
 from celery.bin.base import CeleryCommand
 
 from celery_warden.cli import status
+from celery_warden.cli.alerts import alerts_app
+from celery_warden.cli.autoscale import autoscale
 from celery_warden.cli.breakers import breakers_app
 from celery_warden.cli.check import check
 from celery_warden.cli.dlq import dlq_app, errors
@@ -69,6 +71,8 @@ cli.add_typer(dlq_app, name="dlq")
 cli.add_typer(breakers_app, name="breakers")
 cli.add_typer(rabbitmq_app, name="rabbitmq")
 cli.command()(check)
+cli.add_typer(alerts_app, name="alerts")
+cli.command()(autoscale)
 cli.command()(errors)
 
 

@@ -38,6 +38,12 @@ def _queues_text(depths: dict[str, int | None] | None) -> str:
     return " ".join(f"{name}={'-' if d is None else d}" for name, d in depths.items())
 
 
+def _alerts_text(alerts: list[str] | None, lead: str = "") -> str:
+    if alerts is None:
+        return ""
+    return lead + (f"{len(alerts)} firing ({'; '.join(alerts)})" if alerts else "none firing")
+
+
 def summary_line(snap: Snapshot) -> str:
     """One line per refresh when stdout is not a terminal (logs, CI, tests)."""
     r = snap.recent or {}
@@ -47,7 +53,7 @@ def summary_line(snap: Snapshot) -> str:
         f"finished {'-' if snap.finished is None else snap.finished} | "
         f"success {pct(r.get('success_rate'))} | p95 {secs(r.get('p95'))} | "
         f"retry rate {pct(r.get('retry_rate'))} | workers {_workers_text(snap.health)} | "
-        f"queues {_queues_text(snap.depths)}"
+        f"queues {_queues_text(snap.depths)}{_alerts_text(snap.alerts, ' | alerts ')}"
     )
     return "\n".join([line, *(f"  ! read error: {e}" for e in snap.errors)])
 
@@ -75,6 +81,8 @@ def summary_table(snap: Snapshot, rate: float) -> Table:
             workers += f" ({', '.join(online)})"
     table.add_row("workers", Text(printable(workers)))
     table.add_row("queue depths", Text(printable(_queues_text(snap.depths))))
+    if snap.alerts is not None:
+        table.add_row("alerts", Text(printable(_alerts_text(snap.alerts))))
     for error in snap.errors:
         table.add_row(Text("read error", style="red"), Text(printable(error), style="red"))
     return table

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from celery_warden.alerts.engine import Evaluator
+from celery_warden.alerts.rulefile import RuleError
+from celery_warden.alerts.view import AlertsView
 from celery_warden.config import QUEUES, queue_name
 from celery_warden.demo.app_loader import app_importable, load_app
 from celery_warden.demo.children import STOP_TIMEOUT, Child
@@ -22,7 +25,7 @@ from celery_warden.embedded import EmbeddedRedis, answers, resolve_redis
 from celery_warden.errors import EmbeddedRedisError, SettingsError
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.redaction import mask_url
-from celery_warden.settings import load_settings
+from celery_warden.settings import WardenSettings, load_settings
 from celery_warden.warden import Warden
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class Demo:
         self.children: list[Child] = []
         self.workload: Workload | None = None
         self.summary: Summary | None = None
+        self.evaluator: Evaluator | None = None
         self.app: Celery | None = None
         self.code = 0
         self._log_handler: logging.Handler | None = None
@@ -76,7 +80,8 @@ class Demo:
         if installed is not None:
             settings = installed.settings
         queues = [queue_name(settings, q) for q in QUEUES]
-        self.summary = Summary(CeleryMonitor(settings, app=self.app), queues, None)
+        monitor = CeleryMonitor(settings, app=self.app)
+        self.summary = Summary(monitor, queues, None, AlertsView(settings, client=monitor.redis))
         problem = self.summary.take_baseline()
         if problem:
             self.display.info(f"warning: cannot read the store yet ({problem}); counts since "
@@ -103,6 +108,7 @@ class Demo:
         if not log_level_set:
             self.display.info(f"worker/beat log level {DEMO_LOG_LEVEL} (CELERY_LOG_LEVEL=INFO "
                               "logs every task)")
+        self._alerts(settings)
         if self.opts.rate > 0:
             self.workload = Workload(self.app, settings, self.opts.rate)
             self.summary.workload = self.workload
@@ -114,6 +120,19 @@ class Demo:
         until = (f"for {self.opts.duration:g}s" if self.opts.duration > 0
                  else "until Ctrl-C")
         self.display.info(f"running {until}; summary every {self.opts.interval:g}s")
+
+    def _alerts(self, settings: WardenSettings) -> None:
+        """The fleet's alert evaluator, in this process (the lease lets only one of it, `warden
+        alerts run` and beat's round notify): `always_fails` soon fires the failure-rate
+        alert, seen in the summary, `warden alerts list` and the log."""
+        try:
+            self.evaluator = Evaluator(settings, app=self.app).start()
+        except RuleError as exc:
+            self.display.info(f"alerts: not evaluated: {exc}")
+            return
+        notifiers = ", ".join(f"{n.name} ({n.target})" for n in self.evaluator.notifiers)
+        self.display.info(f"alerts: evaluated every {settings.alert_interval:g}s, notifying "
+                          f"{notifiers or 'nobody'} (warden alerts list)")
 
     def _rel(self, path: Path) -> str:
         try:
@@ -177,6 +196,8 @@ class Demo:
     # -- stop --------------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.display.stop()
+        if self.evaluator is not None:
+            self.evaluator.close()
         if self.workload is not None:
             self.workload.stop()
         if self.children:

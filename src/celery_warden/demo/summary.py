@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from celery_warden.alerts.view import AlertsView
     from celery_warden.demo.workload import Workload
     from celery_warden.read.monitor import CeleryMonitor
 
@@ -26,6 +27,8 @@ class Snapshot:
     recent: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
     depths: dict[str, int | None] | None = None
+    #: Firing alerts (alertname: subject), None if unreadable or no evaluator runs.
+    alerts: list[str] | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -43,8 +46,9 @@ class Summary:
     """
 
     def __init__(self, monitor: CeleryMonitor, queues: list[str],
-                 workload: Workload | None) -> None:
+                 workload: Workload | None, alerts: AlertsView | None = None) -> None:
         self.monitor = monitor
+        self.alerts = alerts
         self.queues = queues
         self.workload = workload
         self.started = time.monotonic()
@@ -100,5 +104,11 @@ class Summary:
             snap.depths = m.get_queue_depths(self.queues)
         except Exception as exc:
             snap.errors.append(f"queues: {type(exc).__name__}: {exc}")
+        if self.alerts is not None:
+            try:
+                snap.alerts = [f"{a['alertname']}: {a['subject']}"
+                               for a in self.alerts.alerts() if a["state"] == "firing"]
+            except Exception as exc:
+                snap.errors.append(f"alerts: {type(exc).__name__}: {exc}")
         snap.errors = list(dict.fromkeys(snap.errors))
         return snap

@@ -107,6 +107,11 @@ class CeleryMonitor:
         """Messages waiting per queue (Redis priority sub-queues summed; RabbitMQ ready count)."""
         return self.queues.depths(names)
 
+    def get_queue_latency(self, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per queue, seconds the oldest waiting message has waited (``age``; ``None`` with a
+        ``reason`` where it cannot be known, e.g. on RabbitMQ)."""
+        return self.queues.oldest(names)
+
     # -- errors and the DLQ -----------------------------------------------------------------
     def get_error_groups(self, limit: int = 20,
                          window: Window | None = None) -> list[dict[str, Any]]:

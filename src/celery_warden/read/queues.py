@@ -25,6 +25,7 @@ import redis
 from kombu.exceptions import ChannelError as KombuChannelError
 
 from celery_warden.keys import Keys
+from celery_warden.read.latency import oldest_ages
 
 
 def _is_not_found(exc: BaseException) -> bool:
@@ -88,6 +89,10 @@ class QueueReader:
     def depths(self, names: list[str] | None = None) -> dict[str, int | None]:
         """Messages waiting per queue (Redis priority sub-queues summed; RabbitMQ ready)."""
         return queue_depths(self.app, names or self.names())
+
+    def oldest(self, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Age of the oldest waiting message per queue (see :mod:`celery_warden.read.latency`)."""
+        return oldest_ages(self.app, names or self.names())
 
 
 __all__ = ["QueueReader", "queue_depths"]
