@@ -20,6 +20,7 @@ from celery_warden.alert_settings import AlertSettings, masked_setting
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
+from celery_warden.retention_settings import RetentionSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -51,8 +52,8 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
     )
 
 
-class WardenSettings(AlertSettings):
-    """Every knob Warden reads, with its variable (alerting ones from ``AlertSettings``)."""
+class WardenSettings(AlertSettings, RetentionSettings):
+    """Every knob Warden reads, with its variable (alerting and retention ones inherited)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
