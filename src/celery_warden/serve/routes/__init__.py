@@ -7,11 +7,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from celery_warden.serve.routes import monitoring, session
+from celery_warden.serve.routes import (
+    alerts,
+    audit,
+    breakers,
+    dlq,
+    docs,
+    errors,
+    monitoring,
+    performance,
+    queues,
+    session,
+    tasks,
+    workers,
+)
 
 ROUTERS: list[APIRouter] = [
     session.router,
     monitoring.router,
+    tasks.router,
+    performance.router,
+    queues.router,
+    workers.router,
+    dlq.router,
+    errors.router,
+    breakers.router,
+    alerts.router,
+    audit.router,
+    docs.router,
 ]
 
 __all__ = ["ROUTERS"]
