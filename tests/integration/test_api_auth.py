@@ -219,3 +219,23 @@ def test_listening_off_loopback_needs_a_token(settings, redis_client):
     check_bind(settings, "::1")  # loopback: never refused
     TokenStore(redis_client, Keys(settings.key_prefix)).create("ops", "admin")
     check_bind(settings, "192.0.2.10")
+
+
+def test_a_store_that_does_not_answer_is_503_json(settings):
+    """Redis down: health says why (503), every other call is 503 store_unavailable — never a
+    500 or a traceback."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "WARDEN_API_OPEN_READS": "true"}
+    with ApiServer(settings, app=None, extra_env=env) as srv, srv.client("wdn_x") as c:
+        anonymous = srv.client()
+        try:
+            health = anonymous.get("/api/v1/monitoring/health")
+            assert health.status_code == 503
+            assert health.json()["store"] is False
+            assert any("store does not answer" in r for r in health.json()["reasons"])
+            tasks = anonymous.get("/api/v1/tasks")
+            assert tasks.status_code == 503
+            assert tasks.json()["error"]["code"] == "store_unavailable"
+        finally:
+            anonymous.close()
+        assert c.get("/api/v1/tasks").status_code == 503  # the token cannot be checked
+        assert "Traceback" not in srv.log()
