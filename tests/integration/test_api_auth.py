@@ -80,6 +80,11 @@ def test_open_reads_let_reads_through_and_never_mutations(settings, redis_client
         with srv.client() as c:
             assert c.get("/api/v1/session").json() == {"name": "anonymous", "scope": "read",
                                                        "via": "open"}
+            c.cookies.set("warden_session", "expired-or-forged")  # stale: reads stay open
+            assert c.get("/api/v1/session").json()["via"] == "open"
+            assert c.get(READ[1]).status_code == 200
+            assert c.post(OPERATE[1], headers={"Sec-Fetch-Site": "same-origin"}
+                          ).status_code == 401
 
 
 def test_session_cookie_and_same_origin_rule(server):
@@ -173,6 +178,18 @@ def test_security_headers_and_json_errors(server):
             body = r.json()
             assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
             assert "Traceback" not in r.text
+        huge = c.post("/api/v1/tasks", content=b"[" + b"1," * 600_000 + b"1]",
+                      headers={"Content-Type": "application/json"})
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+
+        def chunks():
+            for _ in range(40):
+                yield b" " * 65_536
+
+        streamed = c.post("/api/v1/tasks", content=chunks(),
+                          headers={"Content-Type": "application/json"})
+        assert streamed.status_code in (400, 413), streamed.text
+        assert "error" in streamed.json()
         page = c.get("/api/docs")
         assert page.status_code == 200 and "<script src=" in page.text
         assert page.text.count("<script") == page.text.count("<script src=")
