@@ -54,6 +54,7 @@ def test_each_scope_is_allowed_and_refused(server):
         got = tuple(status(srv, token, call) for call in (READ, OPERATE, ADMIN, ADMIN_MUTATION))
         assert got == codes, (token and token[:8], got)
     with srv.client() as c:
+        assert c.get("/api/v1/monitoring/health").status_code == 503  # open, and no worker
         body = c.get("/api/v1/tasks").json()
         assert body["error"]["code"] == "unauthorized"
         bad = c.get("/api/v1/tasks", headers={"Authorization": "Basic abc"})
