@@ -257,3 +257,20 @@ def test_a_store_that_does_not_answer_is_503_json(settings):
             anonymous.close()
         assert c.get("/api/v1/tasks").status_code == 503  # the token cannot be checked
         assert "Traceback" not in srv.log()
+
+
+def test_several_server_processes_answer_alike(settings, redis_client):
+    """`celery -A tests.apps.api warden serve --workers 2`: two uvicorn processes, each built
+    from the environment and the -A app (WARDEN_CELERY_APP), answer with the same data."""
+    token, _ = TokenStore(redis_client, Keys(settings.key_prefix)).create("r", "operate")
+    with ApiServer(settings, extra_args=("--workers", "2")) as srv:
+        with srv.client(token) as c:
+            answers = {c.get("/api/v1/session").json()["name"] for _ in range(20)}
+            # api.add is known only through the -A app (no worker ran it): both processes
+            # loaded it.
+            submitted = [c.post("/api/v1/tasks", json={"name": "api.add", "args": [1, 2]}
+                                ).status_code for _ in range(20)]
+        log = srv.log()
+    assert answers == {"r"} and set(submitted) == {201}
+    assert log.count("Started server process") == 2, log
+    assert "Traceback" not in log
