@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from celery_warden.keys import Keys
@@ -264,7 +265,8 @@ def test_several_server_processes_answer_alike(settings, redis_client):
     from the environment and the -A app (WARDEN_CELERY_APP), answer with the same data."""
     token, _ = TokenStore(redis_client, Keys(settings.key_prefix)).create("r", "operate")
     with ApiServer(settings, extra_args=("--workers", "2")) as srv:
-        with srv.client(token) as c:
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+        with srv.client(token, limits=no_keepalive) as c:
             answers = {c.get("/api/v1/session").json()["name"] for _ in range(20)}
             # api.add is known only through the -A app (no worker ran it): both processes
             # loaded it.
