@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from celery_warden.keys import Keys
-from celery_warden.serve.server import ServeRefused, check_bind
+from celery_warden.serve.binding import ServeRefused, check_bind
 from celery_warden.serve.tokens import TokenStore
 from tests.api_server import BIN, ApiServer
 from tests.support import ROOT, settings_env
