@@ -276,3 +276,31 @@ def test_several_server_processes_answer_alike(settings, redis_client):
     assert answers == {"r"} and set(submitted) == {201}
     assert log.count("Started server process") == 2, log
     assert "Traceback" not in log
+
+
+def test_admin_manages_tokens_through_the_api(server):
+    """POST /tokens answers the secret once; it works at once; list never shows secrets;
+    DELETE revokes; operate may not; every step is audited."""
+    srv, t = server.srv, server.tokens
+    with srv.client(t["operate"]) as c:
+        assert c.get("/api/v1/tokens").status_code == 403
+        assert c.post("/api/v1/tokens", json={"name": "x", "scope": "admin"}).status_code == 403
+    with srv.client(t["admin"]) as c:
+        made = c.post("/api/v1/tokens", json={"name": "grafana", "scope": "read"})
+        assert made.status_code == 201, made.text
+        secret = made.json()["token"]
+        assert status(srv, secret, READ) == 200 and status(srv, secret, OPERATE) == 403
+        listed = c.get("/api/v1/tokens")
+        assert "grafana" in [i["name"] for i in listed.json()["items"]]
+        assert secret not in listed.text and "token" not in listed.json()["items"][0]
+        assert c.post("/api/v1/tokens", json={"name": "grafana", "scope": "read"}
+                      ).status_code == 409
+        assert c.post("/api/v1/tokens", json={"name": "<script>", "scope": "read"}
+                      ).status_code == 422
+        assert c.delete("/api/v1/tokens/grafana").json()["name"] == "grafana"
+        assert c.delete("/api/v1/tokens/grafana").status_code == 404
+        actions = [e["action"] for e in c.get("/api/v1/audit").json()["items"]]
+        audit_text = c.get("/api/v1/audit").text
+    assert status(srv, secret, READ) == 401
+    assert actions.count("token.create") == 2 and actions.count("token.revoke") == 2
+    assert secret not in audit_text

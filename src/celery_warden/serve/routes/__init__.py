@@ -19,6 +19,7 @@ from celery_warden.serve.routes import (
     queues,
     session,
     tasks,
+    tokens,
     workers,
 )
 
@@ -34,6 +35,7 @@ ROUTERS: list[APIRouter] = [
     breakers.router,
     alerts.router,
     audit.router,
+    tokens.router,
     docs.router,
 ]
 
