@@ -89,11 +89,18 @@ class Sampler:
 
     # -- one round ---------------------------------------------------------------------------
     def collect(self) -> tuple[list[DepthSample], list[dict[str, Any]]]:
-        """Read the queues (depth, oldest age) and the workers' heartbeats."""
+        """Read the queues (depth, oldest age) and the workers' heartbeats. A broker that does
+        not answer costs that round's depth samples (a gap in the series, logged), not the
+        workers' transitions, which come from the store."""
         names = self.monitor.queue_names()
-        depths = self.monitor.get_queue_depths(names) if names else {}
         try:
-            ages = self.monitor.get_queue_latency(names) if names else {}
+            depths = self.monitor.get_queue_depths(names) if names else {}
+        except Exception as exc:
+            logger.warning("warden serve: queue depths not sampled: %s: %s",
+                           type(exc).__name__, exc)
+            depths = {}
+        try:
+            ages = self.monitor.get_queue_latency(names) if depths else {}
         except Exception as exc:  # the age is informative: the depth already answered
             logger.debug("warden serve: oldest ages unavailable: %s", exc)
             ages = {}
