@@ -51,8 +51,8 @@ key                                type     holds
 ``P:api:audit``                    zset     the API's audit log (JSON entries by time)
 ``P:sampler:lease``                string   the ``warden serve`` replica sampling history (TTL)
 ``P:sampler:state``                hash     last sample and last retention sweep times, owner
-``P:qd:<queue>``                   zset     queue depth samples ``<ts>:<depth>:<age>`` (24 h)
-``P:qd5:<queue>``                  zset     5-minute depth roll-ups (avg, max; 7 days)
+``P:qd:<queue>``                   list     queue depth samples ``<ts>:<depth>:<age>`` (24 h)
+``P:qd5:<queue>``                  list     5-minute depth roll-ups (avg, max; 7 days)
 ``P:workers:status``               hash     hostname -> last observed online/offline (JSON)
 ``P:workers:history``              zset     worker online/offline transitions (JSON, capped)
 ``P:wh:<hostname>``                list     one worker's transitions, newest first (capped)
@@ -260,11 +260,11 @@ class Keys:
         return f"{self.prefix}:sampler:state"
 
     def depth_samples(self, queue: str) -> str:
-        """zset of one queue's depth samples at full resolution, scored by time."""
+        """list of one queue's depth samples at full resolution, oldest first."""
         return f"{self.prefix}:qd:{queue}"
 
     def depth_rollups(self, queue: str) -> str:
-        """zset of one queue's 5-minute depth roll-ups, scored by the bucket's start."""
+        """list of one queue's 5-minute depth roll-ups, oldest first."""
         return f"{self.prefix}:qd5:{queue}"
 
     @property

@@ -17,15 +17,15 @@ OFFLINE_AFTER = 30.0
 
 def _write_depths(store: DepthHistory, ts: float, depth: int, age: float | None) -> None:
     sample = [DepthSample("q[i]", depth, age)]
-    in_bucket = store.bucket_samples(["q[i]"], ts)
+    current = store.current(["q[i]"], ts)
     pipe = store.redis.pipeline()
-    store.write(pipe, sample, ts, in_bucket)
+    store.write(pipe, sample, ts, current)
     pipe.execute()
 
 
 def test_depth_samples_and_rollups(settings, redis_client: redis.Redis):
-    store = DepthHistory(redis_client, Keys(settings.key_prefix))
-    _write_depths(store, NOW - 86400 - 10, 99, None)  # older than a day: trimmed below
+    store = DepthHistory(redis_client, Keys(settings.key_prefix), interval=15.0)
+    _write_depths(store, NOW - 86400 - 10, 99, None)  # older than a day: not served
     for i, depth in enumerate((4, 10, 7)):
         _write_depths(store, NOW + 15 * i, depth, 2.0 + i)
     _write_depths(store, NOW + 300, 1, None)  # the next bucket
@@ -35,12 +35,26 @@ def test_depth_samples_and_rollups(settings, redis_client: redis.Redis):
         (4, 2.0), (10, 3.0), (7, 4.0), (1, None)]
     day = store.series("q[i]", "24h", NOW + 301)
     assert day["step_seconds"] == 300
-    first, second = (p for p in day["points"] if p["ts"] >= NOW)
+    first, second = day["points"]
     assert (first["ts"], first["samples"], first["depth"], first["depth_max"],
             first["oldest_age_s"]) == (NOW, 3, 7.0, 10, 4.0)
     assert (second["samples"], second["depth_max"], second["oldest_age_s"]) == (1, 1, None)
-    assert redis_client.zcount(store.keys.depth_samples("q[i]"), "-inf", NOW - 86400) == 0
+    assert [p["depth"] for p in day["points"]] == [7.0, 1.0]  # the day-old one is outside
+    week = store.series("q[i]", "7d", NOW + 301)["points"]
+    assert [p["depth"] for p in week] == [99.0, 7.0, 1.0]
     assert 0 < redis_client.ttl(store.keys.depth_rollups("q[i]")) <= 8 * 86400
+    assert redis_client.llen(store.keys.depth_rollups("q[i]")) == 3  # last one rewritten
+
+
+def test_depth_history_is_bounded_by_count(settings, redis_client: redis.Redis):
+    store = DepthHistory(redis_client, Keys(settings.key_prefix), interval=3600.0)
+    assert store.raw_max == 40  # a day at one an hour, plus slack
+    for i in range(60):
+        _write_depths(store, NOW + 3600 * i, i, None)
+    assert redis_client.llen(store.keys.depth_samples("q[i]")) == store.raw_max
+    kept = redis_client.lrange(store.keys.depth_samples("q[i]"), 0, 0)[0]
+    assert kept.startswith(f"{NOW + 3600 * 20:.1f}:20:")  # the oldest dropped first
+    assert redis_client.llen(store.keys.depth_rollups("q[i]")) == 60
 
 
 def _worker(host: str, status: str, state: str, age: float) -> dict[str, Any]:

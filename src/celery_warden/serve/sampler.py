@@ -48,7 +48,7 @@ class Sampler:
         self.monitor = monitor
         self.redis: redis.Redis = monitor.redis
         self.keys = monitor.keys
-        self.depths = DepthHistory(self.redis, self.keys)
+        self.depths = DepthHistory(self.redis, self.keys, settings.queue_sample_interval)
         self.workers = WorkerHistory(self.redis, self.keys, settings.worker_history_max,
                                      settings.worker_history_max_age)
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -114,7 +114,7 @@ class Sampler:
         if self.interval - self.tick / 2 > time.time() - self._last("last_sample"):
             return False
         samples, workers = self.collect()
-        now = time.time() if now is None else now
+        now = round(time.time() if now is None else now, 1)  # as stored: one bucket
         with self.redis.pipeline() as pipe:
             pipe.watch(self.keys.sampler_lease,  # type: ignore[no-untyped-call]
                        self.keys.sampler_state)
@@ -123,11 +123,11 @@ class Sampler:
             last = pipe.hget(self.keys.sampler_state, "last_sample")
             if last and self.interval - self.tick / 2 > now - float(last):
                 return False
-            in_bucket = self.depths.bucket_samples([s.queue for s in samples], now)
+            current = self.depths.current([s.queue for s in samples], now)
             put, forget, transitions = self.workers.changes(
                 workers, self.workers.statuses(), self.settings.offline_after, now)
             pipe.multi()
-            self.depths.write(pipe, samples, now, in_bucket)
+            self.depths.write(pipe, samples, now, current)
             self.workers.write(pipe, put, forget, transitions, now)
             pipe.hset(self.keys.sampler_state,
                       mapping={"last_sample": repr(now), "owner": self.token})

@@ -36,7 +36,8 @@ def queue_series(name: QueueName, who: Reader, ctx: Ctx,
     every sample for 15m and 1h, 5-minute roll-ups (average and maximum) for 24h and 7d."""
     if name not in ctx.monitor.queue_names():
         raise not_found("queue", name)
-    found = DepthHistory(ctx.redis, ctx.keys).series(name, window, time.time())
+    found = DepthHistory(ctx.redis, ctx.keys, ctx.settings.queue_sample_interval).series(
+        name, window, time.time())
     detail = ("sampled by warden serve" if ctx.settings.serve_sampler else
               "not sampled by this server (WARDEN_SERVE_SAMPLER=false); another replica may")
     return {"name": name, "window": window, **found,
