@@ -1,7 +1,7 @@
 """The history ``warden serve`` samples, against real servers, real workers and real Redis:
 queue depth piling up on a queue nobody consumes, workers going offline (clean stop and
 SIGKILL) and coming back, one sampler however many replicas (and a take-over when its holder
-dies), and the retention sweep run from the same loop.
+dies), the retention sweep run from the same loop, and depth on RabbitMQ (its ready count).
 
 Every server samples each second (``WARDEN_QUEUE_SAMPLE_INTERVAL=1``); workers beat each
 second and go offline after 4 s without a beat (``tests.conftest.make_settings``).
@@ -216,3 +216,26 @@ def test_the_server_runs_the_retention_sweep(fleet):
     finally:
         monitor.redis.close()
     assert server.process.poll() is None
+
+
+def test_depth_history_on_rabbitmq(redis_url, rabbitmq_url):
+    from tests.integration.test_rabbitmq import client_apps, rabbit_fleet
+
+    with rabbit_fleet(redis_url, rabbitmq_url) as settings, client_apps() as make:
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        token = TokenStore(client, Keys(settings.key_prefix)).create("r", "read")[0]
+        client.close()
+        queue = f"{settings.queue_prefix}default"
+        app = make(settings)
+        for i in range(6):
+            app.send_task("api.add", (i, i), queue=queue)
+        with ApiServer(settings, extra_env=SAMPLE) as server, server.client(token) as c:
+
+            def points() -> list[dict[str, Any]]:
+                r = c.get(f"/api/v1/queues/{queue}/series", params={"window": "15m"})
+                assert r.status_code == 200, r.text[:300]
+                return cast(list[dict[str, Any]], r.json()["points"])
+
+            found = wait_for(lambda: [p for p in points() if p["depth"] == 6], 15, 0.2,
+                             "RabbitMQ's ready count sampled")
+            assert found[-1]["oldest_age_s"] is None  # not peeked on RabbitMQ
