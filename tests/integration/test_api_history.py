@@ -95,6 +95,8 @@ def test_depth_history_grows_on_a_queue_without_consumer(fleet):
     wait_for(lambda: any(p["depth"] == 15 for p in points()), 10, 0.2, "a sample of 15")
     body = fleet.get(server, f"/api/v1/queues/{queue}/series", window="15m")
     assert body["resolution"] == "sample" and body["sample_interval_s"] == 1.0
+    assert body["last_sample"] >= body["points"][-1]["ts"]
+    assert body["sampler"].split(":")[1] == str(server.process.pid)
     depths = [p["depth"] for p in body["points"]]
     assert depths == sorted(depths), depths  # nobody consumes: it only grows
     assert depths[0] <= 5 and depths[-1] == 15

@@ -38,10 +38,12 @@ def queue_series(name: QueueName, who: Reader, ctx: Ctx,
         raise not_found("queue", name)
     found = DepthHistory(ctx.redis, ctx.keys, ctx.settings.queue_sample_interval).series(
         name, window, time.time())
+    owner, last = ctx.redis.hmget(ctx.keys.sampler_state, ["owner", "last_sample"])
     detail = ("sampled by warden serve" if ctx.settings.serve_sampler else
               "not sampled by this server (WARDEN_SERVE_SAMPLER=false); another replica may")
     return {"name": name, "window": window, **found,
-            "sample_interval_s": ctx.settings.queue_sample_interval, "detail": detail}
+            "sample_interval_s": ctx.settings.queue_sample_interval,
+            "last_sample": float(last) if last else None, "sampler": owner, "detail": detail}
 
 
 @router.post("/{name}/purge", response_model=Purged)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from celery_warden.serve.schemas.common import Open
 from celery_warden.serve.schemas.fleet import WorkerDetail
 from celery_warden.serve.schemas.monitoring import Worker, Workers
@@ -23,6 +25,9 @@ class QueueSeries(Open):
     resolution: Literal["sample", "5m"]
     step_seconds: int | None
     sample_interval_s: float
+    last_sample: float | None = Field(
+        description="When the fleet's sampler last sampled (epoch s), whichever replica.")
+    sampler: str | None = Field(description="host:pid:id of the replica that sampled last.")
     points: list[DepthPoint]
     detail: str
 
