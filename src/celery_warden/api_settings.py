@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SESSION_TTL = 12 * 3600
 #: Seconds the audit log keeps an entry (30 days).
 DEFAULT_AUDIT_MAX_AGE = 30 * 24 * 3600
+#: Seconds a worker's online/offline transitions are kept (7 days).
+DEFAULT_WORKER_HISTORY_MAX_AGE = 7 * 24 * 3600
 
 
 def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
@@ -49,6 +51,29 @@ class ApiSettings(BaseSettings):
     audit_max_age: int = _field(
         "WARDEN_AUDIT_MAX_AGE", DEFAULT_AUDIT_MAX_AGE,
         "Seconds the API's audit log keeps an entry.", ge=3600,
+    )
+    serve_sampler: bool = _field(
+        "WARDEN_SERVE_SAMPLER", True,
+        "`warden serve` samples queue depth and worker up/down history and runs the retention "
+        "sweep (one replica per fleet holds the lease).",
+    )
+    queue_sample_interval: float = _field(
+        "WARDEN_QUEUE_SAMPLE_INTERVAL", 15.0,
+        "Seconds between two samples of every queue's depth and the workers' status.",
+        ge=1.0, le=3600,
+    )
+    serve_retention_interval: float = _field(
+        "WARDEN_SERVE_RETENTION_INTERVAL", 60.0,
+        "Seconds between two retention sweeps run by the sampling replica (0 = never).",
+        ge=0, le=24 * 3600,
+    )
+    worker_history_max: int = _field(
+        "WARDEN_WORKER_HISTORY_MAX", 1000,
+        "Worker online/offline transitions kept fleet-wide (100 per worker).", ge=10, le=100_000,
+    )
+    worker_history_max_age: int = _field(
+        "WARDEN_WORKER_HISTORY_MAX_AGE", DEFAULT_WORKER_HISTORY_MAX_AGE,
+        "Seconds a worker online/offline transition is kept.", ge=3600,
     )
 
 

@@ -49,6 +49,13 @@ key                                type     holds
 ``P:api:tokens``                   hash     API tokens: sha256 of the token -> name, scope (JSON)
 ``P:api:session:<sha256>``         string   a dashboard session -> its token's sha256 (TTL)
 ``P:api:audit``                    zset     the API's audit log (JSON entries by time)
+``P:sampler:lease``                string   the ``warden serve`` replica sampling history (TTL)
+``P:sampler:state``                hash     last sample and last retention sweep times, owner
+``P:qd:<queue>``                   list     queue depth samples ``<ts>:<depth>:<age>`` (24 h)
+``P:qd5:<queue>``                  list     5-minute depth roll-ups (avg, max; 7 days)
+``P:workers:status``               hash     hostname -> last observed online/offline (JSON)
+``P:workers:history``              zset     worker online/offline transitions (JSON, capped)
+``P:wh:<hostname>``                list     one worker's transitions, newest first (capped)
 =================================  =======  ==================================================
 """
 
@@ -240,6 +247,39 @@ class Keys:
     def api_audit(self) -> str:
         """zset of JSON audit entries scored by time (trimmed by age)."""
         return f"{self.prefix}:api:audit"
+
+    # -- history sampled by `warden serve` (queue depth, worker transitions) -----------------
+    @property
+    def sampler_lease(self) -> str:
+        """Held by the one server replica that samples history (owner token, short TTL)."""
+        return f"{self.prefix}:sampler:lease"
+
+    @property
+    def sampler_state(self) -> str:
+        """hash: ``last_sample`` and ``last_sweep`` epoch seconds, ``owner`` of the last one."""
+        return f"{self.prefix}:sampler:state"
+
+    def depth_samples(self, queue: str) -> str:
+        """list of one queue's depth samples at full resolution, oldest first."""
+        return f"{self.prefix}:qd:{queue}"
+
+    def depth_rollups(self, queue: str) -> str:
+        """list of one queue's 5-minute depth roll-ups, oldest first."""
+        return f"{self.prefix}:qd5:{queue}"
+
+    @property
+    def worker_status(self) -> str:
+        """hash: hostname -> its last observed status and since when (JSON)."""
+        return f"{self.prefix}:workers:status"
+
+    @property
+    def worker_history(self) -> str:
+        """zset of every worker's online/offline transitions (JSON), scored by time."""
+        return f"{self.prefix}:workers:history"
+
+    def worker_transitions(self, hostname: str) -> str:
+        """list of one worker's transitions (JSON), newest first."""
+        return f"{self.prefix}:wh:{hostname}"
 
     @property
     def pattern(self) -> str:

@@ -36,7 +36,7 @@ def live(redis_url: str) -> Iterator[SimpleNamespace]:
     store = TokenStore(client, Keys(settings.key_prefix))
     tokens = {s: store.create(f"t-{s}", s)[0] for s in ("read", "operate", "admin")}
     worker = WorkerProcess(settings, app="tests.apps.api").start()
-    server = ApiServer(settings)
+    server = ApiServer(settings, extra_env={"WARDEN_QUEUE_SAMPLE_INTERVAL": "1"})
     app = client_app(settings)
     try:
         server.start()
@@ -300,8 +300,9 @@ def test_queues_purge_and_series(live):
     assert default in scale["queues"] and scale["queues"][default]["desired_processes"] >= 1
     one = get(live, "/api/v1/autoscale", queue="default")
     assert "desired_processes" in one
-    series = get(live, f"/api/v1/queues/{default}/series")
-    assert len(series["points"]) >= 2
+    series = wait_for(lambda: (s := get(live, f"/api/v1/queues/{default}/series"))
+                      and len(s["points"]) >= 2 and s, 10, 0.2, "two depth samples")
+    assert series["resolution"] == "sample" and series["points"][-1]["depth"] >= 0
 
 
 def test_worker_detail_and_pool(live):

@@ -2,7 +2,8 @@
 
 Each entry of :data:`BACKGROUND` takes the :class:`ServeContext` and returns an async context
 manager: entered when the server starts (after the context is built), exited when it stops.
-The alert evaluator is one (its Redis lease makes several replicas evaluate once); the stream's
+The alert evaluator is one (its Redis lease makes several replicas evaluate once); the history
+sampler (queue depth, worker up/down, retention sweep; one lease too) another; the stream's
 broadcaster is another (``serve/stream.py`` appends its own here).
 """
 
@@ -16,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from celery_warden.alerts.engine import Evaluator
 from celery_warden.alerts.rulefile import RuleError
 from celery_warden.serve.context import ServeContext
+from celery_warden.serve.sampler import Sampler
 
 logger = logging.getLogger("celery_warden.serve")
 Background = Callable[[ServeContext], AbstractAsyncContextManager[None]]
@@ -46,7 +48,23 @@ async def alert_evaluator(ctx: ServeContext) -> AsyncIterator[None]:
         evaluator.close()
 
 
-#: Started in this order, stopped in reverse.
-BACKGROUND: list[Background] = [alert_evaluator]
+@asynccontextmanager
+async def history_sampler(ctx: ServeContext) -> AsyncIterator[None]:
+    """Samples queue depth and worker up/down history and runs the retention sweep, in a
+    thread of this process (one replica per fleet: whoever holds the sampler lease). Off with
+    ``WARDEN_SERVE_SAMPLER=false``."""
+    if not ctx.settings.serve_sampler:
+        yield
+        return
+    sampler = Sampler(ctx.settings, ctx.monitor).start()
+    ctx.extras["sampler"] = sampler
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(sampler.stop)
 
-__all__ = ["BACKGROUND", "Background", "alert_evaluator"]
+
+#: Started in this order, stopped in reverse.
+BACKGROUND: list[Background] = [alert_evaluator, history_sampler]
+
+__all__ = ["BACKGROUND", "Background", "alert_evaluator", "history_sampler"]

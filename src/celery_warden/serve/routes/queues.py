@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from celery_warden.alerts.demand import Demand
+from celery_warden.read.depth_history import DepthHistory, HistoryWindow
 from celery_warden.read.queue_view import queue_rows
 from celery_warden.serve import control
 from celery_warden.serve.audited import audited
 from celery_warden.serve.auth import Admin, Reader
 from celery_warden.serve.context import Ctx
 from celery_warden.serve.errors import ERROR_RESPONSES, ApiError, not_found
-from celery_warden.serve.schemas.fleet import Purged, Queues, QueueSeries
+from celery_warden.serve.schemas.fleet import Purged, Queues
+from celery_warden.serve.schemas.history import QueueSeries
 
 router = APIRouter(prefix="/api/v1/queues", tags=["queues"], responses=ERROR_RESPONSES)
 QueueName = Annotated[str, Path(min_length=1, max_length=300)]
@@ -27,15 +29,21 @@ def queues(who: Reader, ctx: Ctx) -> Any:
 
 
 @router.get("/{name}/series", response_model=QueueSeries)
-def queue_series(name: QueueName, who: Reader, ctx: Ctx) -> Any:
-    """Backlog history as the autoscaler sampled it (each ``GET /api/v1/autoscale`` or
-    ``warden autoscale`` adds a sample; kept over the stabilization window)."""
+def queue_series(name: QueueName, who: Reader, ctx: Ctx,
+                 window: Annotated[HistoryWindow, Query(description="Time window.")] = "1h",
+                 ) -> Any:
+    """Depth history as ``warden serve`` sampled it every ``WARDEN_QUEUE_SAMPLE_INTERVAL``:
+    every sample for 15m and 1h, 5-minute roll-ups (average and maximum) for 24h and 7d."""
     if name not in ctx.monitor.queue_names():
         raise not_found("queue", name)
-    points = [{"ts": ts, "desired": desired, "backlog": backlog}
-              for ts, desired, backlog in Demand(ctx.settings, ctx.monitor).samples(name)]
-    return {"name": name, "points": points,
-            "detail": "sampled by the autoscaler (GET /api/v1/autoscale)"}
+    found = DepthHistory(ctx.redis, ctx.keys, ctx.settings.queue_sample_interval).series(
+        name, window, time.time())
+    owner, last = ctx.redis.hmget(ctx.keys.sampler_state, ["owner", "last_sample"])
+    detail = ("sampled by warden serve" if ctx.settings.serve_sampler else
+              "not sampled by this server (WARDEN_SERVE_SAMPLER=false); another replica may")
+    return {"name": name, "window": window, **found,
+            "sample_interval_s": ctx.settings.queue_sample_interval,
+            "last_sample": float(last) if last else None, "sampler": owner, "detail": detail}
 
 
 @router.post("/{name}/purge", response_model=Purged)

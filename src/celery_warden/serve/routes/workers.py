@@ -1,40 +1,74 @@
-"""``/api/v1/workers``: heartbeats, one worker with its running tasks, pool and shutdown
-(admin, through Celery's remote control)."""
+"""``/api/v1/workers``: heartbeats (with ``offline_since``), online/offline history, one worker
+with its running tasks and its history, pool and shutdown (admin, through Celery's remote
+control)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from celery_warden.read.worker_detail import active_tasks, find_worker
+from celery_warden.read.worker_history import WorkerHistory
 from celery_warden.serve import control
 from celery_warden.serve.audited import audited
 from celery_warden.serve.auth import Admin, Reader
-from celery_warden.serve.context import Ctx
+from celery_warden.serve.context import Ctx, ServeContext
 from celery_warden.serve.errors import ERROR_RESPONSES, not_found
-from celery_warden.serve.schemas.fleet import PoolChange, PoolChanged, ShutdownSent, WorkerDetail
-from celery_warden.serve.schemas.monitoring import Workers
+from celery_warden.serve.schemas.fleet import PoolChange, PoolChanged, ShutdownSent
+from celery_warden.serve.schemas.history import (
+    WorkerHistoryPage,
+    WorkerList,
+    WorkerWithHistory,
+)
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"], responses=ERROR_RESPONSES)
 Hostname = Annotated[str, Path(min_length=1, max_length=300)]
 
 
-@router.get("", response_model=Workers)
+def _history(ctx: ServeContext) -> WorkerHistory:
+    return WorkerHistory(ctx.redis, ctx.keys, ctx.settings.worker_history_max,
+                         ctx.settings.worker_history_max_age)
+
+
+@router.get("", response_model=WorkerList)
 def workers(who: Reader, ctx: Ctx) -> Any:
-    """Every worker seen within the retention: online/offline, heartbeat age, load."""
-    return ctx.masked(ctx.monitor.get_worker_health())
+    """Every worker seen within the retention: online/offline (``offline_since`` for an
+    offline one), heartbeat age, load."""
+    health = ctx.monitor.get_worker_health()
+    since = _history(ctx).offline_since(health["workers"], ctx.settings.offline_after,
+                                        time.time())
+    rows = [{**w, "offline_since": since.get(w["hostname"])} for w in health["workers"]]
+    return ctx.masked({**health, "workers": rows})
 
 
-@router.get("/{hostname}", response_model=WorkerDetail)
+@router.get("/history", response_model=WorkerHistoryPage)
+def history(who: Reader, ctx: Ctx,
+            limit: Annotated[int, Query(ge=1, le=1000,
+                                        description="Transitions (at most 1000).")] = 100,
+            ) -> Any:
+    """Recent online/offline transitions of every worker, newest first (recorded by the
+    history sampler of ``warden serve``)."""
+    found = _history(ctx)
+    return ctx.masked({"items": found.recent(limit), "max_count": found.max_count,
+                       "max_age_s": found.max_age})
+
+
+@router.get("/{hostname}", response_model=WorkerWithHistory)
 def worker(hostname: Hostname, who: Reader, ctx: Ctx) -> Any:
-    """One worker's heartbeat and the tasks it runs now (asked live, 1 s at most)."""
+    """One worker's heartbeat, the tasks it runs now (asked live, 1 s at most) and its
+    online/offline history (newest first, at most 100)."""
     found = find_worker(ctx.monitor, hostname)
     if found is None:
         raise not_found("worker", hostname)
     tasks, why = (active_tasks(ctx.celery, hostname) if found["status"] == "online"
                   else (None, "worker offline"))
-    return ctx.masked({**found, "active_tasks": tasks, "active_tasks_detail": why})
+    hist = _history(ctx)
+    since = hist.offline_since([found], ctx.settings.offline_after, time.time())
+    return ctx.masked({**found, "active_tasks": tasks, "active_tasks_detail": why,
+                       "offline_since": since.get(hostname),
+                       "history": hist.recent(100, hostname)})
 
 
 @router.post("/{hostname}/pool", response_model=PoolChanged)

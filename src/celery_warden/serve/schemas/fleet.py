@@ -22,18 +22,6 @@ class Queues(Open):
     items: list[Queue]
 
 
-class DepthPoint(Open):
-    ts: float
-    backlog: int
-    desired: int
-
-
-class QueueSeries(Open):
-    name: str
-    points: list[DepthPoint]
-    detail: str
-
-
 class Purged(Open):
     queue: str
     purged: int
@@ -73,5 +61,5 @@ class ShutdownSent(Open):
     sent: bool
 
 
-__all__ = ["ActiveTask", "DepthPoint", "PoolChange", "PoolChanged", "Purged", "Queue",
-           "QueueSeries", "Queues", "ShutdownSent", "WorkerDetail"]
+__all__ = ["ActiveTask", "PoolChange", "PoolChanged", "Purged", "Queue", "Queues",
+           "ShutdownSent", "WorkerDetail"]
