@@ -121,10 +121,14 @@ class Fleet:
         if now - self.last_beat >= self.settings.heartbeat_interval:
             self.last_beat = now
             for w, main in enumerate(self.mains):
-                main.heartbeat(f"celery@worker-{w}", {
-                    "hostname": f"celery@worker-{w}", "ts": repr(now), "active": "3",
-                    "processed": "1000", "load": "0.5", "rss": "123456789",
-                    "concurrency": "8", "queues": "default,high_priority,low_priority"})
+                main.heartbeat(f"celery@worker-{w}", {  # the fields record/heartbeat.py sends
+                    "hostname": f"celery@worker-{w}", "state": "online", "pid": str(1000 + w),
+                    "concurrency": "8", "pool": "TaskPool",
+                    "queues": '["default", "high_priority", "low_priority"]', "active": "3",
+                    "reserved": "2", "processed": "1000", "loadavg": "[0.5, 0.4, 0.3]",
+                    "rss": "123456789", "started": f"{now - 3600:.3f}",
+                    "last_seen": f"{now:.3f}", "interval": "10.0", "celery_version": "5.5.3",
+                    "warden_version": "0.1.0"})
         if now >= self.next_poll["kpis"]:
             self.next_poll["kpis"] = now + 2
             self.monitor.get_kpis("1h")
