@@ -30,7 +30,10 @@ def kill_group(worker: WorkerProcess) -> None:
 def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, workers,
                                                              tmp_path, redis_client):
     settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"),
-                                WARDEN_VISIBILITY_TIMEOUT=3, WARDEN_FLUSH_INTERVAL=1.0)
+                                WARDEN_VISIBILITY_TIMEOUT=8, WARDEN_FLUSH_INTERVAL=1.0,
+                                # Killed twice, a message may be delivered 3+ times: not a
+                                # poison pill here.
+                                WARDEN_MAX_DELIVERIES=10)
     truth = f"{settings.key_prefix}:order"
     app = client_app(settings)
     results = [app.send_task("fleet.record_order", (f"t{i}",)) for i in range(TASKS)]
@@ -46,7 +49,7 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
         time.sleep(settings.visibility_timeout + 0.5)  # unacknowledged messages come back
     w = WorkerProcess(settings).start()
     workers.append(w)
-    assert [r.get(timeout=120) for r in results] == [f"t{i}" for i in range(TASKS)]
+    assert [r.get(timeout=180) for r in results] == [f"t{i}" for i in range(TASKS)]
     labels = list(redis_client.lrange(truth, 0, -1))
     assert set(labels) == {f"t{i}" for i in range(TASKS)}
     monitor = CeleryMonitor(settings, app=app)
