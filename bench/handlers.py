@@ -41,10 +41,15 @@ from celery_warden.record.recorder import Recorder
 from celery_warden.record.store import StoreWriter
 
 
-def best(fn: Callable[[int], None], calls: int, repeat: int) -> float:
-    """Minimum over ``repeat`` runs of ``fn(calls)``, in µs per call."""
+def best(fn: Callable[[int], None], calls: int, repeat: int,
+         between: Callable[[], object] | None = None) -> float:
+    """Minimum over ``repeat`` runs of ``fn(calls)``, in µs per call; ``between`` runs before
+    each (e.g. empty a recorder's buffer, as its flusher does every 250 ms in production: a
+    buffer left to grow makes every allocation pay for the garbage collector's scans)."""
     out = float("inf")
     for _ in range(repeat):
+        if between is not None:
+            between()
         start = time.perf_counter()
         fn(calls)
         out = min(out, (time.perf_counter() - start) / calls * 1e6)
@@ -149,10 +154,55 @@ def handler_arms(settings: Any, calls: int, repeat: int, results: dict[str, floa
             with lock:
                 pass
 
-    recorder.stop()  # no flusher thread: the buffer only grows during these loops
+    child = warden.handlers.child
+    task = app.tasks["bench.noop"]
+
+    ids = [f"c-{i}" for i in range(300)]
+
+    def child_handlers(repeats: int) -> tuple[float, float]:
+        """(prerun, postrun) µs: timed around the handler calls only, best of ``repeats``
+        runs over 300 tasks, each run starting with an empty buffer."""
+        pre = post = float("inf")
+        now = time.time()
+        for _ in range(repeats):
+            recorder.take()
+            t_pre = t_post = 0.0
+            for tid in ids:
+                task.push_request(id=tid, retries=0, hostname="bench@local",
+                                  delivery_info={"routing_key": "default"}, warden_sent=now)
+                t0 = time.perf_counter()
+                child.on_prerun(task_id=tid, task=task)
+                t1 = time.perf_counter()
+                child.on_postrun(task_id=tid, task=task, state="SUCCESS")
+                t2 = time.perf_counter()
+                t_pre += t1 - t0
+                t_post += t2 - t1
+                task.pop_request()
+            pre = min(pre, t_pre / len(ids) * 1e6)
+            post = min(post, t_post / len(ids) * 1e6)
+        return pre, post
+
+    recorder.stop()  # no flusher thread: each run starts with an empty buffer (``drop``)
+    recorder._running = True  # as with a flusher thread running (it is not: nothing is written)
+
+    def drop() -> None:
+        recorder.take()
+
+    small, more = min(calls, 300), repeat * 5
+    pre, post = child_handlers(more)
+    results["handler: task_prerun (pool child)"] = pre
+    results["handler: task_postrun (pool child: record, bucket, totals)"] = post
+    recorder._stopping.clear()
+    if recorder.enable_spool():
+        pre, post = child_handlers(more)
+        results["handler: task_postrun, spooling (worker processes)"] = post
+    recorder._running = False
+    recorder._stopping.clear()
+    recorder.stop()
+    recorder._running = True
     results["handler: before_task_publish"] = best(before, calls, repeat)
-    results["handler: after_task_publish (SENT record + sent total)"] = best(after, calls,
-                                                                             repeat)
+    results["handler: after_task_publish (SENT record + sent total)"] = best(
+        after, small, more, drop)
     results["one uncontended lock acquisition (reference)"] = best(lock_only, calls, repeat)
 
     from celery.utils.dispatch import Signal

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -125,6 +126,7 @@ def main() -> None:
             print(f"{mode:9} done", flush=True)
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     base = rows["pass"]
     print(f"{opts.noops} no-ops, {opts.failures} final failures per mode (store behind a "
           "loopback proxy; broker healthy)")
