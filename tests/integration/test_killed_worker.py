@@ -1,8 +1,9 @@
 """Records survive a killed process: the whole worker SIGKILLed mid-run, twice.
 
-Ground truth is kept outside Warden: every execution of ``fleet.record_order`` appends its label
-to a Redis list as the body's last step. What the pool children had buffered when they were
-killed comes back from their spool files at the next worker start on this host.
+Ground truth is kept outside Warden: every execution of ``fleet.record_order`` appends its
+label to a Redis list as the body's last step, and Celery's results say every task succeeded.
+What the pool children had buffered when they were killed comes back from their spool files at
+the next worker start on this host.
 """
 
 from __future__ import annotations
@@ -60,14 +61,16 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
         return sum(c.value for c in got if c.event == "succeeded"
                    and c.name == "fleet.record_order")
 
-    # Executions that finished (a kill between a body's last step and its postrun would make
-    # the truth one higher: microseconds out of the run, and never seen here).
-    wait_for(lambda: succeeded() >= len(labels), 30, 0.2,
-             f"{len(labels)} successes counted (spools replayed)")
+    # Every task succeeded (at least once), and no success is counted twice: an execution that
+    # was killed between its body's last step and its postrun (Celery stores the result in
+    # between) ran without a success, so the truth may exceed the count, never the reverse.
+    wait_for(lambda: succeeded() >= TASKS, 30, 0.2,
+             f"{TASKS} successes counted (spools replayed)")
     time.sleep(2.5)  # any double count would arrive within a couple of flush intervals
-    assert succeeded() == len(labels)
+    count = succeeded()
+    assert TASKS <= count <= len(labels), (count, len(labels))
     stats = monitor.get_performance_stats("fleet.record_order", "1h")
-    assert stats["success"] == len(labels)
+    assert stats["success"] == count
     states = {monitor.get_task_status(r.id)["state"] for r in results}
     assert states == {"SUCCESS"}, "no task left STARTED (or without a record)"
     w.stop()
