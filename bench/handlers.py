@@ -239,7 +239,7 @@ def flush_arm(settings: Any, calls: int, repeat: int, results: dict[str, float])
         now = time.time()
         for _ in range(n):
             recorder.sent((uuid.uuid4().hex, "bench.noop", "default", now, "5", None, None, None,
-                           0, "bench-host"))
+                           0, "bench-host", None))
 
     for label, filler in (("finished-task record", fill), ("SENT record (publisher)", fill_sent)):
         per = cpu = float("inf")

@@ -32,3 +32,14 @@ def test_overhead_benchmark_quick_run_prints_a_ratio(tmp_path: Path) -> None:
     arms = sorted(r["arm"] for r in data["results"])
     assert arms == ["plain", "warden"]
     assert all(r["tasks"] == 300 for r in data["results"])
+
+
+def test_api_readers_benchmark_runs_on_its_own_redis() -> None:
+    """bench/api_readers.py fills its own embedded Redis and times every reader (no timing is
+    asserted: only that it runs against the current code and prints each line)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "api_readers.py"),
+                           "--tasks", "3000"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.stdout.startswith("3000 records in ")
+    assert len(re.findall(r" p50 +\d+\.\d+ ms +p99 +\d+\.\d+ ms", proc.stdout)) == 6

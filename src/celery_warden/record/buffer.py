@@ -116,8 +116,8 @@ class RecordBuffer:
 
     def sent(self, entry: tuple[Any, ...]) -> None:
         """A task was published: ``(id, name, queue, sent, priority, parent_id, root_id, eta,
-        retries, host)``. The cheapest path Warden has — one tuple appended, no lock, no dict —
-        because it runs in web requests; the flusher builds the SENT record and counts the
+        retries, host, group)``. The cheapest path Warden has — one tuple appended, no lock, no
+        dict — because it runs in web requests; the flusher builds the SENT record and counts the
         ``sent`` total (:func:`celery_warden.record.chunks.sent_record`). A spooling process
         (a worker publishing) takes the durable path instead."""
         if self._spool is not None:

@@ -164,12 +164,14 @@ class Chunker:
 def sent_fields(entry: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
     """A publish tuple (``RecordBuffer.sent``) as record fields: (static, attempt or None for a
     retry's re-publish — the finishing attempt owns the state —, retries)."""
-    _, name, queue, sent, priority, parent_id, root_id, eta, retries, _host = entry
+    _, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
     static: dict[str, Any] = {"name": name, "queue": queue, "sent": sent, "priority": priority}
     if parent_id:
         static["parent_id"] = parent_id
     if root_id:
         static["root_id"] = root_id
+    if group:
+        static["group"] = group
     if eta is not None:
         static["eta"] = eta
     return static, ({"state": "SENT"} if retries == 0 else None), retries
@@ -178,7 +180,7 @@ def sent_fields(entry: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any] 
 def sent_record(task_key: Any, entry: tuple[Any, ...]) -> list[Any]:
     """A publish tuple as the script's flat record, built directly (the publisher's flush
     is most of what Warden costs a publishing process)."""
-    tid, name, queue, sent, priority, parent_id, root_id, eta, retries, _host = entry
+    tid, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
     out: list[Any] = [task_key(tid), tid, repr(sent), delivery_seq(retries), 0 if retries else 1,
                       4, "name", name, "queue", queue, "sent", f"{sent:.6f}",
                       "priority", priority]
@@ -186,6 +188,8 @@ def sent_record(task_key: Any, entry: tuple[Any, ...]) -> list[Any]:
         out += ("parent_id", parent_id)
     if root_id:
         out += ("root_id", root_id)
+    if group:
+        out += ("group", group)
     if eta is not None:
         out += ("eta", f"{eta:.6f}")
     out[5] = (len(out) - 6) // 2

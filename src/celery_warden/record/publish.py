@@ -58,13 +58,14 @@ class PublishHandlers:
             return
         sent = headers.get(h.SENT) or time.time()
         parent, root = headers.get("parent_id"), headers.get("root_id")
+        group = headers.get("group")  # the API shows workflows
         # One tuple, no lock: the flusher builds the record (RecordBuffer.sent).
         self.recorder.sent((
             headers["id"], str(headers.get("task") or sender),
             str(routing_key or exchange or ""), float(sent),
             str(headers.get(h.PRIORITY, "")), str(parent) if parent else None,
             str(root) if root else None, epoch(headers.get("eta")),
-            h.as_int(headers.get("retries")), self.hostname,
+            h.as_int(headers.get("retries")), self.hostname, str(group) if group else None,
         ))
 
 
