@@ -49,6 +49,10 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.Ti
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 #: Seconds a process skips Redis after a connection error or a refusal (answers at once).
 OUTAGE_BACKOFF = 2.0
+#: Longest one check waits for Redis. Longer than WARDEN_STORE_DEADLINE (DLQ capture), because
+#: a check that misses it changes a decision (fail open or closed, then back off), where a DLQ
+#: write that misses its deadline only goes to the spool.
+CHECK_DEADLINE = 1.0
 #: Seconds between repeated "store unreachable" warnings from one process and primitive.
 WARN_EVERY = 30.0
 
@@ -88,7 +92,11 @@ def client(settings: WardenSettings) -> redis.Redis:
         with _lock:
             found = _clients.get(key)
             if found is None:
-                found = _clients[key] = redis_client(settings.redis_url)
+                # A check is on the task's path: a hard deadline, no retries (redis-py would
+                # retry a timed-out command 3 times: 8 s for the first check after an outage);
+                # a failed check answers open or closed at once, see Outage.
+                found = _clients[key] = redis_client(
+                    settings.redis_url, timeout=CHECK_DEADLINE, retries=0)
     return found
 
 

@@ -9,34 +9,32 @@ coalesce into one record write.
 Bounded: new records plus what the flusher still carries after a failed write stay within
 ``WARDEN_BUFFER_SIZE``; past it the oldest records are dropped — the carried ones first — and
 every drop is counted and reported.
+
+Durable across a killed process (worker processes): each change is also appended to this
+process's spool (:mod:`celery_warden.record.spool`), one ``write()`` under the same lock, as a
+tuple :func:`celery_warden.record.replay.apply_entry` can apply again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Any, Protocol
+from collections import deque
+from pathlib import Path
+from typing import Any
 
 from celery_warden.keys import minute_of
-from celery_warden.record.batch import RECENT_IDS, Batch, BucketDelta, ErrorDelta, TaskDelta
-from celery_warden.record.histogram import bucket_index
-from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
+from celery_warden.record import totals
+from celery_warden.record.batch import Batch, BucketDelta, TaskDelta
+from celery_warden.record.order import RANK_SENT, delivery_seq
+from celery_warden.record.spool import Spool
 from celery_warden.settings import WardenSettings
+
+logger = logging.getLogger("celery_warden.recorder")
 
 #: Metric buckets (name x minute pairs) and error groups kept in memory while Redis is down.
 MAX_BUCKETS = 5_000
-
-
-class Running(Protocol):
-    """A task running in this process, as the signal handlers describe it to the recorder."""
-
-    flushed: bool
-    retries: int
-    defers: int
-
-    def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-        """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
-        ...
 
 
 class RecordBuffer:
@@ -51,8 +49,12 @@ class RecordBuffer:
         self._batch = Batch()
         self._carried = 0  # task records the flusher still holds after a failed write
         self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
-        self._in_flight: dict[str, Running] = {}  # tasks started here and not finished yet
+        self._in_flight: dict[str, Any] = {}  # tasks started here and not finished yet
         self._running = False
+        self._spool: Spool | None = None
+        #: Published tasks (a publisher's SENT records), raw tuples appended without a lock
+        #: (``deque.append`` is atomic); the flusher turns them into records (see :meth:`sent`).
+        self._sent: deque[tuple[Any, ...]] = deque()
         self.dropped = 0  # records dropped since start (monotonic, for reporting)
         self._dropped_unreported = 0
 
@@ -61,14 +63,31 @@ class RecordBuffer:
         self._running = True
 
     # -- the flusher's side ----------------------------------------------------------------
-    def take(self) -> tuple[Batch, int, int]:
-        """Swap the buffer out: (batch, drops to report, carried records to evict)."""
+    def take(self) -> tuple[Batch, int, int, Path | None]:
+        """Swap the buffer out: (batch, drops to report, carried records to evict, the spool
+        segment holding exactly this batch's changes)."""
         with self._lock:
             batch, self._batch = self._batch, Batch()
             dropped, self._dropped_unreported = self._dropped_unreported, 0
             evict, self._carry_evict = self._carry_evict, 0
             self._carried = 0
-        return batch, dropped, evict
+            segment = self._spool.rotate() if self._spool is not None else None
+        sent, queue, counters = batch.sent, self._sent, batch.counters
+        while queue:  # appends racing with this loop are taken by the next flush
+            e = queue.popleft()
+            sent.append(e)
+            totals.count(counters, ("sent", e[1], e[9], e[2], ""))
+        return batch, dropped, evict, segment
+
+    def _spooled(self, entry: tuple[Any, ...]) -> None:
+        """Append one change to the spool (caller holds the lock). A spool that fails (disk
+        full, a value marshal cannot write) is given up, loudly, rather than fail a task."""
+        try:
+            self._spool.append(entry)  # type: ignore[union-attr]
+        except (OSError, ValueError) as exc:
+            logger.error("warden: spool write failed (%s: %s); records are kept in memory only "
+                         "from now on", type(exc).__name__, exc)
+            self._spool = None
 
     def carried(self, tasks: int, dropped: int = 0) -> None:
         """The flusher still holds ``tasks`` records (it dropped ``dropped`` to stay bounded)."""
@@ -80,6 +99,7 @@ class RecordBuffer:
         """Whether a change to this task's record waits in this process (buffered, running,
         or carried after a failed write)."""
         return (task_id in self._batch.tasks or task_id in self._in_flight
+                or any(t[0] == task_id for t in list(self._sent))
                 or (self._carried > 0 and self.carries(task_id)))
 
     def carries(self, task_id: str) -> bool:
@@ -92,7 +112,30 @@ class RecordBuffer:
 
     def buffered(self) -> int:
         with self._lock:
-            return len(self._batch.tasks) + self._carried
+            return len(self._batch.tasks) + len(self._sent) + self._carried
+
+    def sent(self, entry: tuple[Any, ...]) -> None:
+        """A task was published: ``(id, name, queue, sent, priority, parent_id, root_id, eta,
+        retries, host, group)``. The cheapest path Warden has — one tuple appended, no lock, no
+        dict — because it runs in web requests; the flusher builds the SENT record and counts the
+        ``sent`` total (:func:`celery_warden.record.chunks.sent_record`). A spooling process
+        (a worker publishing) takes the durable path instead."""
+        if self._spool is not None:
+            from celery_warden.record.chunks import sent_fields
+
+            static, attempt, retries = sent_fields(entry)
+            self.task(entry[0], static=static, attempt=attempt, retries=retries,
+                      rank=RANK_SENT if attempt else 0,
+                      total=("sent", entry[1], entry[9], entry[2], ""))
+            return
+        if not self._running:
+            self._start()
+        if len(self._sent) + self._carried >= self.settings.buffer_size:
+            with self._lock:
+                self.dropped += 1
+                self._dropped_unreported += 1
+            return
+        self._sent.append(entry)
 
     # -- hot path --------------------------------------------------------------------------
     def task(
@@ -104,71 +147,42 @@ class RecordBuffer:
         retries: int = 0,
         rank: int = 0,
         defers: int = 0,
+        total: totals.CounterKey | None = None,
     ) -> None:
         """Merge a change to one task's record into the buffer (no I/O).
 
         ``rank`` orders states within one delivery (0 = no state change); ``retries`` and
         ``defers`` identify the delivery, so a write never moves a record backwards.
+        ``total``: an event to count in the cumulative totals under the same lock.
         """
         if not self._running:
             self._start()
-        now = time.time()
         with self._lock:
-            tasks = self._batch.tasks
-            delta = tasks.get(task_id)
-            if delta is None:
-                self._make_room_locked(tasks)
-                delta = tasks[task_id] = TaskDelta()
-            if static:
-                delta.static.update(static)
-            seq = delivery_seq(retries, defers)
-            if rank and (seq, rank) >= (delta.seq, delta.rank):
-                if seq > delta.seq:
-                    delta.attempt.clear()
-                if attempt:
-                    delta.attempt.update(attempt)
-                delta.attempt["retries"] = str(retries)
-                delta.seq, delta.rank = seq, rank
-            delta.updated = now
+            if self._spool is not None:
+                self._spooled(("T", task_id, static, attempt, retries, rank, defers, total))
+            self._task_locked(task_id, static, attempt, retries, rank, defers, total)
 
-    # -- a task running in this process (pool child) ----------------------------------------
-    def begin(self, task_id: str, run: Running) -> None:
-        """A task started here. Nothing is written yet: if it is still running at the next
-        flush, the flusher writes its STARTED record then (see :meth:`_started_records`), so a
-        fast task costs one record write, built off the task's path."""
-        if not self._running:
-            self._start()
-        self._in_flight[task_id] = run
-
-    def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
-            outcome: str, finished: float, runtime: float, wait: float | None) -> None:
-        """A task finished here: its record and its metrics, under one lock acquisition.
-
-        The record keeps a reference to ``run``; its start fields are expanded by the store at
-        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
-        """
-        self._in_flight.pop(task_id, None)
-        if not self._running:
-            self._start()
-        seq = delivery_seq(run.retries, run.defers)
-        final["retries"] = run.retries
-        with self._lock:
-            tasks = self._batch.tasks
-            delta = tasks.get(task_id)
-            if delta is None:
-                self._make_room_locked(tasks)
-                tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
-                                           run=run)
-            else:
-                if (seq, rank) >= (delta.seq, delta.rank):
-                    if seq > delta.seq:
-                        delta.attempt.clear()
-                    delta.attempt.update(final)
-                    delta.seq, delta.rank = seq, rank
-                delta.run = run
-                delta.updated = finished
-            self._observe_locked(name, finished, outcome, runtime, wait, None,
-                                 rank == RANK_FINAL and run.retries > 0)
+    def _task_locked(self, task_id: str, static: dict[str, Any] | None,
+                     attempt: dict[str, Any] | None, retries: int, rank: int, defers: int,
+                     total: totals.CounterKey | None) -> None:
+        if total is not None:
+            totals.count(self._batch.counters, total)
+        tasks = self._batch.tasks
+        delta = tasks.get(task_id)
+        if delta is None:
+            self._make_room_locked(tasks)
+            delta = tasks[task_id] = TaskDelta()
+        if static:
+            delta.static.update(static)
+        seq = delivery_seq(retries, defers)
+        if rank and (seq, rank) >= (delta.seq, delta.rank):
+            if seq > delta.seq:
+                delta.attempt.clear()
+            if attempt:
+                delta.attempt.update(attempt)
+            delta.attempt["retries"] = str(retries)
+            delta.seq, delta.rank = seq, rank
+        delta.updated = time.time()
 
     def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
         """Keep the total (new + carried after a failed write) within the bound, dropping the
@@ -182,20 +196,6 @@ class RecordBuffer:
             del tasks[next(iter(tasks))]
         self.dropped += 1
         self._dropped_unreported += 1
-
-    def forget(self, task_id: str) -> None:
-        """A task that started here will not finish here (its outcome is reported elsewhere)."""
-        self._in_flight.pop(task_id, None)
-
-    def started_records(self) -> None:
-        """STARTED records for tasks still running at flush time (flusher thread)."""
-        for task_id, run in list(self._in_flight.items()):  # list(): atomic under the GIL
-            if run.flushed:
-                continue
-            run.flushed = True
-            static, attempt, retries, defers = run.start_fields()
-            self.task(task_id, static=static, attempt=attempt, retries=retries,
-                      rank=RANK_STARTED, defers=defers)
 
     def observe(
         self,
@@ -212,6 +212,8 @@ class RecordBuffer:
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("O", name, ts, outcome, duration, wait, queue, retried))
             self._observe_locked(name, ts, outcome, duration, wait, queue, retried)
 
     def _observe_locked(self, name: str, ts: float, outcome: str, duration: float | None,
@@ -228,22 +230,7 @@ class RecordBuffer:
             self._batch.names.add(name)
             if queue:
                 self._batch.queues.add(queue)
-        c = b.counts
-        c[outcome] = c.get(outcome, 0) + 1
-        if retried:
-            c["retried"] = c.get("retried", 0) + 1
-        if duration is not None:
-            c["done"] = c.get("done", 0) + 1
-            h = f"h{bucket_index(duration)}"
-            c[h] = c.get(h, 0) + 1
-            b.floats["dsum"] = b.floats.get("dsum", 0.0) + duration
-            if b.dmin is None or duration < b.dmin:
-                b.dmin = duration
-            if b.dmax is None or duration > b.dmax:
-                b.dmax = duration
-        if wait is not None:
-            c["wn"] = c.get("wn", 0) + 1
-            b.floats["wsum"] = b.floats.get("wsum", 0.0) + max(wait, 0.0)
+        b.add(outcome, duration, wait, retried)
 
     def heartbeat(self, hostname: str, fields: dict[str, str]) -> None:
         """Queue a worker heartbeat (latest one wins)."""
@@ -256,34 +243,33 @@ class RecordBuffer:
         """Count one failure in its error group (``info`` from ``error_groups.describe``)."""
         if not self._running:
             self._start()
-        fp = info["fingerprint"]
         with self._lock:
-            errors = self._batch.errors
-            e = errors.get(fp)
-            if e is None:
-                if len(errors) >= MAX_BUCKETS:
-                    del errors[next(iter(errors))]
-                    self.dropped += 1
-                    self._dropped_unreported += 1
-                e = errors[fp] = ErrorDelta(
-                    info={k: v for k, v in info.items() if k != "fingerprint"}, first=ts
-                )
-            e.count += 1
-            e.last = ts
-            e.names[task_name] = e.names.get(task_name, 0) + 1
-            e.task_ids.append(task_id)
-            if len(e.task_ids) > RECENT_IDS:
-                del e.task_ids[0]
-            minute = minute_of(ts)
-            e.minutes[minute] = e.minutes.get(minute, 0) + 1
+            if self._spool is not None:
+                self._spooled(("X", info, task_name, task_id, ts))
+            if self._batch.add_error(info, task_name, task_id, ts, MAX_BUCKETS):
+                self.dropped += 1
+                self._dropped_unreported += 1
+
+    def total(self, key: totals.CounterKey, runtime: float | None = None) -> None:
+        """Count one event in the cumulative totals (and a runtime when there is one)."""
+        if not self._running:
+            self._start()
+        with self._lock:
+            if self._spool is not None:
+                self._spooled(("C", key, runtime))
+            totals.count(self._batch.counters, key)
+            if runtime is not None:
+                totals.observe(self._batch.hists, ("runtime", key[1], key[2], key[3]), runtime)
 
     def stat(self, name: str, amount: int = 1) -> None:
         """Add to a process-level counter kept in the store (rejected, unknown, ...)."""
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("S", name, amount))
             stats = self._batch.stats
             stats[name] = stats.get(name, 0) + amount
 
 
-__all__ = ["MAX_BUCKETS", "RecordBuffer", "Running"]
+__all__ = ["MAX_BUCKETS", "RecordBuffer"]

@@ -34,8 +34,8 @@ class Run:
     happen on the task's path.
     """
 
-    __slots__ = ("defers", "exc", "flushed", "mono", "name", "pid", "req", "retries", "started",
-                 "wait", "worker")
+    __slots__ = ("defers", "exc", "flushed", "mono", "name", "pid", "queue", "req", "retries",
+                 "started", "wait", "worker")
 
     def __init__(self, started: float, mono: float, wait: float | None, req: Any,
                  name: str, worker: str, pid: int) -> None:
@@ -50,12 +50,13 @@ class Run:
         self.req = req  # the request context; read again only when the record is written
         self.retries = int(req.retries or 0)
         self.defers = h.defers(req)
+        self.queue: str = (req.delivery_info or {}).get("routing_key") or ""
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         req = self.req
         received = getattr(req, h.RECEIVED, None)
         static: dict[str, Any] = {
-            "name": self.name, "queue": (req.delivery_info or {}).get("routing_key"),
+            "name": self.name, "queue": self.queue or None,
             # Redacted, size-bounded previews for get_task_status (formatted by the store);
             # the message itself is untouched.
             "args": Preview(req.args, "[]"), "kwargs": Preview(req.kwargs, "{}"),
@@ -66,6 +67,13 @@ class Run:
             "retries": self.retries,
         }
         return static, attempt, self.retries, self.defers
+
+    def facts(self) -> tuple[Any, ...]:
+        """What the spool keeps to rebuild the record (``replay.ReplayRun``; no previews)."""
+        received = getattr(self.req, h.RECEIVED, None)
+        return (self.queue, self.worker, self.pid, self.started,
+                None if received is None else float(received), self.retries, self.defers,
+                self.wait)
 
 
 def queue_wait(req: Any, now: float) -> float | None:
@@ -150,6 +158,7 @@ class ChildHandlers:
         self._pid = os.getpid()
         self.runs.clear()
         self.recorder.restart()
+        self.recorder.enable_spool()  # what this child buffers survives its death
 
     def on_process_shutdown(self, sender: Any = None, **_: Any) -> None:
         self.recorder.stop(timeout=2.0)

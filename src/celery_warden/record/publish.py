@@ -11,6 +11,7 @@ one path every Celery publish takes). Unset means an app without Warden publishe
 
 from __future__ import annotations
 
+import socket
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 from celery_warden import headers as h
 from celery_warden import priority
 from celery_warden.record.facts import epoch
-from celery_warden.record.order import RANK_SENT
 from celery_warden.services import Services
 
 #: The app whose ``send_task_message`` is running in this context (set by Warden).
@@ -32,6 +32,7 @@ class PublishHandlers:
         self.app = services.app
         self.settings = services.settings
         self.recorder = services.recorder
+        self.hostname = socket.gethostname()
 
     def ours(self) -> bool:
         return PUBLISHING_APP.get() is self.app
@@ -56,24 +57,16 @@ class PublishHandlers:
         if not self.ours():
             return
         sent = headers.get(h.SENT) or time.time()
-        static = {
-            "name": str(headers.get("task") or sender),
-            "queue": str(routing_key or exchange or ""),
-            "sent": float(sent),
-            "priority": str(headers.get(h.PRIORITY, "")),
-        }
-        for field in ("parent_id", "root_id", "group"):  # group: the API shows workflows
-            if headers.get(field):
-                static[field] = str(headers[field])
-        eta = epoch(headers.get("eta"))
-        if eta is not None:
-            static["eta"] = eta
-        retries = h.as_int(headers.get("retries"))
-        if retries == 0:
-            self.recorder.task(headers["id"], static=static, attempt={"state": "SENT"},
-                               rank=RANK_SENT)
-        else:  # a retry's re-publish: the finishing attempt owns the state (RETRY)
-            self.recorder.task(headers["id"], static=static)
+        parent, root = headers.get("parent_id"), headers.get("root_id")
+        group = headers.get("group")  # the API shows workflows
+        # One tuple, no lock: the flusher builds the record (RecordBuffer.sent).
+        self.recorder.sent((
+            headers["id"], str(headers.get("task") or sender),
+            str(routing_key or exchange or ""), float(sent),
+            str(headers.get(h.PRIORITY, "")), str(parent) if parent else None,
+            str(root) if root else None, epoch(headers.get("eta")),
+            h.as_int(headers.get("retries")), self.hostname, str(group) if group else None,
+        ))
 
 
 __all__ = ["PUBLISHING_APP", "PublishHandlers"]
