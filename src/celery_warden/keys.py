@@ -19,6 +19,9 @@ key                                type     holds
 ``P:workers``                      zset     worker hostnames by last heartbeat time
 ``P:stats:<name>``                 hash     process-level counters (e.g. dropped records)
 ``P:flushed:<writer>``             string   highest chunk number applied per recorder process
+``P:totals:c``                     hash     cumulative event counters by label set (no TTL)
+``P:totals:h``                     hash     cumulative runtime / queue-wait histograms (no TTL)
+``P:totals:meta``                  hash     label sets per task name, caps' overflow (no TTL)
 ``P:dlq``                          zset     DLQ entry ids by last failure time
 ``P:dlq:ready`` / ``P:dlq:claims``  zset     entries eligible for requeue / claimed (lease)
 ``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
@@ -94,6 +97,21 @@ class Keys:
 
     def stats(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"
+
+    @property
+    def totals_counters(self) -> str:
+        """Cumulative counters for Prometheus; field ``event␟name␟host␟queue␟exception``."""
+        return f"{self.prefix}:totals:c"
+
+    @property
+    def totals_hists(self) -> str:
+        """Cumulative histograms; field ``metric␟name␟host␟queue␟<bucket index>|s``."""
+        return f"{self.prefix}:totals:h"
+
+    @property
+    def totals_meta(self) -> str:
+        """Bookkeeping of the totals' caps (names, label sets, exceptions, overflow)."""
+        return f"{self.prefix}:totals:meta"
 
     def flush_writer(self, writer_id: str) -> str:
         """Highest chunk number of one writer (a recorder in one process) already applied."""
