@@ -58,7 +58,7 @@ def fold(client: redis.Redis, keys: Keys, now: float | None = None) -> bool:
         for field, value in zip(fields, row, strict=True):
             if value:
                 sums[field] += int(value)
-    args: list[str | int] = [raw or "", end]
+    args: list[str | int] = [cast(str, raw) or "", end]
     for field, n in sums.items():
         args += [REASONS[field], n]
     return bool(scripts.script(client, "fold_totals")(keys=[keys.deferral_totals], args=args))

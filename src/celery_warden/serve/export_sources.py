@@ -14,8 +14,8 @@ from celery import Celery
 
 from celery_warden.alerts.view import AlertsView
 from celery_warden.keys import Keys
-from celery_warden.read.queues import QueueReader
 from celery_warden.read.deferral_totals import deferral_totals
+from celery_warden.read.queues import QueueReader
 from celery_warden.read.totals import CounterTotal, HistogramTotal, read_totals
 from celery_warden.read.warden_metrics import (
     BreakerValue,

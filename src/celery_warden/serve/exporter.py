@@ -16,10 +16,10 @@ out and ``warden_exporter_source_up{source}`` says which one is missing.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from celery.utils import nodesplit
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -27,10 +27,10 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from celery_warden.read.totals import CounterTotal, HistogramTotal
 from celery_warden.read.warden_metrics import BREAKER_STATES, BreakerValue
+from celery_warden.record.totals import host
 from celery_warden.serve.export_sources import ExportSources
 
 logger = logging.getLogger("celery_warden.serve.exporter")
@@ -57,12 +57,9 @@ HISTOGRAMS: dict[str, tuple[str, str]] = {
 TASK_LABELS = ["name", "hostname", "queue_name"]
 
 
-def host_label(node: str) -> str:
-    """The host part of ``celery@host`` (celery-exporter's ``hostname`` label)."""
-    if not node:
-        return "unknown"
-    _, host = nodesplit(node)
-    return str(host or node)
+def le(bound: float) -> str:
+    """A bucket bound as prometheus_client writes it (``0.025``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
 def task_families(counters: Iterable[CounterTotal],
@@ -86,12 +83,12 @@ def task_families(counters: Iterable[CounterTotal],
     hists = {metric: HistogramMetricFamily(name, doc, labels=TASK_LABELS)
              for metric, (name, doc) in HISTOGRAMS.items()}
     for hist in histograms:
-        family = hists.get(hist.metric)
-        if family is None:
+        h_family = hists.get(hist.metric)
+        if h_family is None:
             continue
-        family.add_metric([hist.name, hist.hostname, hist.queue],
-                          [(floatToGoString(bound), float(n)) for bound, n in hist.buckets],
-                          sum_value=hist.sum)
+        h_family.add_metric([hist.name, hist.hostname, hist.queue],
+                            [(le(bound), float(n)) for bound, n in hist.buckets],
+                            sum_value=hist.sum)
     yield from hists.values()
 
 
@@ -101,19 +98,19 @@ def worker_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:
     up: dict[str, int] = {}
     active: dict[str, int] = {}
     for w in workers:
-        host = host_label(str(w.get("hostname") or ""))
+        node = host(w.get("hostname"))  # the same host part as the task counters' label
         online = w.get("status") == "online"
-        up[host] = max(up.get(host, 0), int(online))
-        active[host] = active.get(host, 0) + (int(w.get("active") or 0) if online else 0)
+        up[node] = max(up.get(node, 0), int(online))
+        active[node] = active.get(node, 0) + (int(w.get("active") or 0) if online else 0)
     g_up = GaugeMetricFamily("celery_worker_up",
                              "Indicates if a worker has recently sent a heartbeat.",
                              labels=["hostname"])
     g_active = GaugeMetricFamily("celery_worker_tasks_active",
                                  "The number of tasks the worker is currently processing",
                                  labels=["hostname"])
-    for host in sorted(up):
-        g_up.add_metric([host], up[host])
-        g_active.add_metric([host], active[host])
+    for node in sorted(up):
+        g_up.add_metric([node], up[node])
+        g_active.add_metric([node], active[node])
     yield g_up
     yield g_active
 
@@ -220,4 +217,4 @@ class StoreCollector(Collector):
         yield g
 
 
-__all__ = ["HISTOGRAMS", "TASK_EVENTS", "StoreCollector", "host_label", "task_families"]
+__all__ = ["HISTOGRAMS", "TASK_EVENTS", "StoreCollector", "task_families"]
