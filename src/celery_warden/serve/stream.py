@@ -20,9 +20,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from celery_warden.serve.context import ServeContext
-
 from celery_warden.alerts.view import AlertsView
+from celery_warden.serve.context import ServeContext
 from celery_warden.serve.stream_poll import StreamPoller
 
 logger = logging.getLogger("celery_warden.serve.stream")

@@ -9,11 +9,11 @@ run in the server's thread pool, not on the event loop.
 
 from __future__ import annotations
 
-from celery_warden.serve.auth import Scraper
-from celery_warden.serve.context import Ctx, ServeContext
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from celery_warden.serve.auth import Scraper
+from celery_warden.serve.context import Ctx, ServeContext
 from celery_warden.serve.export_sources import ExportSources
 from celery_warden.serve.exporter import StoreCollector
 

@@ -8,12 +8,12 @@ keep up is disconnected (its ``EventSource`` reconnects) rather than slowing the
 
 from __future__ import annotations
 
-from celery_warden.serve.auth import Reader
-from celery_warden.serve.context import Ctx
-from celery_warden.serve.errors import ApiError
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from celery_warden.serve.auth import Reader
+from celery_warden.serve.context import Ctx
+from celery_warden.serve.errors import ApiError
 from celery_warden.serve.stream import EXTRA, Broadcaster, frames
 
 router = APIRouter(tags=["stream"])

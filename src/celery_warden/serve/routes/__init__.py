@@ -1,0 +1,19 @@
+"""Every router of the API, in one place (``create_app`` includes exactly these).
+
+A router module is ``serve/routes/<resource>.py`` exposing ``router: APIRouter``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from celery_warden.serve.routes import metrics, monitoring, session, stream
+
+ROUTERS: list[APIRouter] = [
+    session.router,
+    monitoring.router,
+    metrics.router,
+    stream.router,
+]
+
+__all__ = ["ROUTERS"]
