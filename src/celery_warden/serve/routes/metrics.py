@@ -10,7 +10,7 @@ run in the server's thread pool, not on the event loop.
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from celery_warden.serve.auth import Scraper
 from celery_warden.serve.context import Ctx, ServeContext
@@ -18,6 +18,9 @@ from celery_warden.serve.export_sources import ExportSources
 from celery_warden.serve.exporter import StoreCollector
 
 router = APIRouter(tags=["metrics"])
+#: The classic text format (0.0.4), which every Prometheus (2.x and 3.x) and agent reads; the
+#: names and labels here are all legacy-valid, so it is exactly what ``generate_latest`` writes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Where the registry is kept in ``ServeContext.extras`` (built on the first scrape).
 EXTRA = "metrics_registry"
 
@@ -42,7 +45,7 @@ def registry_for(ctx: ServeContext) -> CollectorRegistry:
                      "description": "Prometheus text exposition format 0.0.4"}},
 )
 def metrics(who: Scraper, ctx: Ctx) -> Response:
-    return Response(generate_latest(registry_for(ctx)), media_type=CONTENT_TYPE_LATEST,
+    return Response(generate_latest(registry_for(ctx)), media_type=CONTENT_TYPE,
                     headers={"Cache-Control": "no-store"})
 
 
