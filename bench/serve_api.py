@@ -56,7 +56,7 @@ def _env(url: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items()
                if not k.startswith(("WARDEN_", "CELERY_", "REDIS_"))},
             "REDIS_URL": url, "WARDEN_KEY_PREFIX": PREFIX, "WARDEN_SERVE_ALERTS": "false",
-            "WARDEN_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+            "CELERY_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
 
 
 def _fill_part(args: tuple[str, int, int]) -> dict[str, Any]:
@@ -94,7 +94,7 @@ class Server:
 
     def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
         self.port, self.url = port, f"http://127.0.0.1:{port}"
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -103,10 +103,11 @@ class Server:
                 httpx.get(f"{self.url}/openapi.json" if "floor" in " ".join(cmd)
                           else f"{self.url}/api/openapi.json", timeout=2)
                 return
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.log.seek(0)
-                    raise SystemExit(f"server did not start: {self.log.read()[-3000:]!r}")
+                    raise SystemExit(f"server did not start: {self.log.read()[-3000:]!r}") \
+                        from exc
                 time.sleep(0.2)
 
     def cpu(self) -> float:

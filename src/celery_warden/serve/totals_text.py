@@ -58,8 +58,21 @@ def escape(value: str) -> str:
     return value
 
 
+#: Label strings already escaped, by (name, host, queue): a pure function of the label values
+#: (no metric value is kept between scrapes); cleared when it grows past the bound.
+_LABELS: dict[tuple[str, str, str], str] = {}
+LABEL_CACHE_MAX = 50_000
+
+
 def _labels(name: str, host: str, queue: str) -> str:
-    return f'hostname="{escape(host)}",name="{escape(name)}",queue_name="{escape(queue)}"'
+    key = (name, host, queue)
+    text = _LABELS.get(key)
+    if text is None:
+        if len(_LABELS) >= LABEL_CACHE_MAX:
+            _LABELS.clear()
+        text = _LABELS[key] = (f'hostname="{escape(host)}",name="{escape(name)}",'
+                               f'queue_name="{escape(queue)}"')
+    return text
 
 
 def read_raw(client: redis.Redis, keys: Keys) -> tuple[dict[str, str], dict[str, str]]:
@@ -80,16 +93,12 @@ def _scan(client: redis.Redis, key: str) -> dict[str, str]:
 def counter_lines(raw: dict[str, str]) -> list[str]:
     """``celery_task_<event>_total`` families, one ``HELP``/``TYPE`` header each."""
     by_event: dict[str, list[str]] = {event: [] for event in TASK_EVENTS}
-    cache: dict[tuple[str, str, str], str] = {}
     for field, value in raw.items():
         parts = field.split(SEP)
         if len(parts) != 5 or parts[0] not in by_event:
             continue  # not a field this version writes
         event, name, host, queue, exc = parts
-        key = (name, host, queue)
-        labels = cache.get(key)
-        if labels is None:
-            labels = cache[key] = _labels(name, host, queue)
+        labels = _labels(name, host, queue)
         if event == "failed":
             labels = f'exception="{escape(exc)}",{labels}'
         by_event[event].append(f"celery_task_{event}_total{{{labels}}} {value}\n")
@@ -138,7 +147,7 @@ def histogram_lines(raw: dict[str, str]) -> list[str]:
         slots = [str(i) for i in range(len(BOUNDS[metric]) + 1)]
         for prefix, fields in sorted(by_metric[metric]):
             _, name, host, queue = prefix.split(SEP)
-            cumulative = list(accumulate(int(fields.get(slot, 0)) for slot in slots))
+            cumulative = list(accumulate(map(int, [fields.get(slot, "0") for slot in slots])))
             out.append(template.format(_labels(name, host, queue), *cumulative,
                                        cumulative[-1], repr(float(fields.get("s", 0.0)))))
     return out
