@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +228,23 @@ def test_stream_delivers_a_task_state_change_and_kpis(
                         "ts": mine[-1]["ts"]}
     assert mine[-1]["worker"].endswith("@test")
     assert "task_success_rate" in seen["kpis"][0] and "ts" in seen["kpis"][0]
+
+
+def test_a_server_with_listeners_still_stops(settings: WardenSettings,
+                                             redis_client: redis.Redis,
+                                             servers: list[ApiServer]) -> None:
+    """SIGTERM while an SSE client listens: the stream never ends by itself, so the server
+    bounds its graceful shutdown and exits by itself instead of waiting for the client."""
+    secret = tokens(settings, redis_client)
+    server = ApiServer(settings, app=None)
+    servers.append(server.start())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(f"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Bearer {secret['read']}\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert server.process is not None
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(15)
+        assert time.monotonic() - started < 15
+    assert "Application shutdown complete" in server.log()

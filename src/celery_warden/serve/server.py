@@ -24,6 +24,10 @@ from celery_warden.serve.tokens import TokenStore
 from celery_warden.services import redis_client, services_for
 from celery_warden.settings import WardenSettings, load_settings
 
+#: Seconds a stopping server waits for open requests: the live stream's connections never end
+#: by themselves, so without a bound SIGTERM would wait for every dashboard to close.
+GRACEFUL_SHUTDOWN = 5
+
 #: Environment variable naming the Celery app (``proj`` of ``celery -A proj``) for workers.
 APP_ENV = "WARDEN_CELERY_APP"
 
@@ -74,10 +78,11 @@ def serve(settings: WardenSettings, host: str = "127.0.0.1", port: int = 8000,
     level = settings.log_level.lower()
     if workers > 1:
         uvicorn.run("celery_warden.serve.server:app_from_env", factory=True, host=host,
-                    port=port, workers=workers, log_level=level, server_header=False)
+                    port=port, workers=workers, log_level=level, server_header=False,
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
         return
     uvicorn.run(create_app(settings, celery_app=celery_app), host=host, port=port,
-                log_level=level, server_header=False)
+                log_level=level, server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
 __all__ = ["APP_ENV", "ServeRefused", "app_from_env", "check_bind", "is_loopback", "serve"]
