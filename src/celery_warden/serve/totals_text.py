@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from itertools import accumulate
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -128,28 +128,36 @@ def histogram_lines(raw: dict[str, str]) -> list[str]:
     """``celery_task_runtime`` and ``celery_task_queue_wait_time``: cumulative ``_bucket``
     lines (the store keeps per-bucket counts), ``_count`` (= the ``+Inf`` bucket) and ``_sum``.
     One ``str.format`` per label set: ~6,000 sets render in tens of milliseconds."""
-    sets: dict[str, dict[str, str]] = {}
+    # One pass over the fields: per label set (the field name without its slot), a list of
+    # per-bucket counts with the sum as its last item.
+    sizes = {metric: len(BOUNDS[metric]) + 1 for metric in HISTOGRAMS}
+    sets: dict[str, list[Any]] = {}
     for field, value in raw.items():
         prefix, _, slot = field.rpartition(SEP)
         group = sets.get(prefix)
         if group is None:
-            group = sets[prefix] = {}
-        group[slot] = value
-    by_metric: dict[str, list[tuple[str, dict[str, str]]]] = {m: [] for m in HISTOGRAMS}
-    for prefix, fields in sets.items():
+            size = sizes.get(prefix.partition(SEP)[0])
+            if size is None:
+                continue  # not a metric this version writes
+            group = sets[prefix] = [0] * size + ["0"]
+        if slot == "s":
+            group[-1] = value
+        elif slot.isdigit() and int(slot) < len(group) - 1:
+            group[int(slot)] = int(value)
+    by_metric: dict[str, list[tuple[str, list[Any]]]] = {m: [] for m in HISTOGRAMS}
+    for prefix, group in sets.items():
         parts = prefix.split(SEP)
-        if len(parts) == 4 and parts[0] in by_metric:
-            by_metric[parts[0]].append((prefix, fields))
+        if len(parts) == 4:
+            by_metric[parts[0]].append((prefix, group))
     out: list[str] = []
     for metric, (fam, doc) in HISTOGRAMS.items():
         out.append(f"# HELP {fam} {doc}\n# TYPE {fam} histogram\n")
         template = _template(fam, metric)
-        slots = [str(i) for i in range(len(BOUNDS[metric]) + 1)]
-        for prefix, fields in sorted(by_metric[metric]):
+        for prefix, group in sorted(by_metric[metric]):
             _, name, host, queue = prefix.split(SEP)
-            cumulative = list(accumulate(map(int, [fields.get(slot, "0") for slot in slots])))
+            cumulative = list(accumulate(group[:-1]))
             out.append(template.format(_labels(name, host, queue), *cumulative,
-                                       cumulative[-1], repr(float(fields.get("s", 0.0)))))
+                                       cumulative[-1], repr(float(group[-1]))))
     return out
 
 
