@@ -54,6 +54,7 @@ def test_each_scope_is_allowed_and_refused(server):
         got = tuple(status(srv, token, call) for call in (READ, OPERATE, ADMIN, ADMIN_MUTATION))
         assert got == codes, (token and token[:8], got)
     with srv.client() as c:
+        assert c.get("/api/v1/monitoring/health").status_code == 503  # open, and no worker
         body = c.get("/api/v1/tasks").json()
         assert body["error"]["code"] == "unauthorized"
         bad = c.get("/api/v1/tasks", headers={"Authorization": "Basic abc"})
@@ -80,6 +81,11 @@ def test_open_reads_let_reads_through_and_never_mutations(settings, redis_client
         with srv.client() as c:
             assert c.get("/api/v1/session").json() == {"name": "anonymous", "scope": "read",
                                                        "via": "open"}
+            c.cookies.set("warden_session", "expired-or-forged")  # stale: reads stay open
+            assert c.get("/api/v1/session").json()["via"] == "open"
+            assert c.get(READ[1]).status_code == 200
+            assert c.post(OPERATE[1], headers={"Sec-Fetch-Site": "same-origin"}
+                          ).status_code == 401
 
 
 def test_session_cookie_and_same_origin_rule(server):
@@ -173,6 +179,18 @@ def test_security_headers_and_json_errors(server):
             body = r.json()
             assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
             assert "Traceback" not in r.text
+        huge = c.post("/api/v1/tasks", content=b"[" + b"1," * 600_000 + b"1]",
+                      headers={"Content-Type": "application/json"})
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+
+        def chunks():
+            for _ in range(40):
+                yield b" " * 65_536
+
+        streamed = c.post("/api/v1/tasks", content=chunks(),
+                          headers={"Content-Type": "application/json"})
+        assert streamed.status_code in (400, 413), streamed.text
+        assert "error" in streamed.json()
         page = c.get("/api/docs")
         assert page.status_code == 200 and "<script src=" in page.text
         assert page.text.count("<script") == page.text.count("<script src=")
@@ -219,3 +237,23 @@ def test_listening_off_loopback_needs_a_token(settings, redis_client):
     check_bind(settings, "::1")  # loopback: never refused
     TokenStore(redis_client, Keys(settings.key_prefix)).create("ops", "admin")
     check_bind(settings, "192.0.2.10")
+
+
+def test_a_store_that_does_not_answer_is_503_json(settings):
+    """Redis down: health says why (503), every other call is 503 store_unavailable — never a
+    500 or a traceback."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "WARDEN_API_OPEN_READS": "true"}
+    with ApiServer(settings, app=None, extra_env=env) as srv, srv.client("wdn_x") as c:
+        anonymous = srv.client()
+        try:
+            health = anonymous.get("/api/v1/monitoring/health")
+            assert health.status_code == 503
+            assert health.json()["store"] is False
+            assert any("store does not answer" in r for r in health.json()["reasons"])
+            tasks = anonymous.get("/api/v1/tasks")
+            assert tasks.status_code == 503
+            assert tasks.json()["error"]["code"] == "store_unavailable"
+        finally:
+            anonymous.close()
+        assert c.get("/api/v1/tasks").status_code == 503  # the token cannot be checked
+        assert "Traceback" not in srv.log()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import group
 
 from celery_warden import CeleryMonitor, Warden
 from celery_warden.keys import Keys
@@ -158,6 +159,17 @@ def test_task_detail_timeline_and_workflow(live):
     assert failed["timeline"][-1]["event"] == "dead_lettered"
     assert "failed" in [e["event"] for e in failed["timeline"]]
     assert failed["dlq_entry"] == failed["timeline"][-1]["entry"]
+
+
+def test_group_members_show_their_group(live):
+    """A member of a group (``celery.group``) names the group id in its workflow."""
+    sigs = [live.app.signature("api.add", (i, 100)) for i in range(2)]
+    result = group(sigs).apply_async()
+    assert result.get(timeout=30) == [100, 101]
+    for member in result.results:
+        wait_for(lambda m=member: get(live, f"/api/v1/monitoring/tasks/{m.id}")["state"]
+                 == "SUCCESS", 20, 0.1, "group member recorded")
+        assert get(live, f"/api/v1/tasks/{member.id}")["workflow"]["group"] == result.id
 
 
 def test_submit_retry_and_revoke(live):

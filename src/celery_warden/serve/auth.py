@@ -97,7 +97,12 @@ def require(scope: Scope) -> Callable[..., Principal]:
 
     def dependency(request: Request, ctx: Annotated[ServeContext, Depends(get_ctx)]
                    ) -> Principal:
-        principal = identify(request, ctx)
+        try:
+            principal = identify(request, ctx)
+        except ApiError as exc:  # a stale cookie does not close what is open anyway
+            if exc.code != "session_expired" or not open_for(ctx, scope):
+                raise
+            principal = None
         if principal is None:
             if open_for(ctx, scope):
                 return ANONYMOUS
