@@ -83,7 +83,7 @@ def heartbeats(settings: WardenSettings, shape: Shape) -> None:
         buf.heartbeat(host, {"hostname": host, "state": "online", "active": "1",
                              "concurrency": "4", "last_seen": f"{time.time() + 3600:.3f}",
                              "queues": json.dumps(["default"])})
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     writer = StoreWriter(settings)
     writer.write(batch)
     writer.client.close()

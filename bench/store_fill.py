@@ -1,12 +1,13 @@
 """Fill a store with N task records fast, through the real write path (bench/serve_api.py).
 
 Every record, metric bucket and cumulative total is written the way a fleet writes them: the
-recorder's buffer (``RecordBuffer.task`` / ``observe`` / ``total``) is filled in memory, taken as
-a batch every :data:`BATCH` tasks and applied by ``StoreWriter`` — the flush script, 200 records
-per call — so the keys, their layout and their memory are exactly a real fleet's. What is
-synthetic is only the workload: ``names`` x ``queues`` x ``hosts`` label sets, ~90 % SUCCESS,
-~7 % FAILURE, ~3 % RETRY, runtimes and queue waits drawn from log-normal distributions, all
-within the last ``spread`` seconds (so the 1 h windows the API reads are full).
+recorder's buffer (``TaskBuffer.begin`` / ``end`` / ``total``, as a pool child and the worker's
+main process call them) is filled in memory, taken as a batch every :data:`BATCH` tasks and
+applied by ``StoreWriter`` — the flush script, 200 records per call — so the keys, their layout
+and their memory are exactly a real fleet's. What is synthetic is only the workload: ``names`` x
+``queues`` x ``hosts`` label sets, ~90 % SUCCESS, ~7 % FAILURE, ~3 % RETRY, runtimes and queue
+waits drawn from log-normal distributions, all within the last ``spread`` seconds (so the 1 h
+windows the API reads are full).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from celery_warden.record.buffer import RecordBuffer
 from celery_warden.record.order import RANK_FINAL, RANK_RETRY
+from celery_warden.record.running import TaskBuffer
 from celery_warden.record.store import StoreWriter
 from celery_warden.settings import WardenSettings
 
@@ -47,7 +48,7 @@ class Shape:
 
 class BenchRun:
     """What a pool child hands the recorder for one execution (``record.child.Run``'s
-    protocol, ``record.buffer.Running``), without a Celery request behind it."""
+    protocol, ``record.running.Running``), without a Celery request behind it."""
 
     __slots__ = ("attempt", "defers", "flushed", "name", "queue", "retries", "static", "wait",
                  "worker")
@@ -61,6 +62,9 @@ class BenchRun:
     def start_fields(self) -> tuple[dict[str, object], dict[str, object], int, int]:
         return self.static, self.attempt, 0, 0
 
+    def facts(self) -> tuple[object, ...]:
+        return (self.name, self.worker, self.queue, self.wait, self.static, self.attempt)
+
 
 def task_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -71,7 +75,7 @@ def fill(settings: WardenSettings, count: int, shape: Shape = Shape(), spread: f
     """Write ``count`` finished task records; returns ids to look up and the time it took."""
     rng = random.Random(seed)
     writer = StoreWriter(settings)
-    buf = RecordBuffer(settings)
+    buf = TaskBuffer(settings)
     now = time.time()
     sample: list[str] = []
     failed = 0
@@ -105,7 +109,7 @@ def fill(settings: WardenSettings, count: int, shape: Shape = Shape(), spread: f
         rank = RANK_RETRY if state == "RETRY" else RANK_FINAL
         buf.end(tid, run, name, final, rank, outcome, begun + runtime, runtime, wait)
         if (i + 1) % BATCH == 0 or i + 1 == count:
-            batch, _, _ = buf.take()
+            batch = buf.take()[0]
             writer.write(batch)
             if progress and (i + 1) % 100_000 == 0:
                 rate = (i + 1) / (time.perf_counter() - started)

@@ -55,7 +55,7 @@ def _store(settings: WardenSettings, client: redis.Redis) -> None:
     buf.heartbeat("celery@alpha", {"hostname": "celery@alpha", "state": "online",
                                    "active": "2", "concurrency": "4",
                                    "last_seen": f"{time.time():.3f}"})
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, client).write(batch)
 
 
@@ -124,7 +124,7 @@ def test_hostile_label_values_are_escaped(settings: WardenSettings, redis_client
     name = 'evil"name\\<script>'
     buf = RecordBuffer(settings)
     buf.total(("succeeded", name, "celery@alpha", "default", ""), runtime=0.5)
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, redis_client).write(batch)
     got = scrape(settings, redis_client, app)
     assert [s.labels["name"] for s in got["celery_task_succeeded"].samples] == [name]

@@ -26,7 +26,7 @@ def test_kpis_match_the_performance_summaries(settings: WardenSettings,
         for i, (outcome, duration) in enumerate(outcomes):
             buf.observe(name, now - 90 * i, outcome, duration, 0.01, "default",
                         retried=(i == 0 and name == "svc.a"))
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, redis_client).write(batch)
 
     monitor = CeleryMonitor(settings)
