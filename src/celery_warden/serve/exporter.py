@@ -1,13 +1,14 @@
-"""The Prometheus exporter: a custom collector that renders ``/metrics`` from the store.
+"""The Prometheus exporter: ``/metrics`` rendered from the store at each scrape.
 
-Why a collector and not ``Counter``/``Histogram`` objects: a process-global counter starts at
-zero whenever ``warden serve`` restarts and differs between replicas behind a load balancer.
-Every value here is read at scrape time from what the fleet wrote to Redis — the cumulative
-totals (``read_totals``: no TTL, counted once per event by the flush script), the worker
-heartbeats, the broker's queue depths, the DLQ, the breakers, the alert states — so every
-replica answers the same numbers and a counter never goes down (prometheus/client_python's
-"custom collector" pattern; the names and labels are celery-exporter's, see
-``docs/metrics.md``).
+Why no ``Counter``/``Histogram`` objects: a process-global counter starts at zero whenever
+``warden serve`` restarts and differs between replicas behind a load balancer. Every value here
+is read at scrape time from what the fleet wrote to Redis — the cumulative task totals (no TTL,
+counted once per event by the flush script; written as text by
+:mod:`celery_warden.serve.totals_text`, ~120,000 samples being too many for prometheus_client's
+``Sample`` objects), and, through a custom collector (prometheus/client_python's pattern), the
+worker heartbeats, the broker's queue depths, the DLQ, the breakers, deferrals, drops and the
+alert states — so every replica answers the same numbers and a counter never goes down. Names
+and labels are celery-exporter's; see ``docs/metrics.md``.
 
 A source that cannot be read (broker down, say) does not fail the scrape: its families are left
 out and ``warden_exporter_source_up{source}`` says which one is missing.
@@ -32,6 +33,7 @@ from celery_warden.record.totals import host
 from celery_warden.serve.export_sources import ExportSources
 
 logger = logging.getLogger("celery_warden.serve.exporter")
+
 
 def worker_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:
     """``celery_worker_up`` and ``celery_worker_tasks_active`` per host (several nodes on one
