@@ -55,7 +55,7 @@ def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettin
         buf.total(("sent", name, "client", queue, ""))
         buf.total(("received", name, host, queue, ""))
         outcome = ("succeeded", "failed", "retried")[i % 3]
-        exc = ("ValueError", 'Odd"Error\\') [i % 2] if outcome == "failed" else ""
+        exc = ("ValueError", 'Odd"Error\\')[i % 2] if outcome == "failed" else ""
         buf.total((outcome, name, host, queue, exc), runtime=0.001 * (i ** 2))
     StoreWriter(settings, redis_client).write(buf.take()[0])
     keys = Keys(settings.key_prefix)
