@@ -21,6 +21,7 @@ from celery_warden.api_settings import ApiSettings
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
+from celery_warden.retention_settings import RetentionSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -48,8 +49,8 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
                  **kw)
 
 
-class WardenSettings(ApiSettings, AlertSettings):
-    """Every knob Warden reads (alerting ones from AlertSettings, the API's from ApiSettings)."""
+class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
+    """Every knob Warden reads (alerting, retention and API ones inherited)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -61,12 +62,10 @@ class WardenSettings(ApiSettings, AlertSettings):
     log_level: LogLevel = _field("CELERY_LOG_LEVEL", "INFO", "Log level.")
     json_logs: bool = _field("CELERY_JSON_LOGS", False, "One JSON object per log line.")
     redis_url: str = _field("REDIS_URL", DEFAULT_REDIS_URL, "Redis for Warden's store.")
-    broker_url: str | None = _field(
-        "CELERY_BROKER_URL", None, "Celery broker; defaults to REDIS_URL."
-    )
-    result_backend: str | None = _field(
-        "CELERY_RESULT_BACKEND", None, "Celery result backend; defaults to REDIS_URL."
-    )
+    broker_url: str | None = _field("CELERY_BROKER_URL", None,
+                                    "Celery broker; defaults to REDIS_URL.")
+    result_backend: str | None = _field("CELERY_RESULT_BACKEND", None,
+                                        "Celery result backend; defaults to REDIS_URL.")
     worker_concurrency: int = _field(
         "CELERY_WORKER_CONCURRENCY", 4, "Worker pool processes.", ge=1, le=1024
     )

@@ -8,7 +8,8 @@
   a non-GET request with a cookie must also be same-origin (``Sec-Fetch-Site: same-origin``,
   or an ``Origin`` equal to the request's own), else 403 ``cross_site`` — no CSRF;
 * else, for ``read`` with ``WARDEN_API_OPEN_READS`` (``metrics`` with ``WARDEN_METRICS_OPEN``):
-  ``anonymous`` (``via="open"``);
+  ``anonymous`` (``via="open"``) — on a loopback-bound server only for a loopback ``Host``
+  (no DNS rebinding: a web page cannot read an open server through a name it controls);
 * else 401. A principal whose scope does not cover the endpoint's is 403, unless the endpoint
   is open anyway.
 """
@@ -19,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from celery_warden.serve.binding import is_loopback
 from celery_warden.serve.context import ServeContext, get_ctx
 from celery_warden.serve.errors import ApiError
 from celery_warden.serve.tokens import Scope, TokenInfo
@@ -40,6 +43,8 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", Scope.READ, "open")
+#: Declares bearer auth in the OpenAPI schema (the header itself is read by :func:`identify`).
+BEARER = HTTPBearer(auto_error=False, description="A token from `warden token create`.")
 
 
 def same_origin(request: Request) -> bool:
@@ -63,6 +68,17 @@ def _bearer(request: Request) -> str | None:
         raise ApiError(401, "invalid_token", "Authorization must be 'Bearer <token>'",
                        {"WWW-Authenticate": "Bearer"})
     return value.strip()
+
+
+def loopback_host(request: Request) -> bool:
+    """False when a loopback-bound server is asked for another host name: a page whose DNS
+    name was rebound to 127.0.0.1 (``Host: evil.example``) reads nothing that is open."""
+    server = request.scope.get("server")
+    if not server or not is_loopback(str(server[0])):
+        return True  # listening beyond loopback: the operator chose who may reach it
+    host = request.headers.get("host", "")
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return is_loopback(name.lower())
 
 
 def open_for(ctx: ServeContext, scope: Scope) -> bool:
@@ -95,7 +111,8 @@ def identify(request: Request, ctx: ServeContext) -> Principal | None:
 def require(scope: Scope) -> Callable[..., Principal]:
     """Dependency: the caller, who must hold ``scope`` (or the endpoint is open)."""
 
-    def dependency(request: Request, ctx: Annotated[ServeContext, Depends(get_ctx)]
+    def dependency(request: Request, ctx: Annotated[ServeContext, Depends(get_ctx)],
+                   _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
                    ) -> Principal:
         try:
             principal = identify(request, ctx)
@@ -105,6 +122,9 @@ def require(scope: Scope) -> Callable[..., Principal]:
             principal = None
         if principal is None:
             if open_for(ctx, scope):
+                if not loopback_host(request):
+                    raise ApiError(403, "host_not_allowed", "open reads answer only requests "
+                                   "for 127.0.0.1 or localhost; send a token")
                 return ANONYMOUS
             raise ApiError(401, "unauthorized", f"this endpoint needs a token with scope "
                            f"{scope.value!r}", {"WWW-Authenticate": "Bearer"})

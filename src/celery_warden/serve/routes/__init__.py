@@ -21,6 +21,7 @@ from celery_warden.serve.routes import (
     session,
     stream,
     tasks,
+    tokens,
     workers,
 )
 
@@ -36,6 +37,7 @@ ROUTERS: list[APIRouter] = [
     breakers.router,
     alerts.router,
     audit.router,
+    tokens.router,
     docs.router,
     metrics.router,
     stream.router,
