@@ -38,6 +38,7 @@ key                                type     holds
 ``P:cbl:<name>``                   list     its state transitions, newest first (capped)
 ``P:cbs``                          zset     circuit breaker names by creation time
 ``P:cbtrips``                      zset     every trip (``<name>|<gen>``) by time (KPI 7)
+``P:totals:deferrals``             hash     cumulative deferrals by reason (no TTL, /metrics)
 ``P:idem:<key>``                   hash     an idempotency key's claim or first result (TTL)
 ``P:rl:<scope>:<name>``            string   a fleet rate limit's next free slot (GCRA, TTL)
 ``P:alerts:lease``                 string   the evaluator holding the fleet's alert lease (TTL)
@@ -197,6 +198,11 @@ class Keys:
     @property
     def breakers(self) -> str:
         return f"{self.prefix}:cbs"
+
+    @property
+    def deferral_totals(self) -> str:
+        """Cumulative deferrals by reason, folded from completed minute buckets (no TTL)."""
+        return f"{self.prefix}:totals:deferrals"
 
     @property
     def breaker_trips(self) -> str:

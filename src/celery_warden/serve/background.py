@@ -4,7 +4,7 @@ Each entry of :data:`BACKGROUND` takes the :class:`ServeContext` and returns an 
 manager: entered when the server starts (after the context is built), exited when it stops.
 The alert evaluator is one (its Redis lease makes several replicas evaluate once); the history
 sampler (queue depth, worker up/down, retention sweep; one lease too) another; the stream's
-broadcaster is another (``serve/stream.py`` appends its own here).
+broadcaster (:func:`~celery_warden.serve.stream.stream_broadcaster`, one per process) a third.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from celery_warden.alerts.engine import Evaluator
 from celery_warden.alerts.rulefile import RuleError
 from celery_warden.serve.context import ServeContext
 from celery_warden.serve.sampler import Sampler
+from celery_warden.serve.stream import stream_broadcaster
 
 logger = logging.getLogger("celery_warden.serve")
 Background = Callable[[ServeContext], AbstractAsyncContextManager[None]]
@@ -65,6 +66,6 @@ async def history_sampler(ctx: ServeContext) -> AsyncIterator[None]:
 
 
 #: Started in this order, stopped in reverse.
-BACKGROUND: list[Background] = [alert_evaluator, history_sampler]
+BACKGROUND: list[Background] = [alert_evaluator, history_sampler, stream_broadcaster]
 
 __all__ = ["BACKGROUND", "Background", "alert_evaluator", "history_sampler"]

@@ -14,10 +14,12 @@ from celery_warden.serve.routes import (
     dlq,
     docs,
     errors,
+    metrics,
     monitoring,
     performance,
     queues,
     session,
+    stream,
     tasks,
     tokens,
     workers,
@@ -37,6 +39,8 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     tokens.router,
     docs.router,
+    metrics.router,
+    stream.router,
 ]
 
 __all__ = ["ROUTERS"]
