@@ -44,6 +44,9 @@ key                                type     holds
 ``P:alerts:stats``                 hash     notifications sent / failed per notifier
 ``P:alerts:series:<name>``         zset     samples of a cumulative counter (``<ts>:<value>``)
 ``P:autoscale:<queue>``            zset     recent raw recommendations (``<ts>:<n>``)
+``P:api:tokens``                   hash     API tokens: sha256 of the token -> name, scope (JSON)
+``P:api:session:<sha256>``         string   a dashboard session -> its token's sha256 (TTL)
+``P:api:audit``                    zset     the API's audit log (JSON entries by time)
 =================================  =======  ==================================================
 """
 
@@ -211,6 +214,21 @@ class Keys:
     def autoscale(self, queue: str) -> str:
         """Recent raw recommendations of one queue (scale-down stabilization)."""
         return f"{self.prefix}:autoscale:{queue}"
+
+    # -- the API server (tokens, sessions, audit log) ---------------------------------------
+    @property
+    def api_tokens(self) -> str:
+        """hash: sha256 hex of a token -> its name, scope and creation time (JSON)."""
+        return f"{self.prefix}:api:tokens"
+
+    def api_session(self, digest: str) -> str:
+        """A dashboard session (sha256 hex of the cookie) -> the sha256 of its token (TTL)."""
+        return f"{self.prefix}:api:session:{digest}"
+
+    @property
+    def api_audit(self) -> str:
+        """zset of JSON audit entries scored by time (trimmed by age)."""
+        return f"{self.prefix}:api:audit"
 
     @property
     def pattern(self) -> str:

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import SettingsConfigDict
 
 from celery_warden.alert_settings import AlertSettings, masked_setting
+from celery_warden.api_settings import ApiSettings
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
@@ -51,8 +52,8 @@ def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
     )
 
 
-class WardenSettings(AlertSettings):
-    """Every knob Warden reads, with its variable (alerting ones from ``AlertSettings``)."""
+class WardenSettings(ApiSettings, AlertSettings):
+    """Every knob Warden reads (alerting ones from AlertSettings, the API's from ApiSettings)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,

@@ -44,7 +44,7 @@ def _install_chromium() -> str | None:
     if shutil.which("apt-get") is None:
         return "Debian's chromium is missing and this machine has no apt-get"
     if hasattr(os, "geteuid") and os.geteuid() != 0:
-        return "Debian's chromium is missing and installing it needs root (apt-get install chromium)"
+        return "Debian's chromium is missing and installing it needs root (apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "chromium"]
     for cmd in (install, ["apt-get", "update", "-q"], install):

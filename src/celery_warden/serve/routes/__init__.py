@@ -1,0 +1,20 @@
+"""Every router of the API, in one place (``create_app`` includes exactly these).
+
+A router module is ``serve/routes/<resource>.py`` exposing ``router: APIRouter``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from celery_warden import dashboard
+from celery_warden.serve.routes import monitoring, session
+
+ROUTERS: list[APIRouter] = [
+    session.router,
+    monitoring.router,
+    # Last: the dashboard's page shells (/, /tasks, ...), which read only the routes above.
+    dashboard.router,
+]
+
+__all__ = ["ROUTERS"]
