@@ -125,6 +125,7 @@ class Stack:
     worker: WorkerProcess
     publisher: Any
     tokens: dict[str, str] = field(default_factory=dict)
+    failing_id: str = ""
 
     @property
     def url(self) -> str:

@@ -2,8 +2,9 @@
 // (the browser adds it, and Origin / Sec-Fetch-Site for the server's same-origin check).
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, path) {
     super(message);
+    this.path = path;
     this.status = status;
     this.code = code;
   }
@@ -37,7 +38,7 @@ export async function api(path, { method = 'GET', params, body } = {}) {
   if (!response.ok) {
     const err = (data && data.error) || {};
     throw new ApiError(response.status, err.code || `http_${response.status}`,
-      err.message || response.statusText || `HTTP ${response.status}`);
+      err.message || response.statusText || `HTTP ${response.status}`, path);
   }
   return data;
 }

@@ -10,7 +10,8 @@ export function showError(exc) {
   if (exc instanceof ApiError && exc.status === 401) { toLogin(); return; }
   if (!exc) { el.hidden = true; return; }
   const prefix = exc instanceof ApiError && exc.status ? `${exc.status} ${exc.code}: ` : '';
-  el.textContent = prefix + (exc.message || String(exc));
+  const where = exc instanceof ApiError && exc.path ? ` (${exc.path})` : '';
+  el.textContent = prefix + (exc.message || String(exc)) + where;
   el.hidden = false;
 }
 

@@ -113,9 +113,9 @@ async function loadCharts() {
       { label: 'p99', values: seriesOf('p99_ms') },
     ],
   });
-  timeChart(els.wait, {
-    xs, fmt: (v) => f.ms(v), series: [{ label: 'queue wait p95', values: seriesOf('wait_p95_ms') }],
-  });
+  const waitSeries = [{ label: 'mean wait', values: seriesOf('wait_avg_ms') }];
+  if (points.some((p) => p.wait_p95_ms !== null && p.wait_p95_ms !== undefined)) waitSeries.push({ label: 'p95 wait', values: seriesOf('wait_p95_ms') });
+  timeChart(els.wait, { xs, fmt: (v) => f.ms(v), series: waitSeries });
 }
 
 async function loadDepths() {

@@ -23,9 +23,12 @@ function timeline(t) {
     if (e.worker || e.hostname) detail.push(h('div', { class: 'muted' }, `on ${e.worker || e.hostname}`));
     if (e.runtime !== undefined && e.runtime !== null) detail.push(h('div', { class: 'muted' }, `ran ${f.duration(e.runtime)}`));
     if (e.reason) detail.push(h('div', { class: 'muted' }, `reason: ${e.reason}`));
+    if (e.queue_wait !== undefined && e.queue_wait !== null) detail.push(h('div', { class: 'muted' }, `waited ${f.duration(e.queue_wait)} in the queue`));
+    if (e.entry) detail.push(h('div', null, link(`/dlq/${enc(e.entry)}`, `DLQ entry ${e.entry}`)));
+    const title = kind === 'retry' && e.attempt !== undefined && e.attempt !== null ? `retry ${e.attempt}` : String(e.event || '').replaceAll('_', ' ');
     return h('li', { class: `ev ev-${kind}`, 'data-event': kind },
       h('time', { title: f.fullTime(e.ts) }, f.time(e.ts)),
-      h('div', null, h('strong', null, e.event), ...detail));
+      h('div', null, h('strong', null, title), ...detail));
   }));
 }
 
@@ -33,6 +36,7 @@ function member(m) {
   if (!m) return null;
   if (typeof m === 'string') return link(`/tasks/${enc(m)}`, m);
   const id = m.task_id || m.id;
+  if (m.known === false) return h('span', null, h('code', null, id), h('span', { class: 'muted' }, ' (no record)'));
   return h('span', null, badge(m.state || 'unknown'), ' ', link(`/tasks/${enc(id)}`, m.name || id),
     m.name ? h('code', { class: 'muted id' }, ` ${id}`) : null);
 }
@@ -41,15 +45,17 @@ function workflow(t) {
   const w = t.workflow || {};
   const children = w.children || [];
   const group = w.group || null;
-  const groupMembers = Array.isArray(group) ? group : (group && (group.members || group.tasks)) || [];
-  if (!w.parent && !w.root && !children.length && !groupMembers.length) return null;
+  const groupMembers = Array.isArray(group) ? group : (group && typeof group === 'object' && (group.members || group.tasks)) || [];
+  if (!w.parent && !w.root && !children.length && !group) return null;
   return section('Workflow', h('ul', { class: 'tree' },
     w.root && (w.root.task_id || w.root.id || w.root) !== t.task_id ? h('li', null, 'root: ', member(w.root)) : null,
     w.parent ? h('li', null, 'parent: ', member(w.parent)) : null,
     h('li', { class: 'self' }, 'this task: ', badge(t.state), ' ', t.name || t.task_id,
       children.length ? h('ul', null, children.map((c) => h('li', null, member(c)))) : null),
+    typeof group === 'string' ? h('li', null, 'group: ', h('code', null, group)) : null,
     groupMembers.length ? h('li', null, `group${group.id ? ` ${group.id}` : ''} (${groupMembers.length} members)`,
-      h('ul', null, groupMembers.map((c) => h('li', null, member(c))))) : null));
+      h('ul', null, groupMembers.map((c) => h('li', null, member(c))))) : null,
+    w.children_complete === false ? h('li', { class: 'muted' }, 'more children may exist (search stopped)') : null));
 }
 
 function progress(t) {

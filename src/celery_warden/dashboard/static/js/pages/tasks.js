@@ -32,7 +32,9 @@ export const taskColumns = [
 
 async function load() {
   const data = await api('/api/v1/tasks', { params: apiParams() });
-  content(table(taskColumns, data.items, { empty: 'No task matches these filters.' }), pager(data.next_cursor));
+  const partial = data.complete === false && data.next_cursor
+    ? h('p', { class: 'muted' }, `This page stopped after examining ${f.count(data.examined)} records; “Older →” searches on.`) : null;
+  content(table(taskColumns, data.items, { empty: data.next_cursor ? 'None among the records examined so far.' : 'No task matches these filters.' }), partial, pager(data.next_cursor));
   showError(null);
 }
 
