@@ -13,6 +13,11 @@ export function showError(exc) {
   const where = exc instanceof ApiError && exc.path ? ` (${exc.path})` : '';
   el.textContent = prefix + (exc.message || String(exc)) + where;
   el.hidden = false;
+  const box = $('#content');
+  if (box && box.hasAttribute('aria-busy')) {
+    box.removeAttribute('aria-busy');
+    box.replaceChildren();
+  }
 }
 
 export function toast(text, kind = 'ok') {

@@ -16,12 +16,12 @@ function rowActions(e) {
   const base = `/api/v1/dlq/${enc(idOf(e))}`;
   const buttons = [];
   if (can(session, 'operate')) {
-    buttons.push(actionButton('Requeue', () => api(`${base}/requeue`, { method: 'POST' }).then(() => `Requeued ${e.task_name || idOf(e)}`), { after: load }));
+    buttons.push(actionButton('Requeue', () => api(`${base}/requeue`, { method: 'POST' }).then(() => `Requeued ${e.name || idOf(e)}`), { after: load }));
     if (e.status !== 'parked') buttons.push(actionButton('Park', () => api(`${base}/park`, { method: 'POST' }).then(() => 'Parked'), { after: load }));
   }
   if (can(session, 'admin')) {
     buttons.push(actionButton('Discard', () => api(`${base}/discard`, { method: 'POST' }).then(() => 'Discarded'),
-      { danger: true, confirm: `Discard this ${e.task_name || ''} entry for good?`, after: load }));
+      { danger: true, confirm: `Discard this ${e.name || ''} entry for good?`, after: load }));
   }
   return h('span', { class: 'buttons' }, buttons);
 }
@@ -43,21 +43,22 @@ function bulk(verb, scope) {
     confirm: async () => {
       const filters = pageParams(FILTERS);
       const c = await api('/api/v1/dlq/count', { params: filters });
-      const n = c.count ?? c.matched ?? 0;
+      const n = c.matched ?? c.count ?? 0;
       if (!n) { toast(`No entry${describe(filters)}.`, 'error'); return null; }
-      return `${verb[0].toUpperCase()}${verb.slice(1)} ${f.count(n)} ${n === 1 ? 'entry' : 'entries'}${describe(filters)}?`;
+      return `${verb[0].toUpperCase()}${verb.slice(1)} ${c.capped ? 'at least ' : ''}${f.count(n)} ${n === 1 ? 'entry' : 'entries'}${describe(filters)}?`;
     },
     after: load,
   });
 }
 
 const columns = [
-  { label: 'Task', cell: (e) => h('span', { class: 'stack' }, link(`/dlq/${enc(idOf(e))}`, e.task_name || '(unknown)'), h('code', { class: 'muted id' }, e.task_id || '')) },
+  { label: 'Task', cell: (e) => h('span', { class: 'stack' }, link(`/dlq/${enc(idOf(e))}`, e.name || '(unknown task)'), h('code', { class: 'muted id' }, e.task_id || '')) },
   { label: 'Reason', cell: (e) => badge(e.reason, 'reason') },
   { label: 'Status', cell: (e) => badge(e.status || 'pending') },
-  { label: 'Error', cls: 'wrap', cell: (e) => h('span', { class: 'err' }, [e.exc_type, e.exc_msg ?? e.message].filter(Boolean).join(': ')) },
+  { label: 'Error', cls: 'wrap', cell: (e) => h('span', { class: 'err' }, [e.exc_type, e.exc_message].filter(Boolean).join(': ')) },
   { label: 'Queue', cell: (e) => f.plain(e.queue) },
-  { label: 'Dead since', cell: (e) => h('time', { title: f.fullTime(e.dead_at ?? e.ts) }, f.since(e.dead_at ?? e.ts)) },
+  { label: 'Failures', cls: 'num', cell: (e) => f.count(e.failures) },
+  { label: 'Last failed', cell: (e) => h('time', { title: f.fullTime(e.last_failed) }, f.since(e.last_failed)) },
 ];
 
 async function load() {

@@ -8,7 +8,7 @@ import { content, showError } from '../ui.js';
 
 export async function init({ id }) {
   let g;
-  try { g = await api(`/api/v1/errors/${enc(id)}`); } catch (exc) { content(); showError(exc); return; }
+  try { g = await api(`/api/v1/errors/${enc(id)}`, { params: { minutes: 120 } }); } catch (exc) { content(); showError(exc); return; }
   replace(document.getElementById('title'), `${g.exc_type || 'Error'}`);
   const chart = h('div', { class: 'chart' });
   const series = g.series || [];

@@ -120,7 +120,7 @@ async function loadCharts() {
 
 async function loadDepths() {
   const queues = (await api('/api/v1/queues')).items || [];
-  const all = await Promise.all(queues.slice(0, 6).map((q) => api(`/api/v1/queues/${enc(q.name)}/series`, { params: { window: windowParam() } })
+  const all = await Promise.all(queues.slice(0, 6).map((q) => api(`/api/v1/queues/${enc(q.name)}/series`)
     .then((s) => ({ name: q.name, points: s.points || [] })).catch(() => ({ name: q.name, points: [] }))));
   const withData = all.filter((s) => s.points.length);
   if (!withData.length) {
@@ -131,7 +131,7 @@ async function loadDepths() {
   timeChart(els.depth, {
     xs,
     fmt: (v) => f.count(v),
-    series: withData.map((s) => ({ label: s.name, values: s.points.map((p) => p.depth) })),
+    series: withData.map((s) => ({ label: s.name, values: s.points.map((p) => p.backlog ?? p.depth) })),
   });
 }
 
@@ -149,7 +149,8 @@ async function loadFleet() {
   if (dlq.status === 'fulfilled') {
     const d = dlq.value;
     const reasons = Object.entries(d.by_reason || {});
-    replace(els.dlq, h('p', { class: 'big' }, `${f.count(d.size ?? d.total ?? 0)} entries`),
+    replace(els.dlq, h('p', { class: 'big' }, link('/dlq', `${f.count(d.size ?? 0)} entries`)),
+      h('p', { class: 'muted' }, `${f.count(d.ready)} ready · ${f.count(d.claimed)} being handled`),
       h('ul', { class: 'plain' }, reasons.slice(0, 6).map(([r, n]) => h('li', null,
         link(`/dlq?reason=${enc(r)}`, r), ` · ${f.count(n)}`))));
   }

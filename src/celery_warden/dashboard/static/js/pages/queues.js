@@ -32,7 +32,7 @@ async function load() {
   timeChart(chart, {
     xs: kept.length ? kept[0].points.map((p) => f.epoch(p.ts)) : [],
     fmt: f.count,
-    series: kept.map((s) => ({ label: s.name, values: s.points.map((p) => p.depth) })),
+    series: kept.map((s) => ({ label: s.name, values: s.points.map((p) => p.backlog ?? p.depth) })),
   });
   showError(null);
 }
