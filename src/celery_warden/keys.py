@@ -19,6 +19,9 @@ key                                type     holds
 ``P:workers``                      zset     worker hostnames by last heartbeat time
 ``P:stats:<name>``                 hash     process-level counters (e.g. dropped records)
 ``P:flushed:<writer>``             string   highest chunk number applied per recorder process
+``P:totals:c``                     hash     cumulative event counters by label set (no TTL)
+``P:totals:h``                     hash     cumulative runtime / queue-wait histograms (no TTL)
+``P:totals:meta``                  hash     label sets per task name, caps' overflow (no TTL)
 ``P:dlq``                          zset     DLQ entry ids by last failure time
 ``P:dlq:ready`` / ``P:dlq:claims``  zset     entries eligible for requeue / claimed (lease)
 ``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
@@ -33,6 +36,7 @@ key                                type     holds
 ``P:cbl:<name>``                   list     its state transitions, newest first (capped)
 ``P:cbs``                          zset     circuit breaker names by creation time
 ``P:cbtrips``                      zset     every trip (``<name>|<gen>``) by time (KPI 7)
+``P:totals:deferrals``             hash     cumulative deferrals by reason (no TTL, /metrics)
 ``P:idem:<key>``                   hash     an idempotency key's claim or first result (TTL)
 ``P:rl:<scope>:<name>``            string   a fleet rate limit's next free slot (GCRA, TTL)
 ``P:alerts:lease``                 string   the evaluator holding the fleet's alert lease (TTL)
@@ -96,6 +100,21 @@ class Keys:
 
     def stats(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"
+
+    @property
+    def totals_counters(self) -> str:
+        """Cumulative counters for Prometheus; field ``event␟name␟host␟queue␟exception``."""
+        return f"{self.prefix}:totals:c"
+
+    @property
+    def totals_hists(self) -> str:
+        """Cumulative histograms; field ``metric␟name␟host␟queue␟<bucket index>|s``."""
+        return f"{self.prefix}:totals:h"
+
+    @property
+    def totals_meta(self) -> str:
+        """Bookkeeping of the totals' caps (names, label sets, exceptions, overflow)."""
+        return f"{self.prefix}:totals:meta"
 
     def flush_writer(self, writer_id: str) -> str:
         """Highest chunk number of one writer (a recorder in one process) already applied."""
@@ -161,6 +180,11 @@ class Keys:
     @property
     def breakers(self) -> str:
         return f"{self.prefix}:cbs"
+
+    @property
+    def deferral_totals(self) -> str:
+        """Cumulative deferrals by reason, folded from completed minute buckets (no TTL)."""
+        return f"{self.prefix}:totals:deferrals"
 
     @property
     def breaker_trips(self) -> str:

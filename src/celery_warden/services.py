@@ -83,7 +83,7 @@ class RecordSink(Protocol):
 
     def task(self, task_id: str, *, static: dict[str, Any] | None = None,
              attempt: dict[str, Any] | None = None, retries: int = 0, rank: int = 0,
-             defers: int = 0) -> None: ...
+             defers: int = 0, total: tuple[str, str, str, str, str] | None = None) -> None: ...
 
     def observe(self, name: str, ts: float, outcome: str, duration: float | None = None,
                 wait: float | None = None, queue: str | None = None,

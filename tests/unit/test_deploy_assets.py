@@ -126,7 +126,7 @@ def test_every_metric_queried_is_in_the_one_list():
     dash = queried(dashboard_exprs())
     for needed in ("celery_task_failed_total", "celery_task_runtime", "celery_queue_length",
                    "warden_queue_oldest_message_age_seconds", "celery_worker_up",
-                   "warden_dlq_size", "warden_circuit_breaker_state", "warden_alerts_firing"):
+                   "warden_dlq_size", "warden_breaker_state", "warden_alerts_firing"):
         assert needed in dash, f"the dashboard shows no {needed}"
 
 

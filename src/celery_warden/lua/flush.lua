@@ -121,6 +121,75 @@ if #p.errors > 0 then
   end
 end
 
+-- Cumulative totals for Prometheus (record/totals.py): no TTL, never decrease. Capped per
+-- task name (names, label sets, exception names); past a cap the capped labels read _other
+-- (the total per event stays exact) and the overflow is counted.
+if p.totals then
+  local ckey, hkey, meta = p.totals_counters, p.totals_hists, p.totals_meta
+  local cap_names, cap_sets, cap_exc = p.caps[1], p.caps[2], p.caps[3]
+  local SEP = '\31'
+  local overflow = 0
+  local function admit_name(name)
+    if name == '_other' or redis.call('HEXISTS', meta, 'n:' .. name) == 1 then return true end
+    if (tonumber(redis.call('HGET', meta, 'names')) or 0) >= cap_names then return false end
+    redis.call('HINCRBY', meta, 'names', 1)
+    redis.call('HSET', meta, 'n:' .. name, 0)
+    return true
+  end
+  local function admit_exc(name, exc)
+    if exc == '' or exc == '_other' then return true end
+    local f = 'x:' .. name .. SEP .. exc
+    if redis.call('HEXISTS', meta, f) == 1 then return true end
+    if (tonumber(redis.call('HGET', meta, 'xn:' .. name)) or 0) >= cap_exc then return false end
+    redis.call('HINCRBY', meta, 'xn:' .. name, 1)
+    redis.call('HSET', meta, f, 1)
+    return true
+  end
+  -- Whether a new label set fits under its name's cap (an existing one always does).
+  local function admit_set(key, probe, name)
+    if redis.call('HEXISTS', key, probe) == 1 then return true end
+    if (tonumber(redis.call('HGET', meta, 'n:' .. name)) or 0) >= cap_sets then return false end
+    redis.call('HINCRBY', meta, 'n:' .. name, 1)
+    return true
+  end
+  for _, c in ipairs(p.totals.counters) do
+    local event, name, host, queue, exc, v = c[1], c[2], c[3], c[4], c[5], c[6]
+    local over = false
+    if not admit_name(name) then
+      name, host, queue, over = '_other', '_other', '_other', true
+      if exc ~= '' then exc = '_other' end
+    elseif not admit_exc(name, exc) then
+      exc, over = '_other', true
+    end
+    local field = event .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP .. exc
+    if host ~= '_other' and not admit_set(ckey, field, name) then
+      host, queue, over = '_other', '_other', true
+      if exc ~= '' then exc = '_other' end
+      field = event .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP .. exc
+    end
+    redis.call('HINCRBY', ckey, field, v)
+    if over then overflow = overflow + v end
+  end
+  for _, h in ipairs(p.totals.hists) do
+    local metric, name, host, queue, sum, counts = h[1], h[2], h[3], h[4], h[5], h[6]
+    local over = false
+    if not admit_name(name) then name, host, queue, over = '_other', '_other', '_other', true end
+    local base = metric .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP
+    if host ~= '_other' and not admit_set(hkey, base .. 's', name) then
+      host, queue, over = '_other', '_other', true
+      base = metric .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP
+    end
+    local n = 0
+    for i, k in pairs(counts) do
+      redis.call('HINCRBY', hkey, base .. i, k)
+      n = n + k
+    end
+    redis.call('HINCRBYFLOAT', hkey, base .. 's', sum)
+    if over then overflow = overflow + n end
+  end
+  if overflow > 0 then redis.call('HINCRBY', meta, 'overflow', overflow) end
+end
+
 -- Process-level counters (dropped records and the like).
 for _, s in ipairs(p.stats) do
   redis.call('HINCRBY', s[1], s[2], s[3])

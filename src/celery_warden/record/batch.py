@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery_warden.keys import hour_of
+from celery_warden.keys import hour_of, minute_of
+from celery_warden.record import totals
+from celery_warden.record.histogram import bucket_index
 from celery_warden.record.order import retries_of
 
 
@@ -58,6 +60,26 @@ class BucketDelta:
         return sum(v for k, v in self.counts.items()
                    if k not in ("done", "wn") and not k.startswith("h"))
 
+    def add(self, outcome: str, duration: float | None, wait: float | None,
+            retried: bool) -> None:
+        """Count one outcome (hot path: the caller holds the buffer's lock)."""
+        c = self.counts
+        c[outcome] = c.get(outcome, 0) + 1
+        if retried:
+            c["retried"] = c.get("retried", 0) + 1
+        if duration is not None:
+            c["done"] = c.get("done", 0) + 1
+            h = f"h{bucket_index(duration)}"
+            c[h] = c.get(h, 0) + 1
+            self.floats["dsum"] = self.floats.get("dsum", 0.0) + duration
+            if self.dmin is None or duration < self.dmin:
+                self.dmin = duration
+            if self.dmax is None or duration > self.dmax:
+                self.dmax = duration
+        if wait is not None:
+            c["wn"] = c.get("wn", 0) + 1
+            self.floats["wsum"] = self.floats.get("wsum", 0.0) + max(wait, 0.0)
+
     def merge(self, other: BucketDelta) -> None:
         for k, v in other.counts.items():
             self.counts[k] = self.counts.get(k, 0) + v
@@ -108,11 +130,15 @@ class Batch:
     workers: dict[str, dict[str, str]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     errors: dict[str, ErrorDelta] = field(default_factory=dict)
+    #: Cumulative totals (see :mod:`celery_warden.record.totals`): events by raw label tuple,
+    #: histograms as [sum, bucket counts...].
+    counters: dict[totals.CounterKey, int] = field(default_factory=dict)
+    hists: dict[totals.HistKey, list[float]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
             self.tasks or self.minutes or self.workers or self.stats or self.names or self.queues
-            or self.errors
+            or self.errors or self.counters or self.hists
         )
 
     def absorb(self, newer: Batch) -> None:
@@ -145,6 +171,31 @@ class Batch:
                 self.errors[fp] = e
         for k, v in newer.stats.items():
             self.stats[k] = self.stats.get(k, 0) + v
+        totals.merge(self.counters, newer.counters)
+        totals.merge(self.hists, newer.hists)
+
+    def add_error(self, info: dict[str, str], task_name: str, task_id: str, ts: float,
+                  limit: int) -> bool:
+        """Count one failure in its error group; True when the oldest group was dropped to
+        stay within ``limit`` groups (caller holds the buffer's lock)."""
+        fp = info["fingerprint"]
+        dropped = False
+        e = self.errors.get(fp)
+        if e is None:
+            if len(self.errors) >= limit:
+                del self.errors[next(iter(self.errors))]
+                dropped = True
+            e = self.errors[fp] = ErrorDelta(
+                info={k: v for k, v in info.items() if k != "fingerprint"}, first=ts)
+        e.count += 1
+        e.last = ts
+        e.names[task_name] = e.names.get(task_name, 0) + 1
+        e.task_ids.append(task_id)
+        if len(e.task_ids) > RECENT_IDS:
+            del e.task_ids[0]
+        minute = minute_of(ts)
+        e.minutes[minute] = e.minutes.get(minute, 0) + 1
+        return dropped
 
     def rollup_hours(self) -> None:
         """Derive the hour roll-ups from the minute buckets (written in the same call)."""

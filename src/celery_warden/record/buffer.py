@@ -18,8 +18,8 @@ import time
 from typing import Any, Protocol
 
 from celery_warden.keys import minute_of
-from celery_warden.record.batch import RECENT_IDS, Batch, BucketDelta, ErrorDelta, TaskDelta
-from celery_warden.record.histogram import bucket_index
+from celery_warden.record import totals
+from celery_warden.record.batch import Batch, BucketDelta, TaskDelta
 from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
 from celery_warden.settings import WardenSettings
 
@@ -33,6 +33,10 @@ class Running(Protocol):
     flushed: bool
     retries: int
     defers: int
+    name: str
+    worker: str
+    queue: str
+    wait: float | None
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
@@ -104,16 +108,20 @@ class RecordBuffer:
         retries: int = 0,
         rank: int = 0,
         defers: int = 0,
+        total: totals.CounterKey | None = None,
     ) -> None:
         """Merge a change to one task's record into the buffer (no I/O).
 
         ``rank`` orders states within one delivery (0 = no state change); ``retries`` and
         ``defers`` identify the delivery, so a write never moves a record backwards.
+        ``total``: an event to count in the cumulative totals under the same lock.
         """
         if not self._running:
             self._start()
         now = time.time()
         with self._lock:
+            if total is not None:
+                totals.count(self._batch.counters, total)
             tasks = self._batch.tasks
             delta = tasks.get(task_id)
             if delta is None:
@@ -133,12 +141,16 @@ class RecordBuffer:
 
     # -- a task running in this process (pool child) ----------------------------------------
     def begin(self, task_id: str, run: Running) -> None:
-        """A task started here. Nothing is written yet: if it is still running at the next
-        flush, the flusher writes its STARTED record then (see :meth:`_started_records`), so a
-        fast task costs one record write, built off the task's path."""
+        """A task started here: counted, but no record yet (a STARTED record is written only
+        if it still runs at the next flush, see :meth:`started_records`)."""
         if not self._running:
             self._start()
         self._in_flight[task_id] = run
+        with self._lock:
+            totals.count(self._batch.counters, ("started", run.name, run.worker, run.queue, ""))
+            if run.wait is not None:
+                totals.observe(self._batch.hists, ("queue_wait", run.name, run.worker, run.queue),
+                               run.wait)
 
     def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
             outcome: str, finished: float, runtime: float, wait: float | None) -> None:
@@ -169,6 +181,12 @@ class RecordBuffer:
                 delta.updated = finished
             self._observe_locked(name, finished, outcome, runtime, wait, None,
                                  rank == RANK_FINAL and run.retries > 0)
+            event = totals.OUTCOME_EVENTS.get(outcome)
+            if event is not None:
+                totals.count(self._batch.counters, (
+                    event, name, run.worker, run.queue,
+                    final.get("exc_type") or "" if event == "failed" else ""))
+            totals.observe(self._batch.hists, ("runtime", name, run.worker, run.queue), runtime)
 
     def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
         """Keep the total (new + carried after a failed write) within the bound, dropping the
@@ -228,22 +246,7 @@ class RecordBuffer:
             self._batch.names.add(name)
             if queue:
                 self._batch.queues.add(queue)
-        c = b.counts
-        c[outcome] = c.get(outcome, 0) + 1
-        if retried:
-            c["retried"] = c.get("retried", 0) + 1
-        if duration is not None:
-            c["done"] = c.get("done", 0) + 1
-            h = f"h{bucket_index(duration)}"
-            c[h] = c.get(h, 0) + 1
-            b.floats["dsum"] = b.floats.get("dsum", 0.0) + duration
-            if b.dmin is None or duration < b.dmin:
-                b.dmin = duration
-            if b.dmax is None or duration > b.dmax:
-                b.dmax = duration
-        if wait is not None:
-            c["wn"] = c.get("wn", 0) + 1
-            b.floats["wsum"] = b.floats.get("wsum", 0.0) + max(wait, 0.0)
+        b.add(outcome, duration, wait, retried)
 
     def heartbeat(self, hostname: str, fields: dict[str, str]) -> None:
         """Queue a worker heartbeat (latest one wins)."""
@@ -256,26 +259,19 @@ class RecordBuffer:
         """Count one failure in its error group (``info`` from ``error_groups.describe``)."""
         if not self._running:
             self._start()
-        fp = info["fingerprint"]
         with self._lock:
-            errors = self._batch.errors
-            e = errors.get(fp)
-            if e is None:
-                if len(errors) >= MAX_BUCKETS:
-                    del errors[next(iter(errors))]
-                    self.dropped += 1
-                    self._dropped_unreported += 1
-                e = errors[fp] = ErrorDelta(
-                    info={k: v for k, v in info.items() if k != "fingerprint"}, first=ts
-                )
-            e.count += 1
-            e.last = ts
-            e.names[task_name] = e.names.get(task_name, 0) + 1
-            e.task_ids.append(task_id)
-            if len(e.task_ids) > RECENT_IDS:
-                del e.task_ids[0]
-            minute = minute_of(ts)
-            e.minutes[minute] = e.minutes.get(minute, 0) + 1
+            if self._batch.add_error(info, task_name, task_id, ts, MAX_BUCKETS):
+                self.dropped += 1
+                self._dropped_unreported += 1
+
+    def total(self, key: totals.CounterKey, runtime: float | None = None) -> None:
+        """Count one event in the cumulative totals (and a runtime when there is one)."""
+        if not self._running:
+            self._start()
+        with self._lock:
+            totals.count(self._batch.counters, key)
+            if runtime is not None:
+                totals.observe(self._batch.hists, ("runtime", key[1], key[2], key[3]), runtime)
 
     def stat(self, name: str, amount: int = 1) -> None:
         """Add to a process-level counter kept in the store (rejected, unknown, ...)."""

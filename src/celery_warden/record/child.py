@@ -34,8 +34,8 @@ class Run:
     happen on the task's path.
     """
 
-    __slots__ = ("defers", "exc", "flushed", "mono", "name", "pid", "req", "retries", "started",
-                 "wait", "worker")
+    __slots__ = ("defers", "exc", "flushed", "mono", "name", "pid", "queue", "req", "retries",
+                 "started", "wait", "worker")
 
     def __init__(self, started: float, mono: float, wait: float | None, req: Any,
                  name: str, worker: str, pid: int) -> None:
@@ -50,12 +50,13 @@ class Run:
         self.req = req  # the request context; read again only when the record is written
         self.retries = int(req.retries or 0)
         self.defers = h.defers(req)
+        self.queue: str = (req.delivery_info or {}).get("routing_key") or ""
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         req = self.req
         received = getattr(req, h.RECEIVED, None)
         static: dict[str, Any] = {
-            "name": self.name, "queue": (req.delivery_info or {}).get("routing_key"),
+            "name": self.name, "queue": self.queue or None,
             # Redacted, size-bounded previews for get_task_status (formatted by the store);
             # the message itself is untouched.
             "args": Preview(req.args, "[]"), "kwargs": Preview(req.kwargs, "{}"),

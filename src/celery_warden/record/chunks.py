@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_warden.keys import Keys
+from celery_warden.record import totals
 from celery_warden.record.batch import Batch, BucketDelta, Preview, TaskDelta
 from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
@@ -148,6 +149,13 @@ class Chunker:
              s.metrics_retention]
             for fp, e in batch.errors.items()
         ]
+        if batch.counters or batch.hists:
+            payload["totals"] = totals.fold(batch.counters, batch.hists)
+            payload["totals_counters"] = k.totals_counters
+            payload["totals_hists"] = k.totals_hists
+            payload["totals_meta"] = k.totals_meta
+            payload["caps"] = [totals.MAX_NAMES, totals.MAX_SETS_PER_NAME,
+                               totals.MAX_EXCEPTIONS_PER_NAME]
         return payload
 
 

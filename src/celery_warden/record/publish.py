@@ -11,6 +11,7 @@ one path every Celery publish takes). Unset means an app without Warden publishe
 
 from __future__ import annotations
 
+import socket
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -32,6 +33,7 @@ class PublishHandlers:
         self.app = services.app
         self.settings = services.settings
         self.recorder = services.recorder
+        self.hostname = socket.gethostname()
 
     def ours(self) -> bool:
         return PUBLISHING_APP.get() is self.app
@@ -56,9 +58,11 @@ class PublishHandlers:
         if not self.ours():
             return
         sent = headers.get(h.SENT) or time.time()
+        name = str(headers.get("task") or sender)
+        queue = str(routing_key or exchange or "")
         static = {
-            "name": str(headers.get("task") or sender),
-            "queue": str(routing_key or exchange or ""),
+            "name": name,
+            "queue": queue,
             "sent": float(sent),
             "priority": str(headers.get(h.PRIORITY, "")),
         }
@@ -69,11 +73,12 @@ class PublishHandlers:
         if eta is not None:
             static["eta"] = eta
         retries = h.as_int(headers.get("retries"))
+        total = ("sent", name, self.hostname, queue, "")
         if retries == 0:
             self.recorder.task(headers["id"], static=static, attempt={"state": "SENT"},
-                               rank=RANK_SENT)
+                               rank=RANK_SENT, total=total)
         else:  # a retry's re-publish: the finishing attempt owns the state (RETRY)
-            self.recorder.task(headers["id"], static=static)
+            self.recorder.task(headers["id"], static=static, total=total)
 
 
 __all__ = ["PUBLISHING_APP", "PublishHandlers"]

@@ -22,6 +22,7 @@ from celery_warden.record.facts import Bounded, exc_fields
 from celery_warden.record.order import RANK_FINAL, RANK_RECEIVED, delivery_seq
 from celery_warden.record.ports import FailureSink, ReadyHook
 from celery_warden.record.recorder import Recorder
+from celery_warden.record.totals import UNKNOWN
 from celery_warden.services import Services
 
 #: Outcomes remembered per process to count each (task id, attempt) once: ``task_failure``
@@ -61,20 +62,25 @@ class WorkerHandlers:
         rd = request.request_dict
         rd[h.RECEIVED] = now
         self._requests[request.id] = request
+        total = ("received", request.name, request.hostname or self.hostname,
+                 (request.delivery_info or {}).get("routing_key") or "", "")
         if (request.delivery_info or {}).get("redelivered") and self.failures.redelivered(
             request
         ):
             # Poison pill: now in the DLQ; revoke locally so this delivery is acknowledged
             # without running (Request.execute_using_pool checks the revoked set).
             worker_state.revoked.add(request.id)
+            self.recorder.total(total)
             return
         if request.eta:  # held in the worker until its ETA: show it as RECEIVED meanwhile
             self.recorder.task(
                 request.id,
                 attempt={"state": "RECEIVED", "received": now,
                          "worker": request.hostname or self.hostname},
-                retries=h.as_int(rd.get("retries")), rank=RANK_RECEIVED,
+                retries=h.as_int(rd.get("retries")), rank=RANK_RECEIVED, total=total,
             )
+        else:
+            self.recorder.total(total)
 
     # -- outcomes the main process sees ----------------------------------------------------
     def _first_outcome(self, task_id: str, seq: int) -> bool:
@@ -100,11 +106,17 @@ class WorkerHandlers:
         if start:
             runtime = max(0.0, now - start)
             attempt["runtime"] = runtime
+        worker = getattr(context, "hostname", None) or self.hostname
         if request is not None and "worker" not in attempt:
-            attempt["worker"] = getattr(context, "hostname", None) or self.hostname
+            attempt["worker"] = worker
+        queue = ((request.delivery_info if request is not None else None) or {}).get(
+            "routing_key") or ""
         self.recorder.task(task_id, attempt=attempt, retries=retries, rank=RANK_FINAL,
                            defers=defers, static={"name": task.name})
         self.recorder.observe(task.name, now, state.lower(), runtime, retried=retries > 0)
+        event = "failed" if state == "FAILURE" else "revoked"
+        self.recorder.total((event, task.name, worker, queue,
+                             fields.get("exc_type", "") if event == "failed" else ""), runtime)
         return True
 
     def on_failure(self, sender: Any, task_id: str, exception: BaseException | None,
@@ -138,6 +150,10 @@ class WorkerHandlers:
         headers = getattr(message, "headers", None) or {}
         task_id = headers.get("id")
         self.recorder.stat("rejected")
+        name = str(headers.get("task", ""))
+        self.recorder.total(("rejected", name if name in self.app.tasks else UNKNOWN,
+                             getattr(sender, "hostname", None) or self.hostname,
+                             _queue_of(message), ""))
         if message is not None:
             self.failures.from_message(message, "invalid_message", exc,
                                        None if exc else "not a task message")
@@ -155,6 +171,8 @@ class WorkerHandlers:
         if not self.consumer_ours(sender):
             return
         self.recorder.stat("unknown")
+        self.recorder.total(("rejected", UNKNOWN, getattr(sender, "hostname", None)
+                             or self.hostname, _queue_of(message), ""))
         now = time.time()
         if message is not None:
             self.failures.from_message(message, "unknown_task", exc,
@@ -181,6 +199,12 @@ class WorkerHandlers:
         beat = self.services.heartbeat
         if beat is not None:
             beat.beat("stopping")
+
+
+def _queue_of(message: Any) -> str:
+    """The routing key a raw message arrived with ("" when unknown)."""
+    info = getattr(message, "delivery_info", None) or {}
+    return str(info.get("routing_key") or "")
 
 
 __all__ = ["FINALIZED_MEMORY", "WorkerHandlers"]

@@ -3,7 +3,7 @@
 Each entry of :data:`BACKGROUND` takes the :class:`ServeContext` and returns an async context
 manager: entered when the server starts (after the context is built), exited when it stops.
 The alert evaluator is one (its Redis lease makes several replicas evaluate once); the stream's
-broadcaster is another (``serve/stream.py`` appends its own here).
+broadcaster is another (:func:`~celery_warden.serve.stream.stream_broadcaster`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from celery_warden.alerts.engine import Evaluator
 from celery_warden.alerts.rulefile import RuleError
 from celery_warden.serve.context import ServeContext
+from celery_warden.serve.stream import stream_broadcaster
 
 logger = logging.getLogger("celery_warden.serve")
 Background = Callable[[ServeContext], AbstractAsyncContextManager[None]]
@@ -47,6 +48,6 @@ async def alert_evaluator(ctx: ServeContext) -> AsyncIterator[None]:
 
 
 #: Started in this order, stopped in reverse.
-BACKGROUND: list[Background] = [alert_evaluator]
+BACKGROUND: list[Background] = [alert_evaluator, stream_broadcaster]
 
 __all__ = ["BACKGROUND", "Background", "alert_evaluator"]

@@ -8,11 +8,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from celery_warden import dashboard
-from celery_warden.serve.routes import monitoring, session
+from celery_warden.serve.routes import metrics, monitoring, session, stream
 
 ROUTERS: list[APIRouter] = [
     session.router,
     monitoring.router,
+    metrics.router,
+    stream.router,
     # Last: the dashboard's page shells (/, /tasks, ...), which read only the routes above.
     dashboard.router,
 ]

@@ -1,0 +1,78 @@
+"""Cumulative totals for Prometheus: event counters and runtime / queue-wait histograms.
+
+Written by every recorder's flush (:mod:`celery_warden.record.totals`, ``lua/flush.lua``)
+without TTL, so they never decrease — across serve restarts, replicas and bucket expiry — and
+count every event once (the flush's chunk idempotency). Read with ``HSCAN`` so a large keyspace
+never blocks Redis for long.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import redis
+
+from celery_warden.keys import Keys
+from celery_warden.record.totals import BOUNDS, SEP
+
+
+@dataclass(frozen=True, slots=True)
+class CounterTotal:
+    event: str  # sent | received | started | succeeded | failed | rejected | revoked | retried
+    name: str
+    hostname: str  # host part of celery@host (the publisher's host for `sent`); never "None"
+    queue: str
+    exception: str  # exception class name for `failed`, "" otherwise
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramTotal:
+    metric: str  # "runtime" | "queue_wait"
+    name: str
+    hostname: str
+    queue: str
+    buckets: tuple[tuple[float, int], ...]  # (upper bound, cumulative count), last bound is inf
+    count: int
+    sum: float
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def read_totals(client: redis.Redis, keys: Keys) -> tuple[list[CounterTotal], list[HistogramTotal]]:
+    """Every counter and histogram, sorted by their labels."""
+    counters: list[CounterTotal] = []
+    for field, value in client.hscan_iter(keys.totals_counters, count=1000):
+        parts = _text(field).split(SEP)
+        if len(parts) != 5:
+            continue  # not a field this version writes
+        event, name, hostname, queue, exc = parts
+        counters.append(CounterTotal(event, name, hostname, queue, exc, int(value)))
+    raw: dict[tuple[str, ...], dict[str, str]] = {}
+    for field, value in client.hscan_iter(keys.totals_hists, count=1000):
+        parts = _text(field).split(SEP)
+        if len(parts) != 5 or parts[0] not in BOUNDS:
+            continue
+        raw.setdefault(tuple(parts[:4]), {})[parts[4]] = _text(value)
+    hists = [_histogram(labels, slots) for labels, slots in raw.items()]
+    counters.sort(key=lambda c: (c.event, c.name, c.hostname, c.queue, c.exception))
+    hists.sort(key=lambda h: (h.metric, h.name, h.hostname, h.queue))
+    return counters, hists
+
+
+def _histogram(labels: tuple[str, ...], slots: dict[str, str]) -> HistogramTotal:
+    metric, name, hostname, queue = labels
+    bounds = (*BOUNDS[metric], math.inf)
+    running = 0
+    buckets = []
+    for i, bound in enumerate(bounds):
+        running += int(slots.get(str(i), 0))
+        buckets.append((bound, running))
+    return HistogramTotal(metric, name, hostname, queue, tuple(buckets), running,
+                          float(slots.get("s", 0.0)))
+
+
+__all__ = ["CounterTotal", "HistogramTotal", "read_totals"]
