@@ -31,13 +31,17 @@ export function toast(text, kind = 'ok') {
 }
 
 // columns: [{ label, cell(row) -> node|text, cls }]; empty: text for no rows.
-export function table(columns, rows, { empty = 'Nothing here yet.', rowClass } = {}) {
+export function table(columns, rows, { empty = 'Nothing here yet.', rowClass, rowProps } = {}) {
   if (!rows || rows.length === 0) return h('p', { class: 'muted empty' }, empty);
   return h('div', { class: 'table-wrap' }, h('table', null,
     h('thead', null, h('tr', null, columns.map((c) => h('th', { class: c.cls, scope: 'col' }, c.label)))),
-    h('tbody', null, rows.map((row) => h('tr', { class: rowClass ? rowClass(row) : null },
-      columns.map((c) => h('td', { class: c.cls, 'data-label': c.label }, c.cell(row)))))),
+    h('tbody', null, rows.map((row) => tableRow(columns, row, { rowClass, rowProps }))),
   ));
+}
+
+export function tableRow(columns, row, { rowClass, rowProps } = {}) {
+  return h('tr', { ...(rowProps ? rowProps(row) : {}), class: rowClass ? rowClass(row) : null },
+    columns.map((c) => h('td', { class: c.cls, 'data-label': c.label }, c.cell(row))));
 }
 
 // "Newer" (back to the first page) and "Older" links keeping the filters in the query string.

@@ -181,7 +181,7 @@ function layout() {
     h('div', { class: 'tiles' },
       tile('finished', 'Tasks finished'), tile('succeeded', 'Succeeded'), tile('failed', 'Failed'),
       tile('task_success_rate', 'Success rate'), tile('average_task_duration', 'Avg duration'),
-      tile('queue_depth', 'Queue depth'), tile('worker_utilization', 'Worker utilization'),
+      tile('queue_depth', 'Queue depth'), tile('worker_utilization', 'Utilization'),
       tile('retry_rate', 'Retry rate'), tile('dlq_size', 'DLQ size'),
       tile('circuit_breaker_trips', 'Breaker trips')),
     h('div', { class: 'grid2' },
@@ -205,6 +205,7 @@ export async function init({ live }) {
     counts();
     charts();
   });
+  live.on('task', (t) => { if (['SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED'].includes(t.state)) counts(); });
   live.on('worker', fleet);
   live.on('dlq', fleet);
   live.on('breaker', fleet);
