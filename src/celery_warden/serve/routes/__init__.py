@@ -8,11 +8,36 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from celery_warden import dashboard
-from celery_warden.serve.routes import metrics, monitoring, session, stream
+from celery_warden.serve.routes import (
+    alerts,
+    audit,
+    breakers,
+    dlq,
+    docs,
+    errors,
+    metrics,
+    monitoring,
+    performance,
+    queues,
+    session,
+    stream,
+    tasks,
+    workers,
+)
 
 ROUTERS: list[APIRouter] = [
     session.router,
     monitoring.router,
+    tasks.router,
+    performance.router,
+    queues.router,
+    workers.router,
+    dlq.router,
+    errors.router,
+    breakers.router,
+    alerts.router,
+    audit.router,
+    docs.router,
     metrics.router,
     stream.router,
     # Last: the dashboard's page shells (/, /tasks, ...), which read only the routes above.
