@@ -32,7 +32,7 @@ export function timeChart(container, { xs, series, fmt, height = 200 }) {
         label: s.label,
         stroke: s.color || colors[i % colors.length],
         width: 2,
-        points: { show: xs.length < 3 },
+        points: { show: s.values.filter((v) => v !== null && v !== undefined).length < 40, size: 5 },
         value: (u, v) => (v === null || v === undefined ? '—' : (fmt ? fmt(v) : v)),
       })),
     ],

@@ -10,6 +10,9 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
 const timeOnly = new Intl.DateTimeFormat(undefined, {
   hour: '2-digit', minute: '2-digit', second: '2-digit',
 });
+const timeMs = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3,
+});
 
 export const DASH = '—';
 const missing = (v) => v === null || v === undefined || v === '' || Number.isNaN(v);
@@ -27,6 +30,12 @@ export function time(value) {
   if (t === null) return DASH;
   const d = new Date(t * 1000);
   return d.toDateString() === new Date().toDateString() ? timeOnly.format(d) : dateTime.format(d);
+}
+
+// To the millisecond (timelines, where several events share a second).
+export function preciseTime(value) {
+  const t = epoch(value);
+  return t === null ? DASH : timeMs.format(new Date(t * 1000));
 }
 
 export function fullTime(value) {
@@ -61,7 +70,10 @@ export function ms(value) {
 // An age in seconds as "12 s ago".
 export function ago(seconds) {
   if (missing(seconds)) return DASH;
-  return `${duration(Math.max(0, seconds)).replace(/ \d+ (s|min|h)$/, '')} ago`;
+  const s = Math.max(0, Number(seconds));
+  if (s < 1) return 'just now';
+  if (s < 60) return `${Math.round(s)} s ago`;
+  return `${duration(s).replace(/ \d+ (s|min|h)$/, '')} ago`;
 }
 
 export function since(value) {

@@ -25,9 +25,9 @@ function timeline(t) {
     if (e.reason) detail.push(h('div', { class: 'muted' }, `reason: ${e.reason}`));
     if (e.queue_wait !== undefined && e.queue_wait !== null) detail.push(h('div', { class: 'muted' }, `waited ${f.duration(e.queue_wait)} in the queue`));
     if (e.entry) detail.push(h('div', null, link(`/dlq/${enc(e.entry)}`, `DLQ entry ${e.entry}`)));
-    const title = kind === 'retry' && e.attempt !== undefined && e.attempt !== null ? `retry ${e.attempt}` : String(e.event || '').replaceAll('_', ' ');
+    const title = kind === 'retry' && e.attempt !== undefined && e.attempt !== null ? `retry ${Number(e.attempt) + 1}` : String(e.event || '').replaceAll('_', ' ');
     return h('li', { class: `ev ev-${kind}`, 'data-event': kind },
-      h('time', { title: f.fullTime(e.ts) }, f.time(e.ts)),
+      h('time', { title: f.fullTime(e.ts) }, f.preciseTime(e.ts)),
       h('div', null, h('strong', null, title), ...detail));
   }));
 }
@@ -46,10 +46,14 @@ function workflow(t) {
   const children = w.children || [];
   const group = w.group || null;
   const groupMembers = Array.isArray(group) ? group : (group && typeof group === 'object' && (group.members || group.tasks)) || [];
-  if (!w.parent && !w.root && !children.length && !group) return null;
+  const idOf = (m) => (m && typeof m === 'object' ? m.task_id || m.id : m);
+  // A retried task is its own parent in Celery's headers: not a workflow.
+  const parent = w.parent && idOf(w.parent) !== t.task_id ? w.parent : null;
+  const root = w.root && idOf(w.root) !== t.task_id ? w.root : null;
+  if (!parent && !root && !children.length && !group) return null;
   return section('Workflow', h('ul', { class: 'tree' },
-    w.root && (w.root.task_id || w.root.id || w.root) !== t.task_id ? h('li', null, 'root: ', member(w.root)) : null,
-    w.parent ? h('li', null, 'parent: ', member(w.parent)) : null,
+    root && idOf(root) !== idOf(parent) ? h('li', null, 'root: ', member(root)) : null,
+    parent ? h('li', null, 'parent: ', member(parent)) : null,
     h('li', { class: 'self' }, 'this task: ', badge(t.state), ' ', t.name || t.task_id,
       children.length ? h('ul', null, children.map((c) => h('li', null, member(c)))) : null),
     typeof group === 'string' ? h('li', null, 'group: ', h('code', null, group)) : null,

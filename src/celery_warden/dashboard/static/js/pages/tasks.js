@@ -23,9 +23,9 @@ function apiParams() {
 export const taskColumns = [
   { label: 'Task', cell: (t) => h('span', { class: 'stack' }, link(`/tasks/${enc(t.task_id)}`, t.name || '(unknown name)'), h('code', { class: 'muted id' }, t.task_id)) },
   { label: 'State', cell: (t) => badge(t.state) },
-  { label: 'Queue', cell: (t) => f.plain(t.queue) },
-  { label: 'Worker', cell: (t) => f.plain(t.worker) },
-  { label: 'Sent', cell: (t) => h('time', { title: f.fullTime(t.sent_at) }, f.time(t.sent_at)) },
+  { label: 'Queue', cls: 'nowrap', cell: (t) => f.plain(t.queue) },
+  { label: 'Worker', cls: 'nowrap', cell: (t) => f.plain(t.worker) },
+  { label: 'Sent', cls: 'nowrap', cell: (t) => h('time', { title: f.fullTime(t.sent_at) }, f.time(t.sent_at)) },
   { label: 'Runtime', cls: 'num', cell: (t) => f.duration(t.runtime ?? t.elapsed) },
   { label: 'Retries', cls: 'num', cell: (t) => f.count(t.retries) },
   { label: 'Error', cls: 'wrap', cell: (t) => (t.error ? h('span', { class: 'err' }, `${t.error.type}: ${t.error.message}`) : '') },
