@@ -31,7 +31,7 @@ def stack(stack_factory: Any) -> Stack:
     for i in range(5):
         s.send("shop.ship", i)
     s.failing_id = s.send("shop.charge", 7, api_key="sk_live_do_not_show")
-    wait_for(lambda: s.api("/api/v1/dlq/count").get("count", 0) >= 1, 60, 0.3,
+    wait_for(lambda: s.api("/api/v1/dlq/count").get("matched", 0) >= 1, 60, 0.3,
              "the failing task in the DLQ")
     return s
 
@@ -146,9 +146,9 @@ def test_bulk_confirmation_states_the_count(stack: Stack, browser: Browser) -> N
     nothing."""
     for i in range(2):
         stack.send("shop.charge", 200 + i)
-    wait_for(lambda: stack.api("/api/v1/dlq/count", task_name="shop.charge")["count"] >= 3,
+    wait_for(lambda: stack.api("/api/v1/dlq/count", task_name="shop.charge")["matched"] >= 3,
              60, 0.3, "three entries in the DLQ")
-    expected = stack.api("/api/v1/dlq/count", task_name="shop.charge")["count"]
+    expected = stack.api("/api/v1/dlq/count", task_name="shop.charge")["matched"]
     page = new_page(browser)
     login(page, stack.url, stack.tokens["operate"])
     page.goto(f"{stack.url}/dlq?task_name=shop.charge")
@@ -161,7 +161,7 @@ def test_bulk_confirmation_states_the_count(stack: Stack, browser: Browser) -> N
     shot(page, "dlq-bulk-confirm")
     page.click("#confirm button[value='cancel']")
     expect(dialog).to_be_hidden()
-    assert stack.api("/api/v1/dlq/count", task_name="shop.charge")["count"] == expected
+    assert stack.api("/api/v1/dlq/count", task_name="shop.charge")["matched"] == expected
     page.context.close()
 
 
@@ -196,7 +196,7 @@ def test_read_login_has_no_action_buttons_and_a_forged_request_gets_403(
         stack: Stack, browser: Browser) -> None:
     """A read login sees no action button on the DLQ pages, and a requeue forged from its page
     (same origin, with its cookie) is refused with 403."""
-    wait_for(lambda: stack.api("/api/v1/dlq/count")["count"] >= 1, 60, 0.3, "a DLQ entry")
+    wait_for(lambda: stack.api("/api/v1/dlq/count")["matched"] >= 1, 60, 0.3, "a DLQ entry")
     entry = dlq_entry_id(stack)
     page = new_page(browser)
     login(page, stack.url, stack.tokens["read"])
@@ -219,7 +219,7 @@ def test_cross_site_post_with_the_session_cookie_is_refused(stack: Stack,
                                                             browser: Browser) -> None:
     """A state-changing request carrying an operate session cookie but coming from another site
     (Origin and Sec-Fetch-Site say so) is refused, whatever the cookie allows."""
-    wait_for(lambda: stack.api("/api/v1/dlq/count")["count"] >= 1, 60, 0.3, "a DLQ entry")
+    wait_for(lambda: stack.api("/api/v1/dlq/count")["matched"] >= 1, 60, 0.3, "a DLQ entry")
     entry = dlq_entry_id(stack)
     page = new_page(browser)
     login(page, stack.url, stack.tokens["operate"])

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import Scope
 
+from celery_warden.dlq.entry import REASONS, STATUSES
 from celery_warden.version import __version__
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -43,7 +44,8 @@ _STATES = (("", "any state"), *((s, s.lower()) for s in (
     "PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "REJECTED")))
 _AGES = (("", "any age"), ("300", "older than 5 min"), ("3600", "older than 1 h"),
          ("86400", "older than 1 day"), ("604800", "older than 7 days"))
-_DLQ_STATUS = (("", "any status"), ("pending", "pending"), ("parked", "parked"))
+_DLQ_STATUS = (("", "any status"), *((s, s) for s in STATUSES))
+_DLQ_REASONS = (("", "any reason"), *((r, r.replace("_", " ")) for r in REASONS))
 
 FILTERS: dict[str, tuple[Field, ...]] = {
     "tasks": (
@@ -57,7 +59,7 @@ FILTERS: dict[str, tuple[Field, ...]] = {
         Field("q", "Text", placeholder="error text, args"),
     ),
     "dlq": (
-        Field("reason", "Reason", placeholder="max_retries"),
+        Field("reason", "Reason", "select", _DLQ_REASONS),
         Field("task_name", "Task name"),
         Field("status", "Status", "select", _DLQ_STATUS),
         Field("older_than_s", "Age", "select", _AGES),
