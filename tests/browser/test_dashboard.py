@@ -98,6 +98,7 @@ def test_overview_counters_change_live_without_reload(stack: Stack, browser: Bro
     page = new_page(browser)
     login(page, stack.url, stack.tokens["read"])
     loaded(page)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15_000)
     tile = page.locator("#kpi-finished .tile-value")
     expect(tile).not_to_have_text("…")
     before = tile.inner_text()

@@ -79,6 +79,11 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/alerts", "Alerts", "alerts"),
 )
 
+#: ES modules every page imports (main.js's graph), preloaded from the page's head.
+SHARED_MODULES = ("api.js", "dom.js", "format.js", "live.js", "session.js", "ui.js", "chart.js")
+#: What a page module imports beyond the shared ones.
+PAGE_IMPORTS: dict[str, tuple[str, ...]] = {"task_type": ("pages/tasks.js",)}
+
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
@@ -99,6 +104,7 @@ def _shell(request: Request, page: str, title: str, *, section: str | None = Non
         "params": params,
         "query": urlencode(params),
         "filters": FILTERS.get(page, ()),
+        "modules": (*SHARED_MODULES, f"pages/{page}.js", *PAGE_IMPORTS.get(page, ())),
     })
 
 

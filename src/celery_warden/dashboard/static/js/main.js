@@ -23,7 +23,8 @@ async function boot() {
     (await import('./pages/login.js')).init();
     return;
   }
-  const session = await loadSession();
+  // The session check and the page module's import run side by side.
+  const [session, module] = await Promise.all([loadSession(), import(`./pages/${page}.js`)]);
   if (!session) return;
   body.dataset.scope = session.scope;
   $('#who-name').textContent = session.via === 'open' ? 'read-only (open)' : `${session.name} · ${session.scope}`;
@@ -36,7 +37,6 @@ async function boot() {
     signOut.textContent = 'Sign in';
     signOut.addEventListener('click', () => window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`));
   }
-  const module = await import(`./pages/${page}.js`);
   await module.init({ session, id: body.dataset.id, live });
   // First render done (with its data): what bench/dashboard_pages.py measures.
   performance.mark('warden:rendered');
