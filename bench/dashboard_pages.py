@@ -39,7 +39,8 @@ import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# This checkout's package first (so a copy of the tree measures its own dashboard files).
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 from celery_warden.embedded import EmbeddedRedis, free_port  # noqa: E402
 from celery_warden.keys import Keys  # noqa: E402
@@ -60,7 +61,7 @@ def env_for(url: str) -> dict[str, str]:
                if not k.startswith(("WARDEN_", "CELERY_", "REDIS_"))},
             "REDIS_URL": url, "WARDEN_KEY_PREFIX": PREFIX, "WARDEN_SERVE_ALERTS": "false",
             "WARDEN_LOG_LEVEL": "WARNING", "WARDEN_FLUSH_INTERVAL": "0.1",
-            "BENCH_WARDEN": "1", "PYTHONPATH": str(ROOT)}
+            "BENCH_WARDEN": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
 
 
 def fill_store(url: str, tasks: int, names: int) -> float:
