@@ -62,10 +62,14 @@ def demo(
         = Path(".warden"),
     interval: Annotated[float, typer.Option(
         "--interval", min=0.2, help="Seconds between summary refreshes.")] = 2.0,
+    port: Annotated[int, typer.Option(
+        "--port", min=0, max=65535,
+        help="Port of the API server on 127.0.0.1 (0: no server; taken: a free one).")] = 8000,
 ) -> None:
     """Run a live demo: Redis, a worker, beat and a steady mixed workload, with a summary."""
     code = run_demo(DemoOptions(duration=duration, rate=rate, concurrency=concurrency, app=app,
-                                data_dir=data_dir, interval=interval))
+                                data_dir=data_dir, interval=interval,
+                                port=port))
     raise typer.Exit(code)
 
 

@@ -21,6 +21,7 @@ from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.read.worker_detail import find_worker
 from celery_warden.secret_text import MASK
 from celery_warden.serve.errors import ApiError, not_found
+from celery_warden.services import services_for
 
 #: Largest JSON of a submitted task's args + kwargs.
 MAX_PAYLOAD = 64 * 1024
@@ -56,6 +57,11 @@ def submit(monitor: CeleryMonitor, name: str, args: list[Any], kwargs: dict[str,
 
 
 def _record(monitor: CeleryMonitor, task_id: str) -> dict[str, str]:
+    """The task's record; one this process just published (still buffered) is flushed first,
+    so submit-then-revoke finds it."""
+    services = services_for(monitor.app)
+    if services is not None and services.recorder.holds(task_id):
+        services.recorder.flush()
     raw = cast(dict[str, str], monitor.redis.hgetall(monitor.keys.task(task_id)))
     if not raw:
         raise not_found("task", task_id)
