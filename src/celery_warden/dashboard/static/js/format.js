@@ -95,6 +95,11 @@ export function rate(perMinute) {
   return perMinute >= 60 ? `${number.format(perMinute / 60)} /s` : `${number.format(perMinute)} /min`;
 }
 
+// "1 entry", "3 entries": a count with its noun.
+export function noun(n, one, many) {
+  return `${count(n)} ${Number(n) === 1 ? one : many}`;
+}
+
 export function plain(v) {
   return missing(v) ? DASH : String(v);
 }

@@ -60,10 +60,11 @@ export function pager(nextCursor) {
 }
 
 // Resolves true when the viewer confirms; the text is set as text, never as markup.
-export function confirmDialog(text, okLabel = 'Confirm') {
+export function confirmDialog(text, okLabel = 'Confirm', danger = true) {
   const dialog = $('#confirm');
   $('#confirm-text').textContent = text;
   $('#confirm-ok').textContent = okLabel;
+  $('#confirm-ok').className = danger ? 'danger' : '';
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
     dialog.returnValue = '';
@@ -77,7 +78,7 @@ export function actionButton(label, run, { confirm, danger = false, after, name 
   button.addEventListener('click', async () => {
     const question = typeof confirm === 'function' ? await confirm() : confirm;
     if (question === null) return;
-    if (question && !(await confirmDialog(question, label))) return;
+    if (question && !(await confirmDialog(question, label, danger))) return;
     button.disabled = true;
     try {
       const result = await run();

@@ -68,12 +68,12 @@ function renderKpis(k) {
     qd.per_queue ? `${Object.keys(qd.per_queue).length} queues` : (qd.source || ''),
     remember('queue_depth', qd.value));
   set('worker_utilization', f.pct(k.worker_utilization?.value),
-    `${Object.keys(k.worker_utilization?.per_worker || {}).length} workers online`,
+    `${f.noun(Object.keys(k.worker_utilization?.per_worker || {}).length, 'worker', 'workers')} online`,
     remember('worker_utilization', k.worker_utilization?.value));
   set('retry_rate', f.pct(k.retry_rate?.value), 'finished after ≥ 1 retry',
     rateSeries((p) => p.retried || 0));
-  set('dlq_size', `${f.count(k.dlq_size?.value)} entries`, '', remember('dlq_size', k.dlq_size?.value));
-  set('circuit_breaker_trips', `${f.count(k.circuit_breaker_trips?.value)} trips`, 'fleet-wide',
+  set('dlq_size', f.noun(k.dlq_size?.value, 'entry', 'entries'), '', remember('dlq_size', k.dlq_size?.value));
+  set('circuit_breaker_trips', f.noun(k.circuit_breaker_trips?.value, 'trip', 'trips'), 'fleet-wide',
     remember('circuit_breaker_trips', k.circuit_breaker_trips?.value));
 }
 
@@ -121,10 +121,11 @@ async function loadCharts() {
 async function loadDepths() {
   const queues = (await api('/api/v1/queues')).items || [];
   const all = await Promise.all(queues.slice(0, 6).map((q) => api(`/api/v1/queues/${enc(q.name)}/series`)
-    .then((s) => ({ name: q.name, points: s.points || [] })).catch(() => ({ name: q.name, points: [] }))));
+    .then((s) => ({ name: q.name, points: s.points || [], detail: s.detail })).catch(() => ({ name: q.name, points: [] }))));
   const withData = all.filter((s) => s.points.length);
   if (!withData.length) {
-    replace(els.depth, h('p', { class: 'muted empty' }, 'No depth history kept yet.'));
+    const why = all.find((s) => s.detail)?.detail;
+    replace(els.depth, h('p', { class: 'muted empty' }, why || 'No depth history kept yet.'));
     return;
   }
   const xs = withData[0].points.map((p) => f.epoch(p.ts));
@@ -149,7 +150,7 @@ async function loadFleet() {
   if (dlq.status === 'fulfilled') {
     const d = dlq.value;
     const reasons = Object.entries(d.by_reason || {});
-    replace(els.dlq, h('p', { class: 'big' }, link('/dlq', `${f.count(d.size ?? 0)} entries`)),
+    replace(els.dlq, h('p', { class: 'big' }, link('/dlq', f.noun(d.size ?? 0, 'entry', 'entries'))),
       h('p', { class: 'muted' }, `${f.count(d.ready)} ready · ${f.count(d.claimed)} being handled`),
       h('ul', { class: 'plain' }, reasons.slice(0, 6).map(([r, n]) => h('li', null,
         link(`/dlq?reason=${enc(r)}`, r), ` · ${f.count(n)}`))));
