@@ -53,6 +53,8 @@ def test_every_page_renders_without_console_errors_or_csp_violations(
     CSP violation; the task, task-type, DLQ-entry and error-group pages too."""
     page = new_page(browser)
     watch = Watch(page)
+    page.goto(f"{stack.url}/login")
+    shot(page, "login")
     login(page, stack.url, stack.tokens["operate"])
     entry = dlq_entry_id(stack)
     group = stack.api("/api/v1/errors", limit=1)["items"][0]["fingerprint"]

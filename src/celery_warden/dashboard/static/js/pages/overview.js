@@ -197,7 +197,10 @@ function layout() {
 export async function init({ live }) {
   layout();
   const guard = (fn) => () => fn().then(() => showError(null)).catch(showError);
-  await Promise.all([loadCharts(), loadCounts(), loadKpis(), loadFleet(), loadDepths()].map((p) => p.catch(showError)));
+  // The KPI tiles fill in when /kpis answers (it reads every task name's buckets, the slowest
+  // call with many names); the rest of the page does not wait for it.
+  loadKpis().then(() => performance.mark('warden:kpis')).catch(showError);
+  await Promise.all([loadCharts(), loadCounts(), loadFleet(), loadDepths()].map((p) => p.catch(showError)));
   const counts = throttle(guard(loadCounts), 1000);
   const charts = throttle(guard(loadCharts), 15000);
   const fleet = throttle(guard(loadFleet), 3000);
