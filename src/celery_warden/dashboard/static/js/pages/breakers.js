@@ -20,12 +20,15 @@ async function load() {
   const data = await api('/api/v1/breakers');
   content(table([
     { label: 'Breaker', cell: (b) => b.name },
-    { label: 'State', cell: (b) => badge(b.state) },
-    { label: 'Failure rate', cls: 'num', cell: (b) => f.pct(b.failure_rate ?? b.failure_rate_pct) },
-    { label: 'Calls in window', cls: 'num', cell: (b) => f.count(b.calls ?? b.total) },
-    { label: 'Window', cls: 'num', cell: (b) => f.duration(b.window ?? b.window_s) },
-    { label: 'Last change', cell: (b) => f.since(b.changed_at ?? b.opened_at) },
-    { label: 'Transitions', cls: 'wrap', cell: (b) => (b.transitions || []).slice(-5).map((t) => `${t.from ?? ''}→${t.to ?? t.state} ${f.time(t.ts)}`).join(' · ') || f.DASH },
+    { label: 'State', cell: (b) => h('span', null, badge(b.effective_state || b.state),
+      b.retry_after ? h('span', { class: 'muted' }, ` retry in ${f.duration(b.retry_after)}`) : '') },
+    { label: 'Failure rate', cls: 'num', cell: (b) => f.pct(b.window?.failure_rate) },
+    { label: 'Calls / failures', cls: 'num', cell: (b) => `${f.count(b.window?.calls)} / ${f.count(b.window?.failures)}` },
+    { label: 'Window', cls: 'num', cell: (b) => (b.config?.window_size ? `${f.count(b.config.window_size)} calls` : f.DASH) },
+    { label: 'Threshold', cls: 'num', cell: (b) => f.pct(b.config?.failure_rate_threshold) },
+    { label: 'Trips', cls: 'num', cell: (b) => f.count(b.trips) },
+    { label: 'Since', cell: (b) => f.since(b.since) },
+    { label: 'Transitions', cls: 'wrap', cell: (b) => (b.history || []).slice(-5).map((t) => `${t.from ?? ''}→${t.to ?? t.state ?? ''} ${f.time(t.at)}`).join(' · ') || f.DASH },
     ...(can(session, 'operate') ? [{ label: 'Actions', cell: controls }] : []),
   ], data.items || [], { empty: 'No circuit breaker has been used yet.' }));
   showError(null);

@@ -124,8 +124,8 @@ async function loadDepths() {
     .then((s) => ({ name: q.name, points: s.points || [], detail: s.detail })).catch(() => ({ name: q.name, points: [] }))));
   const withData = all.filter((s) => s.points.length);
   if (!withData.length) {
-    const why = all.find((s) => s.detail)?.detail;
-    replace(els.depth, h('p', { class: 'muted empty' }, why || 'No depth history kept yet.'));
+    const how = all.find((s) => s.detail)?.detail;
+    replace(els.depth, h('p', { class: 'muted empty' }, `No depth history yet${how ? ` (${how})` : ''}.`));
     return;
   }
   const xs = withData[0].points.map((p) => f.epoch(p.ts));
@@ -156,14 +156,19 @@ async function loadFleet() {
         link(`/dlq?reason=${enc(r)}`, r), ` · ${f.count(n)}`))));
   }
   if (breakers.status === 'fulfilled') {
-    const open = (breakers.value.items || []).filter((b) => b.state !== 'closed');
-    replace(els.breakers, h('p', { class: 'big' }, `${open.length} not closed`),
-      h('ul', { class: 'plain' }, open.slice(0, 6).map((b) => h('li', null, badge(b.state), ' ', b.name))));
+    const all = breakers.value.items || [];
+    const open = all.filter((b) => (b.effective_state || b.state) !== 'closed');
+    replace(els.breakers, h('p', { class: 'big' }, link('/breakers', `${open.length} not closed`)),
+      h('p', { class: 'muted' }, `of ${f.noun(all.length, 'breaker', 'breakers')}`),
+      h('ul', { class: 'plain' }, open.slice(0, 6).map((b) => h('li', null, badge(b.effective_state || b.state), ' ', b.name))));
   }
   if (alerts.status === 'fulfilled') {
-    const firing = (alerts.value.items || alerts.value.firing || []).filter((a) => (a.state || 'firing') === 'firing');
-    replace(els.alerts, h('p', { class: 'big' }, `${firing.length} firing`),
-      h('ul', { class: 'plain' }, firing.slice(0, 6).map((a) => h('li', null, badge(a.severity || 'warning'), ' ', a.rule || a.name || a.fingerprint))));
+    const firing = alerts.value.firing || [];
+    const pending = (alerts.value.pending || []).length;
+    replace(els.alerts, h('p', { class: 'big' }, link('/alerts', `${firing.length} firing`)),
+      pending ? h('p', { class: 'muted' }, `${pending} pending`) : null,
+      h('ul', { class: 'plain' }, firing.slice(0, 6).map((a) => h('li', null, badge(a.severity || 'warning'), ' ', a.alertname,
+        a.subject ? h('span', { class: 'muted' }, ` · ${a.subject}`) : null))));
   } else {
     replace(els.alerts, h('p', { class: 'muted' }, alerts.reason.message));
   }
