@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--live", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--redis-url", help="measure on this store instead of a fresh embedded "
+                        "one (with --tasks 0: as it is, e.g. filled by an earlier run)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -202,8 +205,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="warden-dashbench-"))
     atexit.register(shutil.rmtree, workdir, True)
     procs: list[subprocess.Popen[bytes]] = []
-    with EmbeddedRedis(str(workdir / "redis"), appendonly=False) as srv:
-        url = srv.url
+    with contextlib.ExitStack() as stack:
+        url = args.redis_url or stack.enter_context(
+            EmbeddedRedis(str(workdir / "redis"), appendonly=False)).url
         fill_s = fill_store(url, args.tasks, args.names) if args.tasks else 0.0
         client_r = redis.Redis.from_url(url, decode_responses=True)
         token = TokenStore(client_r, Keys(PREFIX)).create("dashbench", Scope.READ)[0]
