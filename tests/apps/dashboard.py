@@ -11,7 +11,7 @@ import time
 from celery import Celery
 
 from celery_warden import Warden, celery_config, load_settings
-from celery_warden.tasks.base import BaseTask, RetryableTask
+from celery_warden.tasks.base import BaseTask, LongRunningTask, RetryableTask
 
 settings = load_settings()
 app = Celery("dashboard")
@@ -32,3 +32,11 @@ def ship(order: int) -> int:
           backoff_jitter="none")
 def charge(order: int, api_key: str = "") -> None:
     raise ConnectionError(f"{HOSTILE} {order}")
+
+
+@app.task(base=LongRunningTask, bind=True, name="shop.export")
+def export(self: LongRunningTask, steps: int, pause: float = 0.5) -> int:
+    for done in range(1, steps + 1):
+        time.sleep(pause)
+        self.report_progress(done, steps, f"exported batch {done}")
+    return steps

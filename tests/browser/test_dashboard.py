@@ -144,6 +144,27 @@ def test_failing_task_in_tasks_errors_and_its_timeline(stack: Stack, browser: Br
     page.context.close()
 
 
+def test_running_task_shows_its_progress_moving(stack: Stack, browser: Browser) -> None:
+    """A long-running task's page shows a progress bar that advances while it runs, then its
+    end, without a reload."""
+    task_id = stack.send("shop.export", 8, 0.6)
+    wait_for(lambda: (stack.api(f"/api/v1/tasks/{task_id}").get("progress") or {}).get("done"),
+             30, 0.1, "first progress report")
+    page = new_page(browser)
+    login(page, stack.url, stack.tokens["read"])
+    page.goto(f"{stack.url}/tasks/{task_id}")
+    loaded(page)
+    bar = page.locator("progress")
+    expect(bar).to_be_visible()
+    first = float(bar.get_attribute("value") or 0)
+    page.wait_for_function(
+        "(v) => Number(document.querySelector('progress')?.value) > v", arg=first,
+        timeout=10_000)
+    shot(page, "task-progress")
+    expect(page.locator("h1 .badge")).to_have_text("SUCCESS", timeout=15_000)
+    page.context.close()
+
+
 def test_bulk_confirmation_states_the_count(stack: Stack, browser: Browser) -> None:
     """"Requeue all" asks first, saying how many entries match the filter; cancelling does
     nothing."""

@@ -65,10 +65,12 @@ function workflow(t) {
 function progress(t) {
   const p = t.progress;
   if (!p || typeof p !== 'object') return null;
-  const done = Number(p.current ?? p.done ?? 0);
-  const total = Number(p.total ?? 100);
-  return section('Progress', h('progress', { max: total || 100, value: done }), ` ${f.count(done)} / ${f.count(total)}`,
-    p.message ? h('p', { class: 'muted' }, p.message) : null);
+  const done = Number(p.done ?? p.current ?? 0);
+  const total = p.total === null || p.total === undefined ? null : Number(p.total);
+  // Without a total the bar is indeterminate (no value): the count alone is known.
+  const bar = total ? h('progress', { max: total, value: Math.min(done, total) }) : h('progress', null);
+  const text = total ? ` ${f.count(done)} / ${f.count(total)} (${f.pct(p.percent ?? (100 * done) / total)})` : ` ${f.count(done)} done`;
+  return section('Progress', bar, text, p.message ? h('p', { class: 'muted' }, p.message) : null);
 }
 
 function render(t, session) {
@@ -110,10 +112,21 @@ function render(t, session) {
 
 let reload = async () => {};
 
+const RUNNING_REFRESH_MS = 2000;
+
 export async function init({ session, id, live }) {
-  reload = async () => { render(await api(`/api/v1/tasks/${enc(id)}`), session); showError(null); };
+  let state = null;
+  reload = async () => {
+    const t = await api(`/api/v1/tasks/${enc(id)}`);
+    state = t.state;
+    render(t, session);
+    showError(null);
+  };
   await reload().catch(showError);
   const refresh = throttle(() => reload().catch(showError), 1000);
   live.on('task', (e) => { if (e.id === id || e.task_id === id) refresh(); });
   live.onPoll(refresh);
+  // Progress and elapsed time change without a state change (no stream event): while the task
+  // runs, its page re-reads it every 2 s.
+  window.setInterval(() => { if (state === 'STARTED') refresh(); }, RUNNING_REFRESH_MS);
 }
