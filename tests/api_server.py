@@ -32,12 +32,13 @@ class ApiServer:
     """``warden serve`` in a subprocess; ``client()`` gives an httpx client for it."""
 
     def __init__(self, settings: WardenSettings, app: str | None = "tests.apps.api",
-                 extra_env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+                 extra_env: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.port = free_port()
         self.host = host
         self.url = f"http://127.0.0.1:{self.port}"
-        args = ["serve", "--host", host, "--port", str(self.port)]
+        args = ["serve", "--host", host, "--port", str(self.port), *extra_args]
         self.cmd = ([str(BIN / "celery"), "-A", app, "warden", *args] if app
                     else [str(BIN / "warden"), *args])
         self.env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(ROOT),

@@ -25,7 +25,8 @@ PACKAGE = ROOT / "src" / "celery_warden"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "settings", "alert_settings", "api_settings", "rates", "keys",
                     "headers", "priority", "redaction", "secret_text", "isolation", "embedded",
-                    "config", "services", "scripts", "timefmt", "units", "version", "rabbitmq")),
+                    "config", "services", "scripts", "timefmt", "units", "version", "rabbitmq",
+                    "retention_settings")),
     ("logs", ("logs",)),
     ("record", ("record",)),
     ("fleet", ("fleet",)),

@@ -11,6 +11,8 @@ key                                type     holds
 =================================  =======  ==================================================
 ``P:task:<id>``                    hash     one task's record (TTL ``WARDEN_TASK_TTL``)
 ``P:recent``                       zset     task ids by last update time (listing, id lookup)
+``P:retain:success``               zset     plain successes kept, by when their record expires
+``P:retain:cursor``                string   update time up to which the retention sweep has run
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
 ``P:names``                        zset     task names by last time seen
@@ -74,6 +76,15 @@ class Keys:
     @property
     def recent(self) -> str:
         return f"{self.prefix}:recent"
+
+    @property
+    def retain_success(self) -> str:
+        """Plain successes the retention sweep kept, scored by their record's expiry time."""
+        return f"{self.prefix}:retain:success"
+
+    @property
+    def retain_cursor(self) -> str:
+        return f"{self.prefix}:retain:cursor"
 
     def minute_bucket(self, task_name: str, minute: int) -> str:
         """Bucket for the minute starting at epoch second ``minute`` (a multiple of 60)."""

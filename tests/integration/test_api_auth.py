@@ -10,10 +10,11 @@ import subprocess
 from collections.abc import Iterator
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from celery_warden.keys import Keys
-from celery_warden.serve.server import ServeRefused, check_bind
+from celery_warden.serve.binding import ServeRefused, check_bind
 from celery_warden.serve.tokens import TokenStore
 from tests.api_server import BIN, ApiServer
 from tests.support import ROOT, settings_env
@@ -54,6 +55,7 @@ def test_each_scope_is_allowed_and_refused(server):
         got = tuple(status(srv, token, call) for call in (READ, OPERATE, ADMIN, ADMIN_MUTATION))
         assert got == codes, (token and token[:8], got)
     with srv.client() as c:
+        assert c.get("/api/v1/monitoring/health").status_code == 503  # open, and no worker
         body = c.get("/api/v1/tasks").json()
         assert body["error"]["code"] == "unauthorized"
         bad = c.get("/api/v1/tasks", headers={"Authorization": "Basic abc"})
@@ -80,6 +82,11 @@ def test_open_reads_let_reads_through_and_never_mutations(settings, redis_client
         with srv.client() as c:
             assert c.get("/api/v1/session").json() == {"name": "anonymous", "scope": "read",
                                                        "via": "open"}
+            c.cookies.set("warden_session", "expired-or-forged")  # stale: reads stay open
+            assert c.get("/api/v1/session").json()["via"] == "open"
+            assert c.get(READ[1]).status_code == 200
+            assert c.post(OPERATE[1], headers={"Sec-Fetch-Site": "same-origin"}
+                          ).status_code == 401
 
 
 def test_session_cookie_and_same_origin_rule(server):
@@ -173,6 +180,18 @@ def test_security_headers_and_json_errors(server):
             body = r.json()
             assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
             assert "Traceback" not in r.text
+        huge = c.post("/api/v1/tasks", content=b"[" + b"1," * 600_000 + b"1]",
+                      headers={"Content-Type": "application/json"})
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+
+        def chunks():
+            for _ in range(40):
+                yield b" " * 65_536
+
+        streamed = c.post("/api/v1/tasks", content=chunks(),
+                          headers={"Content-Type": "application/json"})
+        assert streamed.status_code in (400, 413), streamed.text
+        assert "error" in streamed.json()
         page = c.get("/api/docs")
         assert page.status_code == 200 and "<script src=" in page.text
         assert page.text.count("<script") == page.text.count("<script src=")
@@ -239,3 +258,49 @@ def test_a_store_that_does_not_answer_is_503_json(settings):
             anonymous.close()
         assert c.get("/api/v1/tasks").status_code == 503  # the token cannot be checked
         assert "Traceback" not in srv.log()
+
+
+def test_several_server_processes_answer_alike(settings, redis_client):
+    """`celery -A tests.apps.api warden serve --workers 2`: two uvicorn processes, each built
+    from the environment and the -A app (WARDEN_CELERY_APP), answer with the same data."""
+    token, _ = TokenStore(redis_client, Keys(settings.key_prefix)).create("r", "operate")
+    with ApiServer(settings, extra_args=("--workers", "2")) as srv:
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+        with srv.client(token, limits=no_keepalive) as c:
+            answers = {c.get("/api/v1/session").json()["name"] for _ in range(20)}
+            # api.add is known only through the -A app (no worker ran it): both processes
+            # loaded it.
+            submitted = [c.post("/api/v1/tasks", json={"name": "api.add", "args": [1, 2]}
+                                ).status_code for _ in range(20)]
+        log = srv.log()
+    assert answers == {"r"} and set(submitted) == {201}
+    assert log.count("Started server process") == 2, log
+    assert "Traceback" not in log
+
+
+def test_admin_manages_tokens_through_the_api(server):
+    """POST /tokens answers the secret once; it works at once; list never shows secrets;
+    DELETE revokes; operate may not; every step is audited."""
+    srv, t = server.srv, server.tokens
+    with srv.client(t["operate"]) as c:
+        assert c.get("/api/v1/tokens").status_code == 403
+        assert c.post("/api/v1/tokens", json={"name": "x", "scope": "admin"}).status_code == 403
+    with srv.client(t["admin"]) as c:
+        made = c.post("/api/v1/tokens", json={"name": "grafana", "scope": "read"})
+        assert made.status_code == 201, made.text
+        secret = made.json()["token"]
+        assert status(srv, secret, READ) == 200 and status(srv, secret, OPERATE) == 403
+        listed = c.get("/api/v1/tokens")
+        assert "grafana" in [i["name"] for i in listed.json()["items"]]
+        assert secret not in listed.text and "token" not in listed.json()["items"][0]
+        assert c.post("/api/v1/tokens", json={"name": "grafana", "scope": "read"}
+                      ).status_code == 409
+        assert c.post("/api/v1/tokens", json={"name": "<script>", "scope": "read"}
+                      ).status_code == 422
+        assert c.delete("/api/v1/tokens/grafana").json()["name"] == "grafana"
+        assert c.delete("/api/v1/tokens/grafana").status_code == 404
+        actions = [e["action"] for e in c.get("/api/v1/audit").json()["items"]]
+        audit_text = c.get("/api/v1/audit").text
+    assert status(srv, secret, READ) == 401
+    assert actions.count("token.create") == 2 and actions.count("token.revoke") == 2
+    assert secret not in audit_text

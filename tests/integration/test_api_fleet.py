@@ -356,7 +356,10 @@ def test_performance_views(live):
     series = get(live, "/api/v1/series", task_name="api.add", window="15m")
     assert series["step_seconds"] == 60 and 15 <= len(series["points"]) <= 16
     assert sum(p["succeeded"] for p in series["points"]) >= N_ADD + 3
-    assert get(live, "/api/v1/series", window="24h")["step_seconds"] == 600
+    assert get(live, "/api/v1/series", task_name="api.add", window="24h")["step_seconds"] == 600
+    fleet_day = get(live, "/api/v1/series", window="24h")  # every name: hourly roll-ups
+    assert fleet_day["step_seconds"] == 3600
+    assert sum(p["succeeded"] for p in fleet_day["points"]) >= N_ADD + 3
     assert get(live, "/api/v1/series", window="7d")["step_seconds"] == 3600
     kpis = get(live, "/api/v1/kpis", window="15m")
     assert kpis["task_success_rate"]["value"] is not None

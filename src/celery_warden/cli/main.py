@@ -35,7 +35,7 @@ from celery_warden.cli.serve import serve_command, token_app
 from celery_warden.demo import DemoOptions, run_demo
 from celery_warden.errors import SettingsError
 from celery_warden.logs.setup import configure_logging
-from celery_warden.serve.server import APP_ENV
+from celery_warden.serve.binding import APP_ENV
 from celery_warden.settings import load_settings
 
 cli = typer.Typer(

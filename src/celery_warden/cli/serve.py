@@ -23,7 +23,7 @@ from celery_warden.cli.common import (
     reading,
     settings_for,
 )
-from celery_warden.serve.server import APP_ENV, ServeRefused, check_bind, is_loopback, serve
+from celery_warden.serve.binding import APP_ENV, ServeRefused, check_bind, is_loopback
 from celery_warden.serve.tokens import Scope, TokenStore
 
 token_app = typer.Typer(name="token", no_args_is_help=True,
@@ -57,6 +57,10 @@ def serve_command(
                    f"({where}); mutations still do")
     if workers > 1 and os.environ.get(APP_ENV) is None and celery_app_of(ctx):
         fail("warden: --workers with `celery -A APP warden serve`: set WARDEN_CELERY_APP=APP", 2)
+    # Imported here, not at the top: FastAPI and every route cost ~0.8 s that no other
+    # `warden` command should pay (this is not about import order: nothing circles).
+    from celery_warden.serve.server import serve
+
     try:
         serve(settings, host, port, workers, celery_app=celery_app_of(ctx))
     except ServeRefused as exc:

@@ -14,7 +14,6 @@ from typing import Any
 import redis
 from celery import Celery
 
-from celery_warden.redaction import mask_url
 from celery_warden.timefmt import iso
 
 #: Seconds the broker check may take.
@@ -36,8 +35,7 @@ def broker_answers(app: Celery) -> str | None:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
     except Exception as exc:  # kombu raises its own and the transport's errors
-        url = mask_url(str(app.conf.broker_url or ""))
-        return f"broker {url} does not answer: {type(exc).__name__}"
+        return f"broker does not answer: {type(exc).__name__}"
     return None
 
 

@@ -3,8 +3,10 @@
 ``rows(window)``: one row per task name (count, failed, failure rate, retried, p50/p95 in ms,
 rate per minute) — the task-types table. ``series(name, window)``: points for a chart, one per
 step: a minute for windows up to 6 h, 10 minutes for 24 h (from the minute buckets), an hour for
-longer windows (from the hourly roll-ups). Each point sums the buckets in its step, so a point
-is exact up to the histogram's bucket width (≤ 4.4 % on percentiles).
+longer windows (from the hourly roll-ups) — and for every window over 6 h of a fleet-wide series,
+which sums every task name (one key per name and hour instead of one per name and minute).
+Each point sums the buckets in its step, so a point is exact up to the histogram's bucket width
+(≤ 4.4 % on percentiles). ``rows`` reads every name's buckets in one pipelined round trip.
 
 Queue wait: the buckets keep its sum and count per minute (no histogram), so a point carries
 the mean wait (``wait_avg_ms``); ``wait_p95_ms`` is ``null`` until the store keeps a wait
@@ -21,9 +23,14 @@ import redis
 from celery_warden.keys import HOUR, MINUTE, Keys, hour_of, minute_of
 from celery_warden.read.metrics import FINAL_OUTCOMES, Merged, MetricsReader, Window
 from celery_warden.record.histogram import quantiles
+from celery_warden.record.windows import bucket_keys
+from celery_warden.units import percent
 
-#: (longest window, step seconds, hourly buckets?) — the first that fits is used.
-STEPS = ((6 * HOUR, MINUTE, False), (24 * HOUR, 10 * MINUTE, False), (None, HOUR, True))
+#: Longest window charted per minute.
+MINUTES_UP_TO = 6 * HOUR
+#: (longest window, step seconds, hourly buckets?) — the first that fits is used; a fleet-wide
+#: series (every task name) longer than MINUTES_UP_TO reads the hourly roll-ups.
+STEPS = ((MINUTES_UP_TO, MINUTE, False), (24 * HOUR, 10 * MINUTE, False), (None, HOUR, True))
 #: Task names summed at most for a fleet-wide series (the most recently seen).
 MAX_NAMES = 200
 
@@ -54,6 +61,22 @@ def point(ts: int, m: Merged) -> dict[str, Any]:
     }
 
 
+def _row(name: str, label: str, seconds: int, m: Merged) -> dict[str, Any]:
+    c = m.counts
+    finished = sum(c.get(o, 0) for o in FINAL_OUTCOMES)
+    done = c.get("done", 0)
+    q = quantiles(m.hist, (0.5, 0.95, 0.99), m.dmin, m.dmax)
+    return {
+        "name": name, "window": label, "count": finished,
+        "succeeded": c.get("success", 0), "failed": c.get("failure", 0),
+        "failure_rate_pct": percent(c.get("failure", 0), finished),
+        "retried": c.get("retried", 0), "retries": c.get("retry", 0),
+        "p50_ms": _ms(q[0.5]), "p95_ms": _ms(q[0.95]), "p99_ms": _ms(q[0.99]),
+        "avg_ms": _ms(m.dsum / done) if done else None,
+        "rate_per_min": round(finished * 60.0 / seconds, 4),
+    }
+
+
 class SeriesReader:
     """Task-type rows and chart series."""
 
@@ -63,19 +86,29 @@ class SeriesReader:
         self.keys = keys
 
     def row(self, name: str, window: Window) -> dict[str, Any]:
-        p = self.metrics.performance(name, window)
-        return {
-            "name": name, "window": p["window"], "count": p["count"],
-            "succeeded": p["success"], "failed": p["failure"],
-            "failure_rate_pct": p["failure_rate"], "retried": p["retried"],
-            "retries": p["retry"], "p50_ms": _ms(p["p50"]), "p95_ms": _ms(p["p95"]),
-            "p99_ms": _ms(p["p99"]), "avg_ms": _ms(p["avg_duration"]),
-            "rate_per_min": round(p["throughput_per_minute"], 4),
-        }
+        return self.rows(window, [name])[0]
 
-    def rows(self, window: Window) -> list[dict[str, Any]]:
-        """One row per task name seen within the retention, busiest first."""
-        out = [self.row(name, window) for name in self.metrics.task_names()]
+    def rows(self, window: Window, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """One row per task name (every name seen within the retention by default), busiest
+        first: all their buckets in one pipelined round trip."""
+        seconds = self.metrics.window_seconds(window)
+        label = window if isinstance(window, str) else f"{seconds}s"
+        end = time.time()
+        names = self.metrics.task_names() if names is None else names
+        pipe = self.redis.pipeline(transaction=False)
+        sizes = []
+        for name in names:
+            keys = bucket_keys(self.keys, name, end - seconds, end)
+            sizes.append(len(keys))
+            for key in keys:
+                pipe.hgetall(key)
+        results = iter(pipe.execute())
+        out = []
+        for name, size in zip(names, sizes, strict=True):
+            m = Merged()
+            for _ in range(size):
+                m.add(next(results))
+            out.append(_row(name, label, seconds, m))
         return sorted(out, key=lambda r: (-r["count"], r["name"]))
 
     def known(self, name: str) -> bool:
@@ -84,6 +117,8 @@ class SeriesReader:
     def series(self, name: str | None, window: Window) -> dict[str, Any]:
         seconds = self.metrics.window_seconds(window)
         step, hourly = step_of(seconds)
+        if name is None and seconds > MINUTES_UP_TO:
+            step, hourly = HOUR, True  # fleet-wide: hourly roll-ups (one key per name-hour)
         now = time.time()
         first = (hour_of if hourly else minute_of)(now - seconds)
         first -= first % step

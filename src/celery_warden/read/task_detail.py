@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import redis
 
+from celery_warden import scripts
 from celery_warden.keys import Keys
 from celery_warden.read.tasks import task_status
 from celery_warden.redaction import Redactor
@@ -108,19 +109,19 @@ class TaskDetail:
         }
 
     def children(self, task_id: str, since: float) -> tuple[list[dict[str, Any]], bool]:
-        """Tasks whose parent is ``task_id``, updated at or after ``since`` (oldest first)."""
-        rows = cast(list[str], self.redis.zrangebyscore(
-            self.keys.recent, since - 1.0, "+inf", start=0, num=CHILD_SCAN))
+        """Tasks whose parent is ``task_id``, updated at or after ``since`` (oldest first).
+        The walk runs in Redis (``lua/task_children.lua``, one round trip)."""
+        reply = scripts.script(self.redis, "task_children")(
+            keys=[self.keys.recent],
+            args=[self.keys.task(""), task_id, repr(since - 1.0), CHILD_SCAN, MAX_CHILDREN])
+        complete = bool(int(reply[0]))
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in reply[1:]]
         pipe = self.redis.pipeline(transaction=False)
-        for tid in rows:
-            pipe.hmget(self.keys.task(tid), "parent_id", "name", "state")
-        found = []
-        for tid, (parent, name, state) in zip(rows, pipe.execute(), strict=True):
-            if parent == task_id and tid != task_id:
-                found.append({"task_id": tid, "name": name, "state": state})
-                if len(found) >= MAX_CHILDREN:
-                    return found, False
-        return found, len(rows) < CHILD_SCAN
+        for tid in ids:
+            pipe.hmget(self.keys.task(tid), "name", "state")
+        found = [{"task_id": tid, "name": name, "state": state}
+                 for tid, (name, state) in zip(ids, pipe.execute(), strict=True)]
+        return found, complete
 
 
 __all__ = ["CHILD_SCAN", "TaskDetail", "timeline"]

@@ -19,6 +19,7 @@ from celery_warden.dashboard import mount_static
 from celery_warden.serve.background import BACKGROUND
 from celery_warden.serve.context import ServeContext
 from celery_warden.serve.errors import install_error_handlers
+from celery_warden.serve.limits import BodyLimit
 from celery_warden.serve.routes import ROUTERS
 from celery_warden.serve.security import SecurityHeaders
 from celery_warden.settings import WardenSettings, load_settings
@@ -56,7 +57,8 @@ def create_app(settings: WardenSettings | None = None, *,
     for router in ROUTERS:
         app.include_router(router)
     mount_static(app)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, 413s included
     return app
 
 

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from celery_warden.serve.context import ServeContext, get_ctx
 from celery_warden.serve.errors import ApiError
@@ -40,6 +41,8 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", Scope.READ, "open")
+#: Declares bearer auth in the OpenAPI schema (the header itself is read by :func:`identify`).
+BEARER = HTTPBearer(auto_error=False, description="A token from `warden token create`.")
 
 
 def same_origin(request: Request) -> bool:
@@ -95,9 +98,15 @@ def identify(request: Request, ctx: ServeContext) -> Principal | None:
 def require(scope: Scope) -> Callable[..., Principal]:
     """Dependency: the caller, who must hold ``scope`` (or the endpoint is open)."""
 
-    def dependency(request: Request, ctx: Annotated[ServeContext, Depends(get_ctx)]
+    def dependency(request: Request, ctx: Annotated[ServeContext, Depends(get_ctx)],
+                   _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
                    ) -> Principal:
-        principal = identify(request, ctx)
+        try:
+            principal = identify(request, ctx)
+        except ApiError as exc:  # a stale cookie does not close what is open anyway
+            if exc.code != "session_expired" or not open_for(ctx, scope):
+                raise
+            principal = None
         if principal is None:
             if open_for(ctx, scope):
                 return ANONYMOUS

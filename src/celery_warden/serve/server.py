@@ -1,15 +1,13 @@
 """Run the API server: ``warden serve [--host 127.0.0.1] [--port 8000] [--workers N]``.
 
-Binds loopback by default. Any other address is refused until at least one token exists
-(``warden token create``): an API that can requeue, purge and shut workers down must not be
-reachable by the network without credentials. With ``--workers N`` uvicorn runs N processes,
-each building its app from the environment (:func:`app_from_env`); the server is stateless, so
-they — and replicas on other machines — answer alike.
+Binds loopback by default; any other address is refused until at least one token exists
+(:mod:`.binding`). With ``--workers N`` uvicorn runs N processes, each building its app from the
+environment (:func:`app_from_env`); the server is stateless, so they — and replicas on other
+machines — answer alike.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 import uvicorn
@@ -17,44 +15,10 @@ from celery import Celery
 from celery.app.utils import find_app
 from fastapi import FastAPI
 
-from celery_warden.errors import WardenError
-from celery_warden.keys import Keys
 from celery_warden.serve.app import create_app
-from celery_warden.serve.tokens import TokenStore
-from celery_warden.services import redis_client, services_for
+from celery_warden.serve.binding import APP_ENV, check_bind
+from celery_warden.services import services_for
 from celery_warden.settings import WardenSettings, load_settings
-
-#: Environment variable naming the Celery app (``proj`` of ``celery -A proj``) for workers.
-APP_ENV = "WARDEN_CELERY_APP"
-
-
-class ServeRefused(WardenError):
-    """``warden serve`` will not start as asked (the message says why and what to do)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(settings: WardenSettings, host: str) -> None:
-    """Refuse a non-loopback ``host`` while no token exists."""
-    if is_loopback(host):
-        return
-    client = redis_client(settings.redis_url)
-    try:
-        has_tokens = TokenStore(client, Keys(settings.key_prefix)).any()
-    finally:
-        client.close()
-    if not has_tokens:
-        raise ServeRefused(
-            f"refusing to listen on {host}: no API token exists, so anyone who can reach it "
-            "could read the fleet. Create one first (warden token create --scope admin "
-            "--name ops), or bind 127.0.0.1.")
 
 
 def app_from_env() -> FastAPI:
@@ -80,4 +44,4 @@ def serve(settings: WardenSettings, host: str = "127.0.0.1", port: int = 8000,
                 log_level=level, server_header=False)
 
 
-__all__ = ["APP_ENV", "ServeRefused", "app_from_env", "check_bind", "is_loopback", "serve"]
+__all__ = ["app_from_env", "serve"]

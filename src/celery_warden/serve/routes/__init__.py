@@ -22,6 +22,7 @@ from celery_warden.serve.routes import (
     session,
     stream,
     tasks,
+    tokens,
     workers,
 )
 
@@ -37,6 +38,7 @@ ROUTERS: list[APIRouter] = [
     breakers.router,
     alerts.router,
     audit.router,
+    tokens.router,
     docs.router,
     metrics.router,
     stream.router,

@@ -50,7 +50,12 @@ def login(body: Login, request: Request, response: Response, ctx: Ctx) -> Sessio
 @router.get("", response_model=SessionInfo)
 def whoami(request: Request, ctx: Ctx) -> SessionInfo:
     """Who this request is (token, cookie, or anonymous when reads are open)."""
-    who = identify(request, ctx)
+    try:
+        who = identify(request, ctx)
+    except ApiError as exc:
+        if exc.code != "session_expired" or not open_for(ctx, Scope.READ):
+            raise
+        who = None
     if who is None:
         if not open_for(ctx, Scope.READ):
             raise ApiError(401, "unauthorized", "no session", {"WWW-Authenticate": "Bearer"})
