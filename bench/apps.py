@@ -6,9 +6,11 @@ whether ``Warden(app, settings)`` was called. Everything else (``celery_config(s
 identical because it comes from the same code path. ``BENCH_WARDEN=1`` selects the Warden arm.
 
 Run as ``python -m bench.apps publish N`` it is the publisher: it enqueues ``N`` no-op tasks and
-prints one JSON line with how long that took. Each arm publishes from a fresh process of its own,
-like a real client of that app would: Celery's publish signals are process-global (their sender is
-only the task name), so sharing one process between a plain and a Warden app would blur the arms.
+prints one JSON line with how long that took (``delay N``: the same with ``N`` plain ``delay()``
+calls, the publisher arm of ``bench/overhead.py``). Each arm publishes from a fresh process of
+its own, like a real client of that app would: Celery's publish signals are process-global
+(their sender is only the task name), so sharing one process between a plain and a Warden app
+would blur the arms.
 """
 
 from __future__ import annotations
@@ -64,11 +66,27 @@ def publish(count: int) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "cpu": _cpu_seconds() - cpu0}
 
 
+def delay(count: int) -> dict[str, float]:
+    """The publisher arm: ``count`` plain ``delay()`` calls, as a web app makes them (each
+    takes a producer from the pool). The loop is the publisher's rate; Warden's final flush of
+    what is still buffered is timed apart (a long-lived publisher does it in the background)."""
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    for _ in range(count):
+        noop.delay()
+    loop, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    if warden is not None:
+        warden.recorder.stop()
+        warden.recorder.restart()
+    return {"seconds": loop, "cpu": cpu, "flush_seconds": time.perf_counter() - start,
+            "flush_cpu": _cpu_seconds() - cpu0}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "publish":
-        print("usage: python -m bench.apps publish N", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("publish", "delay"):
+        print("usage: python -m bench.apps publish|delay N", file=sys.stderr)
         return 2
-    result = publish(int(argv[1]))
+    result = (publish if argv[0] == "publish" else delay)(int(argv[1]))
     if warden is not None:
         result["warden_dropped"] = warden.recorder.dropped
     print(json.dumps(result), flush=True)

@@ -56,9 +56,14 @@ from rich.table import Table
 from celery_warden.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(ROOT))
+from bench import publisher_arm  # noqa: E402
 
-#: Targets from the issue, printed next to the measurements (never asserted).
-TARGET_RATIO = 0.97
+#: Targets from the issues, printed next to the measurements (never asserted): drain throughput
+#: and worker CPU per task, warden vs plain.
+TARGET_RATIO = 0.98
+TARGET_CPU_RATIO = 1.03
 TARGET_WIRE_PER_TASK = 2.0
 TARGET_RECORD_BYTES = 1024
 
@@ -454,7 +459,14 @@ class Bench:
         return env
 
     def publish(self, arm: str, tasks: int) -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "bench.apps", "publish", str(tasks)]
+        return self.run_client(arm, "publish", tasks)
+
+    def clear_queue(self) -> None:
+        """Delete the published messages (the publisher arm runs no worker)."""
+        self.probe.client.delete(*self.layout.priority_keys())
+
+    def run_client(self, arm: str, mode: str, tasks: int) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "bench.apps", mode, str(tasks)]
         self.publisher = subprocess.Popen(
             cmd, cwd=ROOT, env=self.env(arm), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -659,6 +671,7 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
         return lambda r: value(r) / r.tasks
 
     ratios = [w.throughput / p.throughput for p, w in pairs]
+    cpu_ratios = [(w.worker_cpu / w.tasks) / (p.worker_cpu / p.tasks) for p, w in pairs]
     names = sorted({n for p, w in pairs for r in (p, w)
                     for t in (r.publish, r.drain) for n in t.commands})
     per_command = {}
@@ -703,6 +716,8 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
         "ratio_per_round": ratios,
         "ratio_median": median(ratios),
         "ratio_of_medians": throughput["warden"] / throughput["plain"],
+        "cpu_ratio_per_round": cpu_ratios,
+        "cpu_ratio_median": median(cpu_ratios),
         "metrics": metrics,
         "commands_attributable_per_task": per_command,
         "record_bytes_mean": median(mean_bytes),
@@ -830,6 +845,13 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
         f"ratio warden/plain (median of per-round ratios): {ratio:.4f}   "
         f"target ≥ {TARGET_RATIO}   {verdict(ratio >= TARGET_RATIO)}   "
         f"(ratio of median throughputs: {summary['ratio_of_medians']:.3f})", highlight=False)
+    cpu_ratio = summary["cpu_ratio_median"]
+    console.print(
+        "worker CPU per task warden/plain per round: "
+        + ", ".join(f"{r:.3f}" for r in summary["cpu_ratio_per_round"]), highlight=False)
+    console.print(
+        f"worker CPU per task warden/plain (median): {cpu_ratio:.4f}   target ≤ "
+        f"{TARGET_CPU_RATIO}   {verdict(cpu_ratio <= TARGET_CPU_RATIO)}", highlight=False)
     console.print(
         f"wire round trips per task from Warden: {wire:.4f}   target ≤ "
         f"{TARGET_WIRE_PER_TASK:g}   {verdict(wire <= TARGET_WIRE_PER_TASK)}   "
@@ -860,12 +882,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tasks", type=int, default=None,
                    help="no-op tasks per arm per round (default 5000; 1000 with --quick)")
     p.add_argument("--rounds", type=int, default=None,
-                   help="rounds, each one plain and one warden drain (default 3; 1 with --quick)")
+                   help="rounds, each one plain and one warden drain and, with the publisher "
+                        "arm, one plain and one warden publisher (default 5; 1 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 1000 tasks, 1 round, no warm-up (explicit flags still win)")
     p.add_argument("--warmup-tasks", type=int, default=None,
                    help="tasks of an unreported warm-up drain per arm (default 500; 0 = none)")
     p.add_argument("--concurrency", type=int, default=2, help="prefork pool size (default 2)")
+    p.add_argument("--publisher-tasks", type=int, default=None,
+                   help="delay() calls per arm per round of the publisher arm, no worker "
+                        "running (default 10000; 2000 with --quick; 0 = skip the arm)")
     p.add_argument("--redis-url", default=None,
                    help="use this loopback Redis instead of an isolated embedded one; its stats "
                         "are not reset and other clients' traffic would skew the numbers")
@@ -882,7 +908,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "WARDEN_TRACK_SENT=false (repeatable)")
     args = p.parse_args(argv)
     args.tasks = args.tasks if args.tasks is not None else (1000 if args.quick else 5000)
-    args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
+    if args.publisher_tasks is None:
+        args.publisher_tasks = 2000 if args.quick else 10_000
     if args.warmup_tasks is None:
         args.warmup_tasks = 0 if args.quick else 500
     if args.tasks < 1 or args.rounds < 1 or args.concurrency < 1:
@@ -937,7 +965,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 console.print(f"warm-up {arm:6}: {r.throughput:8,.1f} tasks/s (not reported)",
                               highlight=False)
         results: list[ArmResult] = []
+        publishers: list[publisher_arm.PublishRun] = []
         for round_no in range(1, args.rounds + 1):
+            if args.publisher_tasks:
+                runs = publisher_arm.run_round(bench, round_no, args.publisher_tasks)
+                publishers += runs
+                console.print(f"round {round_no}/{args.rounds} publisher: " + ", ".join(
+                    f"{r.arm} {r.rate:,.0f} delay()/s" for r in runs), highlight=False)
             for arm in ARMS:
                 r = bench.run_arm(arm, round_no, args.tasks)
                 results.append(r)
@@ -947,7 +981,10 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     f"{r.worker_cpu / r.tasks * 1000:.3f} ms/task, other load "
                     f"{r.background_share:.0%}", highlight=False)
         summary = summarise(results)
+        summary["publisher"] = publisher_arm.summarise(publishers)
         report(console, results, summary)
+        for line in publisher_arm.report_lines(summary["publisher"]):
+            console.print(line, highlight=False)
         return {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "redis": {"url": url, "version": redis_version, "embedded": server is not None},
@@ -955,6 +992,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                        "broker_key_prefix": layout.broker_key_prefix},
             "machine": {"cpus": psutil.cpu_count(), "python": sys.version.split()[0]},
             "results": [r.as_dict() for r in results],
+            "publisher_results": [r.as_dict() for r in publishers],
             "summary": summary,
         }
     finally:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from celery_warden.keys import Keys
 from celery_warden.redaction import Redactor
@@ -37,15 +39,21 @@ SOCKET_TIMEOUT = 2.0
 ATTR = "_celery_warden_services"
 
 
-def redis_client(url: str, *, decode: bool = True,
-                 timeout: float = SOCKET_TIMEOUT) -> redis.Redis:
-    """A Redis client with the short timeouts Warden uses everywhere."""
+def redis_client(url: str, *, decode: bool = True, timeout: float = SOCKET_TIMEOUT,
+                 retries: int | None = None) -> redis.Redis:
+    """A Redis client with the short timeouts Warden uses everywhere. ``retries=0`` for a
+    call on a task's path with a hard deadline: redis-py otherwise retries a timed-out
+    command 3 times (with back-off), which multiplies the deadline."""
+    extra: dict[str, Any] = {}
+    if retries is not None:
+        extra["retry"] = Retry(NoBackoff(), retries)
     return redis.Redis.from_url(
         url,
         decode_responses=decode,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
+        **extra,
     )
 
 
@@ -96,6 +104,14 @@ class RecordSink(Protocol):
     def heartbeat(self, hostname: str, fields: dict[str, str]) -> None: ...
 
     def flush(self) -> bool: ...
+
+    def flush_within(self, seconds: float) -> bool:
+        """Flush, waiting at most ``seconds`` for it."""
+        ...
+
+    def spool_dlq(self, fields: dict[str, str]) -> bool:
+        """Keep a DLQ entry that could not be written (False: this process has no spool)."""
+        ...
 
     def holds(self, task_id: str) -> bool:
         """Whether a change to this task's record is buffered here, not yet written."""

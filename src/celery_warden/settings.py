@@ -172,6 +172,10 @@ class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
         "WARDEN_LOG_FLOOD_WINDOW", 60.0, "Seconds of one log flood-control window.",
         gt=0, le=86400,
     )
+    spool_dir: str = _field("WARDEN_SPOOL_DIR", "", "Worker processes' spool directory (empty: "
+                            "celery-warden-<uid> in the temp dir; off: no spool).")
+    store_deadline: float = _field("WARDEN_STORE_DEADLINE", 0.2, "Seconds a Redis call on a "
+                                   "task's path may take before its fallback.", gt=0, le=5)
     otel: bool = _field(
         "WARDEN_OTEL", False, "OpenTelemetry tracing of Celery (needs celery-warden[otel])."
     )

@@ -62,6 +62,7 @@ class Warden:
         self.recorder = Recorder(self.settings)
         self.services = svc.Services(self.settings, app, self.recorder)
         self.failures = FailureCapture(self.services)
+        self.recorder.dlq_sink = self.failures.deliver_spooled  # spooled DLQ entries
         ready = [] if self.settings.broker_is_redis else [self._declare_dead_letters]
         self.handlers = SignalHandlers(self.services, self.recorder, self.failures, ready)
         self.handlers.connect()

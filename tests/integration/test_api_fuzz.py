@@ -36,7 +36,10 @@ def test_no_5xx_and_no_schema_violation(settings, redis_client, workers):
     with ApiServer(settings, app=None) as server:
         schema = schemathesis.openapi.from_url(f"{server.url}/api/openapi.json")
         headers = {"Authorization": f"Bearer {admin}"}
-        operations = [result.ok() for result in schema.get_all_operations()]
+        # The live stream never ends by itself, so a fuzzed call would wait forever; it is
+        # exercised in tests/integration/test_metrics_stream.py instead.
+        operations = [op for op in (result.ok() for result in schema.get_all_operations())
+                      if op.label != "GET /api/v1/stream"]
         assert len(operations) >= 40, [op.label for op in operations]
         failures: list[str] = []
         for op in operations:

@@ -32,3 +32,23 @@ def test_overhead_benchmark_quick_run_prints_a_ratio(tmp_path: Path) -> None:
     arms = sorted(r["arm"] for r in data["results"])
     assert arms == ["plain", "warden"]
     assert all(r["tasks"] == 300 for r in data["results"])
+
+
+@pytest.mark.slow
+def test_serve_api_benchmark_quick_run(tmp_path: Path) -> None:
+    """bench/serve_api.py end to end on a small store: every scenario ran, every request was
+    answered 200, the 100 listeners received events and none was dropped."""
+    out = tmp_path / "serve.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "serve_api.py"), "--tasks", "3000", "--seconds",
+         "1", "--listen-seconds", "2", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert "task lookups/s, one server process" in proc.stdout
+    data = json.loads(out.read_text())
+    for scenario in ("plain_lookup", "lookup", "search", "performance"):
+        assert set(data[scenario]["statuses"]) == {"200"}, (scenario, data[scenario])
+    assert data["metrics"]["samples"] > 1000
+    assert [s["listeners"] for s in data["stream"]] == [0, 1, 100]
+    assert data["stream"][2]["events"] >= 100 and data["stream"][2]["closed"] == 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from celery_warden.keys import Keys
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.serve.tokens import TokenStore
 from celery_warden.settings import WardenSettings
-from tests.live_server import LiveServer
+from tests.api_server import ApiServer
 from tests.support import WorkerProcess, client_app, wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -33,8 +35,8 @@ ABSENT: frozenset[str] = frozenset()
 
 
 @pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    started: list[LiveServer] = []
+def servers() -> Iterator[list[ApiServer]]:
+    started: list[ApiServer] = []
     yield started
     for s in started:
         s.stop()
@@ -83,7 +85,7 @@ def metrics_list() -> list[tuple[str, str, list[str]]]:
 
 def test_metrics_after_a_known_workload(settings: WardenSettings, redis_client: redis.Redis,
                                         workers: list[WorkerProcess],
-                                        servers: list[LiveServer]) -> None:
+                                        servers: list[ApiServer]) -> None:
     """4 adds, 2 failures, 1 task retried once then succeeding: the scrape says exactly that,
     per name/hostname/queue, with the failure's exception class; the worker is up and idle;
     the default queue is empty; 3 DLQ entries are counted by reason; a scrape needs the metrics
@@ -110,7 +112,7 @@ def test_metrics_after_a_known_workload(settings: WardenSettings, redis_client: 
         dlq.add(DLQEntry(id=f"e-{i}", task_id=f"e-{i}", reason=reason, name="fleet.fail",
                          first_failed=now, last_failed=now))
     secret = tokens(settings, redis_client)
-    server = LiveServer(settings)
+    server = ApiServer(settings, app=None)
     servers.append(server.start())
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -176,10 +178,10 @@ def test_metrics_after_a_known_workload(settings: WardenSettings, redis_client: 
             assert set(labels) <= set(sample.labels), (name, sample)
 
 
-def test_metrics_open_without_a_token(settings_factory, servers: list[LiveServer]) -> None:
+def test_metrics_open_without_a_token(settings_factory, servers: list[ApiServer]) -> None:
     """WARDEN_METRICS_OPEN=true: Prometheus scrapes without a token (reads stay closed)."""
     settings = settings_factory(WARDEN_METRICS_OPEN=True)
-    server = LiveServer(settings)
+    server = ApiServer(settings, app=None)
     servers.append(server.start())
     with httpx.Client(base_url=server.url, timeout=30) as http:
         r = http.get("/metrics")
@@ -190,12 +192,12 @@ def test_metrics_open_without_a_token(settings_factory, servers: list[LiveServer
 
 def test_stream_delivers_a_task_state_change_and_kpis(
         settings: WardenSettings, redis_client: redis.Redis, workers: list[WorkerProcess],
-        servers: list[LiveServer]) -> None:
+        servers: list[ApiServer]) -> None:
     """An SSE client connected before a task is sent sees that task's state change and a
     kpis event; the stream needs the read scope."""
     workers.append(WorkerProcess(settings).start())
     secret = tokens(settings, redis_client)
-    server = LiveServer(settings)
+    server = ApiServer(settings, app=None)
     servers.append(server.start())
     seen: dict[str, list[dict]] = {"task": [], "kpis": []}
     app = client_app(settings)
@@ -226,3 +228,23 @@ def test_stream_delivers_a_task_state_change_and_kpis(
                         "ts": mine[-1]["ts"]}
     assert mine[-1]["worker"].endswith("@test")
     assert "task_success_rate" in seen["kpis"][0] and "ts" in seen["kpis"][0]
+
+
+def test_a_server_with_listeners_still_stops(settings: WardenSettings,
+                                             redis_client: redis.Redis,
+                                             servers: list[ApiServer]) -> None:
+    """SIGTERM while an SSE client listens: the stream never ends by itself, so the server
+    bounds its graceful shutdown and exits by itself instead of waiting for the client."""
+    secret = tokens(settings, redis_client)
+    server = ApiServer(settings, app=None)
+    servers.append(server.start())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(f"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: Bearer {secret['read']}\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert server.process is not None
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(15)
+        assert time.monotonic() - started < 15
+    assert "Application shutdown complete" in server.log()

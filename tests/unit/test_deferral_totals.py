@@ -23,7 +23,7 @@ def _record(settings: WardenSettings, client: redis.Redis, ts: float,
     for outcome, n in outcomes.items():
         for _ in range(n):
             buf.observe("svc.charge", ts, outcome)
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, client).write(batch, now=ts)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 import redis
 from celery import Celery
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_warden.config import celery_config
@@ -22,7 +21,7 @@ from celery_warden.record.buffer import RecordBuffer
 from celery_warden.record.store import StoreWriter
 from celery_warden.record.totals import RUNTIME_BOUNDS
 from celery_warden.serve.export_sources import ExportSources
-from celery_warden.serve.exporter import StoreCollector
+from celery_warden.serve.exporter import exposition
 from celery_warden.settings import WardenSettings
 
 
@@ -35,11 +34,11 @@ def app(settings: WardenSettings) -> Iterator[Celery]:
 
 
 def scrape(settings: WardenSettings, client: redis.Redis, app: Celery) -> dict[str, object]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(ExportSources(settings, client, app)))
-    text = generate_latest(registry).decode()
+    text = exposition(ExportSources(settings, client, app)).decode()
     assert "None" not in text
-    return {f.name: f for f in text_string_to_metric_families(text)}
+    parsed = list(text_string_to_metric_families(text))
+    assert len({f.name for f in parsed}) == len(parsed)  # each family in one block
+    return {f.name: f for f in parsed}
 
 
 def samples(family: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -56,7 +55,7 @@ def _store(settings: WardenSettings, client: redis.Redis) -> None:
     buf.heartbeat("celery@alpha", {"hostname": "celery@alpha", "state": "online",
                                    "active": "2", "concurrency": "4",
                                    "last_seen": f"{time.time():.3f}"})
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, client).write(batch)
 
 
@@ -117,6 +116,19 @@ def test_counters_never_decrease_and_nothing_is_kept_in_process(
     _store(settings, redis_client)
     later = samples(scrape(settings, redis_client, app)["celery_task_succeeded"])
     assert {k: v * 2 for k, v in first.items()} == later
+
+
+def test_hostile_label_values_are_escaped(settings: WardenSettings, redis_client: redis.Redis,
+                                          app: Celery) -> None:
+    """Task names with quotes, backslashes and markup come back from the parser unchanged."""
+    name = 'evil"name\\<script>'
+    buf = RecordBuffer(settings)
+    buf.total(("succeeded", name, "celery@alpha", "default", ""), runtime=0.5)
+    batch = buf.take()[0]
+    StoreWriter(settings, redis_client).write(batch)
+    got = scrape(settings, redis_client, app)
+    assert [s.labels["name"] for s in got["celery_task_succeeded"].samples] == [name]
+    assert {s.labels["name"] for s in got["celery_task_runtime"].samples} == {name}
 
 
 def test_broker_down_leaves_queue_families_out(settings_factory, redis_client: redis.Redis,

@@ -36,7 +36,7 @@ def _write(settings: WardenSettings, poller: StreamPoller, fill: dict[str, dict]
         rank = RANK_FINAL if fields["state"] in ("SUCCESS", "FAILURE") else RANK_STARTED
         buf.task(task_id, static={"name": "svc.work", "queue": "default"},
                  attempt={**fields, "worker": "celery@alpha"}, rank=rank)
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, poller.redis).write(batch)
 
 
@@ -57,7 +57,7 @@ def test_task_changes_workers_and_kpis(settings: WardenSettings, poller: StreamP
     buf.heartbeat("celery@alpha", {"hostname": "celery@alpha", "state": "online",
                                    "active": "1", "concurrency": "2",
                                    "last_seen": f"{time.time():.3f}"})
-    batch, _, _ = buf.take()
+    batch = buf.take()[0]
     StoreWriter(settings, poller.redis).write(batch)
     _write(settings, poller, {"t-1": {"state": "STARTED", "started": str(time.time())}})
     events = poller.poll(now=time.time() + 3)

@@ -3,8 +3,11 @@
 Called from the signal handlers at each place a final failure becomes known (see
 :mod:`celery_warden.record.signals` for which process that is). Error groups are buffered
 through the recorder like every metric; DLQ entries are written synchronously, because they
-must exist before the message is acknowledged (a buffered entry would die with a killed
-process).
+must exist before the message is acknowledged — but with a hard deadline
+(``WARDEN_STORE_DEADLINE``, no retries): a store that does not answer in time gets the entry
+later, from the process's spool (:meth:`Recorder.spool_dlq`, a file that outlives the process),
+and for ``SICK_FOR`` seconds after such a miss the spool is used at once, so a sick store costs
+a failing task at most one deadline.
 
 Which failures are dead-lettered: every worker-level failure (hard time limit, lost worker,
 poison pill, unknown task, undecodable or invalid message), and task failures of tasks whose
@@ -26,9 +29,12 @@ from celery_warden.dlq.capture import entry_from_context, entry_from_message, en
 from celery_warden.dlq.entry import DLQEntry
 from celery_warden.dlq.groups import describe
 from celery_warden.dlq.store import DeadLetterQueue
-from celery_warden.services import Services, refusal
+from celery_warden.services import Services, redis_client, refusal
 
 logger = logging.getLogger("celery_warden.failures")
+
+#: Seconds the task path skips the store after it missed a deadline or refused.
+SICK_FOR = 5.0
 
 
 class FailureCapture:
@@ -40,15 +46,35 @@ class FailureCapture:
         self.settings = services.settings
         self.recorder = services.recorder
         self._dlq: DeadLetterQueue | None = None
+        self._fast: DeadLetterQueue | None = None
+        self._sick_until = 0.0
         self.redactor = services.redactor
         #: Task ids the main process dead-lettered as poison pills (revoked locally).
         self.poisoned: set[str] = set()
 
     @property
     def dlq(self) -> DeadLetterQueue:
+        """The DLQ with Warden's usual timeouts (background delivery of spooled entries)."""
         if self._dlq is None:
             self._dlq = DeadLetterQueue(self.settings, app=self.services.app)
         return self._dlq
+
+    @property
+    def fast(self) -> DeadLetterQueue:
+        """The DLQ on a task's path: hard deadline, no retries."""
+        if self._fast is None:
+            client = redis_client(self.settings.redis_url, timeout=self.settings.store_deadline,
+                                  retries=0)
+            self._fast = DeadLetterQueue(self.settings, app=self.services.app, client=client)
+        return self._fast
+
+    @property
+    def sick(self) -> bool:
+        return time.monotonic() < self._sick_until
+
+    def _missed(self, exc: BaseException) -> None:
+        if refusal(exc) is not None or isinstance(exc, redis.ConnectionError | OSError):
+            self._sick_until = time.monotonic() + SICK_FOR
 
     # -- decisions --------------------------------------------------------------------------
     def dead_letter_enabled(self, task: Any, headers: dict[str, Any] | None = None) -> bool:
@@ -107,13 +133,16 @@ class FailureCapture:
         the count cannot be written (store unreachable, ``READONLY``, ``OOM``): the delivery
         runs, as when its DLQ entry cannot be stored, rather than be lost or fail.
         """
-        key = self.dlq.keys.deliveries(request.id)
+        if self.sick:
+            return None  # the store missed its deadline just now: run, without detection
+        key = self.fast.keys.deliveries(request.id)
         try:
-            pipe = self.dlq.redis.pipeline(transaction=True)
+            pipe = self.fast.redis.pipeline(transaction=True)
             pipe.incr(key)
             pipe.expire(key, self.settings.task_ttl)
             redeliveries = int(pipe.execute()[0])
         except (redis.RedisError, OSError) as exc:
+            self._missed(exc)
             code = refusal(exc)
             outage = code is not None or isinstance(exc, redis.ConnectionError | OSError)
             logger.log(logging.WARNING if outage else logging.ERROR,  # else: a bug, traceback
@@ -151,17 +180,42 @@ class FailureCapture:
         # The failure text is only read by people, so secrets in it are masked (here already,
         # so that the log line below, if Redis is down, does not carry them either).
         entry.mask_failure(self.redactor)
-        try:
-            self.dlq.add(entry)
-        except (redis.RedisError, OSError) as exc:
-            logger.critical(
-                "warden: could not write DLQ entry (%s: %s); entry follows so it can be "
-                "recovered: %s", type(exc).__name__, exc, json.dumps(entry.as_dict(), default=str),
-            )
-            return None
+        if not self.sick:
+            try:
+                self.fast.add(entry)
+            except (redis.RedisError, OSError) as exc:
+                self._missed(exc)
+                return self._spool(entry, exc)
+        else:
+            return self._spool(entry, None)
         self.recorder.task(entry.task_id, static={"dlq_entry": entry.id,
                                                   "dlq_reason": entry.reason})
         return entry.id
+
+    def _spool(self, entry: DLQEntry, exc: BaseException | None) -> str | None:
+        """The store missed its deadline: keep the entry in the spool (delivered later)."""
+        why = "store missed its deadline just now" if exc is None else (
+            f"{type(exc).__name__}: {exc}")
+        try:
+            spooled = self.recorder.spool_dlq(entry.to_hash())
+        except OSError as spool_exc:
+            spooled, why = False, f"{why}; spool: {spool_exc}"
+        if spooled:
+            logger.warning("warden: DLQ entry %s for task %s spooled (%s); it is written to "
+                           "the DLQ when the store answers", entry.id, entry.task_id, why)
+            self.recorder.task(entry.task_id, static={"dlq_entry": entry.id,
+                                                      "dlq_reason": entry.reason})
+            return entry.id
+        logger.critical(
+            "warden: could not write DLQ entry (%s); entry follows so it can be recovered: %s",
+            why, json.dumps(entry.as_dict(), default=str),
+        )
+        return None
+
+    def deliver_spooled(self, fields: dict[str, str]) -> None:
+        """Write a spooled entry to the DLQ (flusher thread or replay; raises on failure)."""
+        entry = DLQEntry.from_hash(fields)
+        self.dlq.add(entry)
 
 
 __all__ = ["FailureCapture"]

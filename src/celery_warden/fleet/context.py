@@ -88,7 +88,10 @@ def client(settings: WardenSettings) -> redis.Redis:
         with _lock:
             found = _clients.get(key)
             if found is None:
-                found = _clients[key] = redis_client(settings.redis_url)
+                # A check is on the task's path: a hard deadline, no retries (a failed
+                # check answers open or closed at once, see Outage).
+                found = _clients[key] = redis_client(
+                    settings.redis_url, timeout=settings.store_deadline, retries=0)
     return found
 
 

@@ -8,13 +8,17 @@ x 100 over online workers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from celery_warden.read.breakers import BreakerReader
-from celery_warden.read.metrics import MetricsReader, Window
+from celery_warden.read.metrics import FINAL_OUTCOMES, MetricsReader, Window, window_label
 from celery_warden.read.workers import WorkerReader
 from celery_warden.units import percent
+
+#: Bucket fields the KPIs read (outcomes for the rates, ``done``/``dsum`` for the averages).
+KPI_FIELDS = (*FINAL_OUTCOMES, "retried", "done", "dsum")
 
 
 class KpiReader:
@@ -30,11 +34,19 @@ class KpiReader:
         self.dlq_size = dlq_size
 
     def kpis(self, window: Window = "1h") -> dict[str, Any]:
-        overall = self.metrics.performance(None, window)
-        per_task = {
-            name: self.metrics.performance(name, window)["avg_duration"]
-            for name in self.metrics.task_names()
-        }
+        # One read of the few fields the KPIs use, per task name: the fleet-wide rates are
+        # their sums (the same numbers as ``performance(None)``), the averages per name.
+        seconds = self.metrics.window_seconds(window)
+        end = time.time()
+        per = self.metrics.sums(self.metrics.task_names(), KPI_FIELDS, end - seconds, end)
+        total = {f: int(sum(row[f] for row in per.values())) for f in KPI_FIELDS
+                 if f != "dsum"}
+        finished = sum(total[o] for o in FINAL_OUTCOMES)
+        overall = {"window": window_label(window, seconds),
+                   "success_rate": percent(total["success"], finished),
+                   "retry_rate": percent(total["retried"], finished)}
+        per_task = {name: row["dsum"] / row["done"] if row["done"] else None
+                    for name, row in per.items()}
         try:
             depths: dict[str, int | None] | None = self.depths()
             depth_source = "broker"

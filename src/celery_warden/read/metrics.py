@@ -85,6 +85,29 @@ class MetricsReader:
             merged.add(bucket)
         return merged
 
+    def sums(self, names: list[str], fields: tuple[str, ...], start: float,
+             end: float) -> dict[str, dict[str, float]]:
+        """Selected bucket fields summed per task name over [start, end]: an ``HMGET`` of only
+        those fields per bucket, so a fleet-wide number (the KPIs) does not parse every
+        histogram slot of every bucket."""
+        pipe = self.redis.pipeline(transaction=False)
+        spans: list[tuple[str, int]] = []
+        for name in names:
+            found = bucket_keys(self.keys, name, start, end)
+            spans.append((name, len(found)))
+            for key in found:
+                pipe.hmget(key, fields)
+        rows = iter(pipe.execute())
+        out: dict[str, dict[str, float]] = {}
+        for name, n in spans:
+            acc = [0.0] * len(fields)
+            for _ in range(n):
+                for i, value in enumerate(next(rows)):
+                    if value is not None:
+                        acc[i] += float(value)
+            out[name] = dict(zip(fields, acc, strict=True))
+        return out
+
     def performance(self, task_name: str | None = None, window: Window = "1h") -> dict[str, Any]:
         """Counts, rates, average and percentile durations and throughput over a window.
 

@@ -9,38 +9,31 @@ coalesce into one record write.
 Bounded: new records plus what the flusher still carries after a failed write stay within
 ``WARDEN_BUFFER_SIZE``; past it the oldest records are dropped — the carried ones first — and
 every drop is counted and reported.
+
+Durable across a killed process (worker processes): each change is also appended to this
+process's spool (:mod:`celery_warden.record.spool`), one ``write()`` under the same lock, as a
+tuple :func:`celery_warden.record.replay.apply_entry` can apply again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from celery_warden.keys import minute_of
 from celery_warden.record import totals
 from celery_warden.record.batch import Batch, BucketDelta, TaskDelta
-from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
+from celery_warden.record.order import delivery_seq
+from celery_warden.record.spool import Spool
 from celery_warden.settings import WardenSettings
+
+logger = logging.getLogger("celery_warden.recorder")
 
 #: Metric buckets (name x minute pairs) and error groups kept in memory while Redis is down.
 MAX_BUCKETS = 5_000
-
-
-class Running(Protocol):
-    """A task running in this process, as the signal handlers describe it to the recorder."""
-
-    flushed: bool
-    retries: int
-    defers: int
-    name: str
-    worker: str
-    queue: str
-    wait: float | None
-
-    def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-        """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
-        ...
 
 
 class RecordBuffer:
@@ -55,8 +48,9 @@ class RecordBuffer:
         self._batch = Batch()
         self._carried = 0  # task records the flusher still holds after a failed write
         self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
-        self._in_flight: dict[str, Running] = {}  # tasks started here and not finished yet
+        self._in_flight: dict[str, Any] = {}  # tasks started here and not finished yet
         self._running = False
+        self._spool: Spool | None = None
         self.dropped = 0  # records dropped since start (monotonic, for reporting)
         self._dropped_unreported = 0
 
@@ -65,14 +59,26 @@ class RecordBuffer:
         self._running = True
 
     # -- the flusher's side ----------------------------------------------------------------
-    def take(self) -> tuple[Batch, int, int]:
-        """Swap the buffer out: (batch, drops to report, carried records to evict)."""
+    def take(self) -> tuple[Batch, int, int, Path | None]:
+        """Swap the buffer out: (batch, drops to report, carried records to evict, the spool
+        segment holding exactly this batch's changes)."""
         with self._lock:
             batch, self._batch = self._batch, Batch()
             dropped, self._dropped_unreported = self._dropped_unreported, 0
             evict, self._carry_evict = self._carry_evict, 0
             self._carried = 0
-        return batch, dropped, evict
+            segment = self._spool.rotate() if self._spool is not None else None
+        return batch, dropped, evict, segment
+
+    def _spooled(self, entry: tuple[Any, ...]) -> None:
+        """Append one change to the spool (caller holds the lock). A spool that fails (disk
+        full, a value marshal cannot write) is given up, loudly, rather than fail a task."""
+        try:
+            self._spool.append(entry)  # type: ignore[union-attr]
+        except (OSError, ValueError) as exc:
+            logger.error("warden: spool write failed (%s: %s); records are kept in memory only "
+                         "from now on", type(exc).__name__, exc)
+            self._spool = None
 
     def carried(self, tasks: int, dropped: int = 0) -> None:
         """The flusher still holds ``tasks`` records (it dropped ``dropped`` to stay bounded)."""
@@ -118,75 +124,32 @@ class RecordBuffer:
         """
         if not self._running:
             self._start()
-        now = time.time()
         with self._lock:
-            if total is not None:
-                totals.count(self._batch.counters, total)
-            tasks = self._batch.tasks
-            delta = tasks.get(task_id)
-            if delta is None:
-                self._make_room_locked(tasks)
-                delta = tasks[task_id] = TaskDelta()
-            if static:
-                delta.static.update(static)
-            seq = delivery_seq(retries, defers)
-            if rank and (seq, rank) >= (delta.seq, delta.rank):
-                if seq > delta.seq:
-                    delta.attempt.clear()
-                if attempt:
-                    delta.attempt.update(attempt)
-                delta.attempt["retries"] = str(retries)
-                delta.seq, delta.rank = seq, rank
-            delta.updated = now
+            if self._spool is not None:
+                self._spooled(("T", task_id, static, attempt, retries, rank, defers, total))
+            self._task_locked(task_id, static, attempt, retries, rank, defers, total)
 
-    # -- a task running in this process (pool child) ----------------------------------------
-    def begin(self, task_id: str, run: Running) -> None:
-        """A task started here: counted, but no record yet (a STARTED record is written only
-        if it still runs at the next flush, see :meth:`started_records`)."""
-        if not self._running:
-            self._start()
-        self._in_flight[task_id] = run
-        with self._lock:
-            totals.count(self._batch.counters, ("started", run.name, run.worker, run.queue, ""))
-            if run.wait is not None:
-                totals.observe(self._batch.hists, ("queue_wait", run.name, run.worker, run.queue),
-                               run.wait)
-
-    def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
-            outcome: str, finished: float, runtime: float, wait: float | None) -> None:
-        """A task finished here: its record and its metrics, under one lock acquisition.
-
-        The record keeps a reference to ``run``; its start fields are expanded by the store at
-        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
-        """
-        self._in_flight.pop(task_id, None)
-        if not self._running:
-            self._start()
-        seq = delivery_seq(run.retries, run.defers)
-        final["retries"] = run.retries
-        with self._lock:
-            tasks = self._batch.tasks
-            delta = tasks.get(task_id)
-            if delta is None:
-                self._make_room_locked(tasks)
-                tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
-                                           run=run)
-            else:
-                if (seq, rank) >= (delta.seq, delta.rank):
-                    if seq > delta.seq:
-                        delta.attempt.clear()
-                    delta.attempt.update(final)
-                    delta.seq, delta.rank = seq, rank
-                delta.run = run
-                delta.updated = finished
-            self._observe_locked(name, finished, outcome, runtime, wait, None,
-                                 rank == RANK_FINAL and run.retries > 0)
-            event = totals.OUTCOME_EVENTS.get(outcome)
-            if event is not None:
-                totals.count(self._batch.counters, (
-                    event, name, run.worker, run.queue,
-                    final.get("exc_type") or "" if event == "failed" else ""))
-            totals.observe(self._batch.hists, ("runtime", name, run.worker, run.queue), runtime)
+    def _task_locked(self, task_id: str, static: dict[str, Any] | None,
+                     attempt: dict[str, Any] | None, retries: int, rank: int, defers: int,
+                     total: totals.CounterKey | None) -> None:
+        if total is not None:
+            totals.count(self._batch.counters, total)
+        tasks = self._batch.tasks
+        delta = tasks.get(task_id)
+        if delta is None:
+            self._make_room_locked(tasks)
+            delta = tasks[task_id] = TaskDelta()
+        if static:
+            delta.static.update(static)
+        seq = delivery_seq(retries, defers)
+        if rank and (seq, rank) >= (delta.seq, delta.rank):
+            if seq > delta.seq:
+                delta.attempt.clear()
+            if attempt:
+                delta.attempt.update(attempt)
+            delta.attempt["retries"] = str(retries)
+            delta.seq, delta.rank = seq, rank
+        delta.updated = time.time()
 
     def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
         """Keep the total (new + carried after a failed write) within the bound, dropping the
@@ -200,20 +163,6 @@ class RecordBuffer:
             del tasks[next(iter(tasks))]
         self.dropped += 1
         self._dropped_unreported += 1
-
-    def forget(self, task_id: str) -> None:
-        """A task that started here will not finish here (its outcome is reported elsewhere)."""
-        self._in_flight.pop(task_id, None)
-
-    def started_records(self) -> None:
-        """STARTED records for tasks still running at flush time (flusher thread)."""
-        for task_id, run in list(self._in_flight.items()):  # list(): atomic under the GIL
-            if run.flushed:
-                continue
-            run.flushed = True
-            static, attempt, retries, defers = run.start_fields()
-            self.task(task_id, static=static, attempt=attempt, retries=retries,
-                      rank=RANK_STARTED, defers=defers)
 
     def observe(
         self,
@@ -230,6 +179,8 @@ class RecordBuffer:
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("O", name, ts, outcome, duration, wait, queue, retried))
             self._observe_locked(name, ts, outcome, duration, wait, queue, retried)
 
     def _observe_locked(self, name: str, ts: float, outcome: str, duration: float | None,
@@ -260,6 +211,8 @@ class RecordBuffer:
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("X", info, task_name, task_id, ts))
             if self._batch.add_error(info, task_name, task_id, ts, MAX_BUCKETS):
                 self.dropped += 1
                 self._dropped_unreported += 1
@@ -269,6 +222,8 @@ class RecordBuffer:
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("C", key, runtime))
             totals.count(self._batch.counters, key)
             if runtime is not None:
                 totals.observe(self._batch.hists, ("runtime", key[1], key[2], key[3]), runtime)
@@ -278,8 +233,10 @@ class RecordBuffer:
         if not self._running:
             self._start()
         with self._lock:
+            if self._spool is not None:
+                self._spooled(("S", name, amount))
             stats = self._batch.stats
             stats[name] = stats.get(name, 0) + amount
 
 
-__all__ = ["MAX_BUCKETS", "RecordBuffer", "Running"]
+__all__ = ["MAX_BUCKETS", "RecordBuffer"]

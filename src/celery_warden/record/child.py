@@ -68,6 +68,13 @@ class Run:
         }
         return static, attempt, self.retries, self.defers
 
+    def facts(self) -> tuple[Any, ...]:
+        """What the spool keeps to rebuild the record (``replay.ReplayRun``; no previews)."""
+        received = getattr(self.req, h.RECEIVED, None)
+        return (self.queue, self.worker, self.pid, self.started,
+                None if received is None else float(received), self.retries, self.defers,
+                self.wait)
+
 
 def queue_wait(req: Any, now: float) -> float | None:
     """Seconds from publish (or the ETA, when later) to start; None without a send stamp."""
@@ -151,6 +158,7 @@ class ChildHandlers:
         self._pid = os.getpid()
         self.runs.clear()
         self.recorder.restart()
+        self.recorder.enable_spool()  # what this child buffers survives its death
 
     def on_process_shutdown(self, sender: Any = None, **_: Any) -> None:
         self.recorder.stop(timeout=2.0)

@@ -24,13 +24,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis
 
 from celery_warden.record.batch import Batch
-from celery_warden.record.buffer import MAX_BUCKETS, RecordBuffer
+from celery_warden.record.buffer import MAX_BUCKETS
 from celery_warden.record.chunks import Chunk, Chunker
+from celery_warden.record.running import TaskBuffer
+from celery_warden.record.spool import Spool
 from celery_warden.services import refusal
 
 logger = logging.getLogger("celery_warden.recorder")
@@ -50,7 +53,7 @@ class ChunkWriter(Protocol):
 class Flusher:
     """Writes one buffer's batches; one per recorder and process."""
 
-    def __init__(self, buffer: RecordBuffer, writer_factory: Callable[[], ChunkWriter]) -> None:
+    def __init__(self, buffer: TaskBuffer, writer_factory: Callable[[], ChunkWriter]) -> None:
         self.buffer = buffer
         self.settings = buffer.settings
         self._writer_factory = writer_factory
@@ -65,6 +68,14 @@ class Flusher:
         self._last_warning = 0.0
         self._down_since: float | None = None
         self._dropped_since_down = 0
+        #: Spool segments whose changes are not confirmed yet, and those not sealed yet.
+        self._segments: list[Path] = []
+        self._unsealed: list[Path] = []
+
+    @property
+    def writer_id(self) -> str:
+        """This process's chunk writer id (its spool files carry it too)."""
+        return self._chunker.writer_id
 
     def flush(self) -> bool:
         """Write everything buffered; False if Redis could not be reached (kept for later)."""
@@ -74,7 +85,10 @@ class Flusher:
     def _flush(self) -> bool:
         buffer = self.buffer
         buffer.started_records()
-        batch, dropped, evict = buffer.take()
+        batch, dropped, evict, segment = buffer.take()
+        if segment is not None:
+            self._segments.append(segment)
+            self._unsealed.append(segment)
         self._carry.absorb(batch)
         superseded = self._evict(evict)
         if superseded:  # the hot path counted these, but a newer record of each task remains
@@ -84,12 +98,17 @@ class Flusher:
             self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + dropped
             self._dropped_since_down += dropped
         if not self._carry and not self._sealed:
+            self._confirmed()
             return True
         try:
             self._apply_sealed()
             if self._carry:
                 self._carry.rollup_hours()
-                self._sealed.extend(self._chunker.seal(self._carry, time.time()))
+                chunks = self._chunker.seal(self._carry, time.time())
+                if self._unsealed:  # before applying: replay must know what may be in Redis
+                    Spool.mark(self._unsealed, chunks[0].seq, chunks[-1].seq, self.writer_id)
+                    self._unsealed = []
+                self._sealed.extend(chunks)
                 self._carry = Batch()
                 self._apply_sealed()
         except (redis.RedisError, OSError) as exc:
@@ -99,6 +118,7 @@ class Flusher:
             self._warn_down(exc)
             return False
         buffer.carried(0)
+        self._confirmed()
         self.flushes += 1
         if self._down_since is not None:
             logger.warning(
@@ -109,6 +129,22 @@ class Flusher:
             self._down_since = None
         self._dropped_since_down = 0
         return True
+
+    def _confirmed(self) -> None:
+        """Everything taken so far is in Redis: its spool segments can go."""
+        if self._segments and not self._sealed and not self._carry:
+            Spool.remove(self._segments)
+            self._segments = []
+            self._unsealed = []
+
+    def pending_segments(self) -> list[Path]:
+        return list(self._segments)
+
+    def adopt(self, segments: list[Path]) -> None:
+        """Carry a dead process's spool segments (replay): marked with this flusher's chunks
+        when sealed, deleted once applied."""
+        self._segments += segments
+        self._unsealed += segments
 
     def _apply_sealed(self) -> None:
         """Apply sealed chunks in order; raises (and keeps the rest) when Redis is away."""

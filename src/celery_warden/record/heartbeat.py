@@ -41,6 +41,10 @@ def _rss_total(proc: psutil.Process) -> int:
     return total
 
 
+#: Longest the worker's stop waits for the flush of its last heartbeat.
+STOP_FLUSH_DEADLINE = 0.5
+
+
 class Heartbeat:
     """Collects worker facts every ``heartbeat_interval`` seconds and queues them."""
 
@@ -100,7 +104,9 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(2.0)
         self.beat("offline")
-        self.services.recorder.flush()
+        # Bounded: a store that does not answer must not hold the worker's exit (what is not
+        # written is spooled, and written by the process's exit or the next start).
+        self.services.recorder.flush_within(STOP_FLUSH_DEADLINE)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

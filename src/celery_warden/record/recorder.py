@@ -10,7 +10,11 @@ a daemon thread wakes every ``WARDEN_FLUSH_INTERVAL`` seconds and runs one flush
   id and no thread; its thread starts on the first record, so nothing the parent buffered is
   written twice;
 * shutdown (``worker_process_shutdown``, the heartbeat bootstep's stop, ``atexit``) flushes
-  what is left.
+  what is left;
+* in worker processes (:meth:`Recorder.enable_spool`) every change is also spooled to a file,
+  so what a killed process had buffered is replayed by the next worker start on the host
+  (:mod:`celery_warden.record.spool`, :mod:`celery_warden.record.replay`); the spool also keeps
+  DLQ entries that could not be written in time, delivered by the flusher thread.
 """
 
 from __future__ import annotations
@@ -19,18 +23,30 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
-from celery_warden.record.buffer import RecordBuffer
+from celery_warden.keys import Keys
 from celery_warden.record.flusher import ChunkWriter, Flusher
+from celery_warden.record.replay import DLQSink, ReplayReport, deliver_dlq, replay_dead
+from celery_warden.record.running import TaskBuffer
+from celery_warden.record.spool import Spool, spool_dir
 from celery_warden.record.store import StoreWriter
+from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
 
 logger = logging.getLogger("celery_warden.recorder")
 
 
-class Recorder(RecordBuffer):
+#: Seconds between attempts to deliver spooled DLQ entries.
+DLQ_RETRY_EVERY = 1.0
+#: Longest a spooling process's exit waits for its final flush.
+EXIT_DEADLINE = 0.5
+
+
+class Recorder(TaskBuffer):
     """Per-process buffer of store writes with a background flusher."""
 
     def __init__(self, settings: WardenSettings,
@@ -39,6 +55,10 @@ class Recorder(RecordBuffer):
         self._writer_factory: Callable[[], ChunkWriter] = (
             writer_factory or (lambda: StoreWriter(settings)))
         self._init_thread()
+        #: Writes a spooled DLQ entry to the DLQ (set by the DLQ layer; raises on failure).
+        self.dlq_sink: DLQSink | None = None
+        self._spooling = False
+        self._dlq_next = 0.0
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call(ref, "_after_fork"))
         atexit.register(lambda: _call(ref, "stop"))
@@ -50,9 +70,72 @@ class Recorder(RecordBuffer):
         self._thread: threading.Thread | None = None
 
     def _after_fork(self) -> None:
-        """In a forked child: forget the parent's buffers, locks, thread and connections."""
+        """In a forked child: forget the parent's buffers, locks, thread, connections and
+        spool files (the child spools to its own once it calls :meth:`enable_spool`)."""
+        if self._spool is not None:
+            self._spool.forget()
         self._reset_buffer()
         self._init_thread()
+
+    # -- the spool ---------------------------------------------------------------------------
+    def enable_spool(self) -> bool:
+        """Spool every change of this process from now on (worker processes)."""
+        directory = spool_dir(self.settings.spool_dir, self.settings.key_prefix)
+        if directory is None or self._spool is not None:
+            return False
+        spool = Spool(directory, self.flusher.writer_id)
+        if not spool.open():
+            return False
+        with self._lock:
+            self._spool = spool
+        self._spooling = True
+        return True
+
+    def spool_dlq(self, fields: dict[str, str]) -> bool:
+        """Keep a DLQ entry that could not be written; False without a spool."""
+        spool = self._spool
+        if spool is None:
+            return False
+        with self._lock:
+            spool.append_dlq(fields)
+        self._dlq_next = 0.0
+        if not self._running:
+            self._start()
+        self._wake.set()
+        return True
+
+    def deliver_spooled_dlq(self) -> None:
+        """Hand spooled DLQ entries to the DLQ (flusher thread; at most once a second)."""
+        spool = self._spool
+        if spool is None or self.dlq_sink is None or time.monotonic() < self._dlq_next:
+            return
+        sending = spool.sending_path
+        with self._lock:
+            if not sending.exists():
+                if not spool.dlq_path.exists():
+                    return
+                os.replace(spool.dlq_path, sending)
+        if not deliver_dlq(sending, self.dlq_sink):
+            self._dlq_next = time.monotonic() + DLQ_RETRY_EVERY
+
+    def replay_dead(self) -> ReplayReport | None:
+        """Replay the spools of dead processes on this host (a worker's start)."""
+        directory = spool_dir(self.settings.spool_dir, self.settings.key_prefix)
+        if directory is None or not directory.is_dir():
+            return None
+        client = redis_client(self.settings.redis_url)
+
+        def make(segments: list[Path]) -> tuple[Recorder, Recorder]:
+            rec = Recorder(self.settings, self._writer_factory)
+            rec.stop()  # no thread: flushed explicitly
+            rec.flusher.adopt(segments)
+            return rec, rec
+
+        try:
+            return replay_dead(directory, client, Keys(self.settings.key_prefix), make,
+                               self.dlq_sink, own=self.flusher.writer_id)
+        finally:
+            client.close()
 
     # -- the flusher thread ----------------------------------------------------------------
     def _start(self) -> None:
@@ -70,28 +153,67 @@ class Recorder(RecordBuffer):
             self._wake.wait(interval)
             self._wake.clear()
             self.flush()
+            if self._spool is not None:
+                try:
+                    self.deliver_spooled_dlq()
+                except OSError as exc:
+                    logger.warning("warden: spooled DLQ entries: %s", exc)
 
     def flush(self) -> bool:
         """Write everything buffered now; returns False if Redis could not be reached."""
         return self.flusher.flush()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the flusher and write what is left (called on clean shutdown and at exit)."""
+        """Stop the flusher and write what is left (called on clean shutdown and at exit).
+
+        With a spool, what is left is safe on disk, so a store that does not answer delays the
+        exit by at most :data:`EXIT_DEADLINE` (the next worker start replays the rest)."""
         self._stopping.set()
         self._wake.set()
+        spooled = self._spool is not None
+        wait = min(timeout, EXIT_DEADLINE) if spooled else timeout
+        deadline = time.monotonic() + wait
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join(wait)
         self._running = False
+        flushed = self.flush_within(max(deadline - time.monotonic(), 0.05)) if spooled else (
+            self._final_flush())
+        spool = self._spool
+        if spool is not None:
+            with self._lock:
+                self._spool = None
+            spool.close(remove=flushed and not self.flusher.pending_segments()
+                        and not spool.leftovers())
+
+    def _final_flush(self) -> bool:
         try:
-            self.flush()
+            flushed = self.flush()
+            if self._spool is not None:
+                self._dlq_next = 0.0
+                self.deliver_spooled_dlq()
+            return flushed
         except Exception:
             logger.exception("warden: final flush failed")
+            return False
+
+    def flush_within(self, seconds: float) -> bool:
+        """Flush, waiting at most ``seconds`` for it (the flush goes on in the background);
+        True when it finished and Redis took everything."""
+        result: list[bool] = []
+        helper = threading.Thread(target=lambda: result.append(self._final_flush()),
+                                  name="warden-final-flush", daemon=True)
+        helper.start()
+        helper.join(seconds)
+        return bool(result and result[0])
 
     def restart(self) -> None:
-        """Allow use again after :meth:`stop` (the next record starts a new thread)."""
+        """Allow use again after :meth:`stop` (the next record starts a new thread; a spool
+        used before is opened again)."""
         self._stopping.clear()
         self._running = False
+        if self._spooling:
+            self.enable_spool()
 
     def carries(self, task_id: str) -> bool:
         return self.flusher.carries(task_id)

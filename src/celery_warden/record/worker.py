@@ -10,7 +10,9 @@ poison pills — and for tasks held until their ETA (shown RECEIVED meanwhile).
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
 import weakref
 from typing import Any
@@ -24,6 +26,8 @@ from celery_warden.record.ports import FailureSink, ReadyHook
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.totals import UNKNOWN
 from celery_warden.services import Services
+
+logger = logging.getLogger("celery_warden.recorder")
 
 #: Outcomes remembered per process to count each (task id, attempt) once: ``task_failure``
 #: fires twice for one hard time limit in Celery 5.7.0.
@@ -189,11 +193,21 @@ class WorkerHandlers:
 
     # -- lifecycle -------------------------------------------------------------------------
     def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        # Spool this process's records from now on, and replay what processes that died on
+        # this host left (in a thread: a store that does not answer never delays the start).
+        self.recorder.enable_spool()
+        threading.Thread(target=self._replay, name="warden-replay", daemon=True).start()
         for hook in self.on_ready_hooks:
             hook()
         beat = self.services.heartbeat
         if beat is not None:
             beat.beat("online")
+
+    def _replay(self) -> None:
+        try:
+            self.recorder.replay_dead()
+        except Exception:
+            logger.exception("warden: replaying the spools of dead processes failed")
 
     def on_worker_shutting_down(self, sender: Any = None, **_: Any) -> None:
         beat = self.services.heartbeat

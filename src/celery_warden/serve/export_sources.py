@@ -16,7 +16,6 @@ from celery_warden.alerts.view import AlertsView
 from celery_warden.keys import Keys
 from celery_warden.read.deferral_totals import deferral_totals
 from celery_warden.read.queues import QueueReader
-from celery_warden.read.totals import CounterTotal, HistogramTotal, read_totals
 from celery_warden.read.warden_metrics import (
     BreakerValue,
     breaker_values,
@@ -24,6 +23,7 @@ from celery_warden.read.warden_metrics import (
     recorder_dropped,
 )
 from celery_warden.read.workers import WorkerReader
+from celery_warden.serve.totals_text import task_text
 from celery_warden.settings import WardenSettings
 
 
@@ -37,8 +37,8 @@ class ExportSources:
         self._workers = WorkerReader(settings, client)
         self._alerts = AlertsView(settings, client)
 
-    def totals(self) -> tuple[list[CounterTotal], list[HistogramTotal]]:
-        return read_totals(self.client, self.keys)
+    def task_text(self) -> str:
+        return task_text(self.client, self.keys)
 
     def workers(self) -> list[dict[str, Any]]:
         return list(self._workers.health()["workers"])

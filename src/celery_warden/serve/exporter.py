@@ -1,13 +1,14 @@
-"""The Prometheus exporter: a custom collector that renders ``/metrics`` from the store.
+"""The Prometheus exporter: ``/metrics`` rendered from the store at each scrape.
 
-Why a collector and not ``Counter``/``Histogram`` objects: a process-global counter starts at
-zero whenever ``warden serve`` restarts and differs between replicas behind a load balancer.
-Every value here is read at scrape time from what the fleet wrote to Redis — the cumulative
-totals (``read_totals``: no TTL, counted once per event by the flush script), the worker
-heartbeats, the broker's queue depths, the DLQ, the breakers, the alert states — so every
-replica answers the same numbers and a counter never goes down (prometheus/client_python's
-"custom collector" pattern; the names and labels are celery-exporter's, see
-``docs/metrics.md``).
+Why no ``Counter``/``Histogram`` objects: a process-global counter starts at zero whenever
+``warden serve`` restarts and differs between replicas behind a load balancer. Every value here
+is read at scrape time from what the fleet wrote to Redis — the cumulative task totals (no TTL,
+counted once per event by the flush script; written as text by
+:mod:`celery_warden.serve.totals_text`, ~120,000 samples being too many for prometheus_client's
+``Sample`` objects), and, through a custom collector (prometheus/client_python's pattern), the
+worker heartbeats, the broker's queue depths, the DLQ, the breakers, deferrals, drops and the
+alert states — so every replica answers the same numbers and a counter never goes down. Names
+and labels are celery-exporter's; see ``docs/metrics.md``.
 
 A source that cannot be read (broker down, say) does not fail the scrape: its families are left
 out and ``warden_exporter_source_up{source}`` says which one is missing.
@@ -16,80 +17,22 @@ out and ``warden_exporter_source_up{source}`` says which one is missing.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
-from celery_warden.read.totals import CounterTotal, HistogramTotal
 from celery_warden.read.warden_metrics import BREAKER_STATES, BreakerValue
 from celery_warden.record.totals import host
 from celery_warden.serve.export_sources import ExportSources
 
 logger = logging.getLogger("celery_warden.serve.exporter")
-
-#: celery-exporter's counters: event -> help text (its own wording).
-TASK_EVENTS: dict[str, str] = {
-    "sent": "Sent when a task message is published.",
-    "received": "Sent when the worker receives a task.",
-    "started": "Sent just before the worker executes the task.",
-    "succeeded": "Sent if the task executed successfully.",
-    "failed": "Sent if the execution of the task failed.",
-    "rejected": "The task was rejected by the worker, possibly to be re-queued or moved to a "
-                "dead letter queue.",
-    "revoked": "Sent if the task has been revoked.",
-    "retried": "Sent if the task failed, but will be retried in the future.",
-}
-#: celery-exporter's histograms: Warden's metric -> (name, help).
-HISTOGRAMS: dict[str, tuple[str, str]] = {
-    "runtime": ("celery_task_runtime", "Histogram of task runtime measurements."),
-    "queue_wait": ("celery_task_queue_wait_time",
-                   "Histogram of the time tasks spend waiting in the queue before being "
-                   "executed, excluding deliberate ETA/countdown delay."),
-}
-TASK_LABELS = ["name", "hostname", "queue_name"]
-
-
-def le(bound: float) -> str:
-    """A bucket bound as prometheus_client writes it (``0.025``, ``1.0``, ``+Inf``)."""
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
-
-
-def task_families(counters: Iterable[CounterTotal],
-                  histograms: Iterable[HistogramTotal]) -> Iterator[Metric]:
-    """``celery_task_*_total`` counters and the two ``celery_task_*`` histograms."""
-    families = {
-        event: CounterMetricFamily(
-            f"celery_task_{event}", doc,
-            labels=[*TASK_LABELS, "exception"] if event == "failed" else TASK_LABELS)
-        for event, doc in TASK_EVENTS.items()
-    }
-    for c in counters:
-        family = families.get(c.event)
-        if family is None:
-            continue
-        labels = [c.name, c.hostname, c.queue]
-        if c.event == "failed":
-            labels.append(c.exception)
-        family.add_metric(labels, float(c.value))
-    yield from families.values()
-    hists = {metric: HistogramMetricFamily(name, doc, labels=TASK_LABELS)
-             for metric, (name, doc) in HISTOGRAMS.items()}
-    for hist in histograms:
-        h_family = hists.get(hist.metric)
-        if h_family is None:
-            continue
-        h_family.add_metric([hist.name, hist.hostname, hist.queue],
-                            [(le(bound), float(n)) for bound, n in hist.buckets],
-                            sum_value=hist.sum)
-    yield from hists.values()
 
 
 def worker_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:
@@ -177,14 +120,16 @@ def labelled_counter(name: str, doc: str, label: str, values: dict[str, int]) ->
 
 
 class StoreCollector(Collector):
-    """Yields every family from the store at each ``collect()``; keeps no state of its own."""
+    """Yields every family but the task ones from the store at each ``collect()``; keeps no
+    state of its own. ``up``: what earlier parts of the same scrape found (source -> 0/1)."""
 
-    def __init__(self, sources: ExportSources) -> None:
+    def __init__(self, sources: ExportSources, up: dict[str, int] | None = None) -> None:
         self.sources = sources
+        self.up = up
 
     def collect(self) -> Iterator[Metric]:
         s = self.sources
-        up: dict[str, int] = {}
+        up: dict[str, int] = dict(self.up or {})
 
         def read(source: str, fn: Callable[[], Iterable[Metric]]) -> Iterator[Metric]:
             try:
@@ -197,7 +142,6 @@ class StoreCollector(Collector):
             up.setdefault(source, 1)
             return iter(families)
 
-        yield from read("store", lambda: task_families(*s.totals()))
         yield from read("store", lambda: worker_families(s.workers()))
         yield from read("broker", lambda: queue_families(*s.queues()))
         yield from read("store", lambda: [dlq_family(s.dlq_by_reason())])
@@ -217,4 +161,20 @@ class StoreCollector(Collector):
         yield g
 
 
-__all__ = ["HISTOGRAMS", "TASK_EVENTS", "StoreCollector", "task_families"]
+def exposition(sources: ExportSources) -> bytes:
+    """One scrape: the task families (:mod:`celery_warden.serve.totals_text`), then the
+    collector's. Everything is read now; nothing is kept for the next scrape."""
+    up: dict[str, int] = {}
+    try:
+        head = sources.task_text()
+        up["store"] = 1
+    except Exception as exc:  # the store is down: the other sources may still answer
+        logger.warning("warden: /metrics could not read the task totals: %s: %s",
+                       type(exc).__name__, exc)
+        head, up["store"] = "", 0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(sources, up))
+    return head.encode() + generate_latest(registry)
+
+
+__all__ = ["StoreCollector", "exposition"]

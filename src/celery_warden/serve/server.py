@@ -20,6 +20,10 @@ from celery_warden.serve.binding import APP_ENV, check_bind
 from celery_warden.services import services_for
 from celery_warden.settings import WardenSettings, load_settings
 
+#: Seconds a stopping server waits for open requests: the live stream's connections never end
+#: by themselves, so without a bound SIGTERM would wait for every dashboard to close.
+GRACEFUL_SHUTDOWN = 5
+
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for ``--workers N``: settings from the environment, the Celery app from
@@ -38,10 +42,11 @@ def serve(settings: WardenSettings, host: str = "127.0.0.1", port: int = 8000,
     level = settings.log_level.lower()
     if workers > 1:
         uvicorn.run("celery_warden.serve.server:app_from_env", factory=True, host=host,
-                    port=port, workers=workers, log_level=level, server_header=False)
+                    port=port, workers=workers, log_level=level, server_header=False,
+                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
         return
     uvicorn.run(create_app(settings, celery_app=celery_app), host=host, port=port,
-                log_level=level, server_header=False)
+                log_level=level, server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
 __all__ = ["app_from_env", "serve"]

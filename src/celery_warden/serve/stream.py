@@ -120,7 +120,7 @@ async def frames(broadcaster: Broadcaster, listener: Listener) -> AsyncIterator[
 async def stream_broadcaster(ctx: ServeContext) -> AsyncIterator[None]:
     """Lifespan part: starts the broadcaster task and stops it with the server."""
     alerts = AlertsView(ctx.settings, ctx.redis)
-    broadcaster = Broadcaster(StreamPoller(ctx.monitor, alerts))
+    broadcaster = Broadcaster(StreamPoller(ctx.monitor, alerts, ctx.masked))
     ctx.extras[EXTRA] = broadcaster
     task = asyncio.create_task(broadcaster.run(), name="warden-stream")
     try:

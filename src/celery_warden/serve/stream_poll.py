@@ -12,7 +12,8 @@
 * ``dlq`` — the DLQ's size changed (``ZCARD`` each poll; the per-reason count only then).
 * ``breaker`` — a circuit breaker's effective state changed.
 * ``alert`` — an alert's state changed (pending, firing; ``resolved`` when it disappears).
-* ``kpis`` — every :data:`KPI_EVERY` seconds, the body of ``GET /api/v1/kpis?window=1h``.
+* ``kpis`` — every :data:`KPI_EVERY` seconds, the body of ``GET /api/v1/kpis?window=1h``
+  (masked by the same ``mask``, the server's redactor).
 
 All of it is synchronous Redis (and broker, for the KPIs' queue depths) I/O; the broadcaster
 runs it in a worker thread so the event loop never blocks.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, cast
 
 from celery_warden.alerts.view import AlertsView
@@ -42,9 +44,11 @@ Event = tuple[str, dict[str, Any]]
 class StreamPoller:
     """Turns the store's current state into change events (not thread-safe: one poller task)."""
 
-    def __init__(self, monitor: CeleryMonitor, alerts: AlertsView) -> None:
+    def __init__(self, monitor: CeleryMonitor, alerts: AlertsView,
+                 mask: Callable[[Any], Any] | None = None) -> None:
         self.monitor = monitor
         self.alerts = alerts
+        self.mask = mask or (lambda value: value)
         self.redis = monitor.redis
         self.keys = monitor.keys
         self.since = time.time()
@@ -66,7 +70,7 @@ class StreamPoller:
             events += self.worker_changes(now)
             events += self.breaker_changes()
             events += self.alert_changes()
-            kpis = {**self.monitor.get_kpis("1h"), "ts": now}
+            kpis = {**self.mask(self.monitor.get_kpis("1h")), "ts": now}
             self.latest["kpis"] = kpis
             events.append(("kpis", kpis))
         return events

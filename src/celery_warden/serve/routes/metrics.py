@@ -10,31 +10,26 @@ run in the server's thread pool, not on the event loop.
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CollectorRegistry, generate_latest
 
 from celery_warden.serve.auth import Scraper
 from celery_warden.serve.context import Ctx, ServeContext
 from celery_warden.serve.export_sources import ExportSources
-from celery_warden.serve.exporter import StoreCollector
+from celery_warden.serve.exporter import exposition
 
 router = APIRouter(tags=["metrics"])
 #: The classic text format (0.0.4), which every Prometheus (2.x and 3.x) and agent reads; the
 #: names and labels here are all legacy-valid, so it is exactly what ``generate_latest`` writes.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: Where the registry is kept in ``ServeContext.extras`` (built on the first scrape).
-EXTRA = "metrics_registry"
+#: Where the sources are kept in ``ServeContext.extras`` (built on the first scrape).
+EXTRA = "metrics_sources"
 
 
-def registry_for(ctx: ServeContext) -> CollectorRegistry:
-    """This process's registry holding the one store collector (it reads nothing until
-    ``collect()``: ``auto_describe`` is off, so registering costs no scrape)."""
-    registry = ctx.extras.get(EXTRA)
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(StoreCollector(ExportSources(ctx.settings, ctx.redis, ctx.celery)))
-        ctx.extras[EXTRA] = registry
-    assert isinstance(registry, CollectorRegistry)
-    return registry
+def sources_for(ctx: ServeContext) -> ExportSources:
+    """This process's readers for the exporter (they hold clients, no values)."""
+    sources = ctx.extras.get(EXTRA)
+    if not isinstance(sources, ExportSources):
+        sources = ctx.extras[EXTRA] = ExportSources(ctx.settings, ctx.redis, ctx.celery)
+    return sources
 
 
 @router.get(
@@ -45,8 +40,8 @@ def registry_for(ctx: ServeContext) -> CollectorRegistry:
                      "description": "Prometheus text exposition format 0.0.4"}},
 )
 def metrics(who: Scraper, ctx: Ctx) -> Response:
-    return Response(generate_latest(registry_for(ctx)), media_type=CONTENT_TYPE,
+    return Response(exposition(sources_for(ctx)), media_type=CONTENT_TYPE,
                     headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["registry_for", "router"]
+__all__ = ["CONTENT_TYPE", "router", "sources_for"]

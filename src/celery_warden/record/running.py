@@ -1,0 +1,124 @@
+"""Tasks running in this process (a pool child): prerun hands a run over, postrun ends it.
+
+Cost on the task's path: :meth:`TaskBuffer.begin` is one dict insert, no lock; the task is
+counted as started — and its queue wait observed — when it ends (one lock acquisition for the
+record, its minute bucket and its totals) or, if it still runs at a flush, by the flusher
+(:meth:`TaskBuffer.started_records`, which writes its STARTED record then). ``run.flushed``,
+set under the lock, says which of the two counted it, so the start is counted once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from celery_warden.record import totals
+from celery_warden.record.batch import TaskDelta
+from celery_warden.record.buffer import RecordBuffer
+from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
+
+
+class Running(Protocol):
+    """A task running in this process, as the signal handlers describe it to the recorder."""
+
+    flushed: bool
+    retries: int
+    defers: int
+    name: str
+    worker: str
+    queue: str
+    wait: float | None
+
+    def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
+        """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
+        ...
+
+    def facts(self) -> tuple[Any, ...]:
+        """Plain values a spool entry keeps to rebuild the record (see ``replay.ReplayRun``)."""
+        ...
+
+
+class TaskBuffer(RecordBuffer):
+    """The record buffer plus the tasks running in this process."""
+
+    def begin(self, task_id: str, run: Running) -> None:
+        """A task started here. Nothing is written or counted yet (see the module doc)."""
+        if not self._running:
+            self._start()
+        self._in_flight[task_id] = run
+
+    def count_start(self, name: str, worker: str, queue: str, wait: float | None) -> None:
+        """Count a start the flusher counted in a process that died (spool replay)."""
+        with self._lock:
+            totals.count(self._batch.counters, ("started", name, worker, queue, ""))
+            if wait is not None:
+                totals.observe(self._batch.hists, ("queue_wait", name, worker, queue), wait)
+
+    def _count_start_locked(self, run: Running) -> None:
+        totals.count(self._batch.counters, ("started", run.name, run.worker, run.queue, ""))
+        if run.wait is not None:
+            totals.observe(self._batch.hists, ("queue_wait", run.name, run.worker, run.queue),
+                           run.wait)
+
+    def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
+            outcome: str, finished: float, runtime: float, wait: float | None) -> None:
+        """A task finished here: its record and its metrics, under one lock acquisition.
+
+        The record keeps a reference to ``run``; its start fields are expanded by the store at
+        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
+        """
+        self._in_flight.pop(task_id, None)
+        if not self._running:
+            self._start()
+        seq = delivery_seq(run.retries, run.defers)
+        final["retries"] = run.retries
+        with self._lock:
+            if self._spool is not None:
+                self._spooled(("E", task_id, name, final, rank, outcome, finished, runtime, wait,
+                               run.facts(), run.flushed))
+            tasks = self._batch.tasks
+            delta = tasks.get(task_id)
+            if delta is None:
+                self._make_room_locked(tasks)
+                tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
+                                           run=run)
+            else:
+                if (seq, rank) >= (delta.seq, delta.rank):
+                    if seq > delta.seq:
+                        delta.attempt.clear()
+                    delta.attempt.update(final)
+                    delta.seq, delta.rank = seq, rank
+                delta.run = run
+                delta.updated = finished
+            self._observe_locked(name, finished, outcome, runtime, wait, None,
+                                 rank == RANK_FINAL and run.retries > 0)
+            if not run.flushed:
+                run.flushed = True
+                self._count_start_locked(run)
+            event = totals.OUTCOME_EVENTS.get(outcome)
+            if event is not None:
+                totals.count(self._batch.counters, (
+                    event, name, run.worker, run.queue,
+                    final.get("exc_type") or "" if event == "failed" else ""))
+            totals.observe(self._batch.hists, ("runtime", name, run.worker, run.queue), runtime)
+
+    def forget(self, task_id: str) -> None:
+        """A task that started here will not finish here (its outcome is reported elsewhere)."""
+        self._in_flight.pop(task_id, None)
+
+    def started_records(self) -> None:
+        """Count and write STARTED records for tasks still running at flush time (flusher
+        thread)."""
+        for task_id, run in list(self._in_flight.items()):  # list(): atomic under the GIL
+            with self._lock:
+                if run.flushed:
+                    continue
+                run.flushed = True
+                if self._spool is not None:
+                    self._spooled(("R", run.name, run.worker, run.queue, run.wait))
+                self._count_start_locked(run)
+            static, attempt, retries, defers = run.start_fields()
+            with self._lock:
+                self._task_locked(task_id, static, attempt, retries, RANK_STARTED, defers, None)
+
+
+__all__ = ["Running", "TaskBuffer"]

@@ -1,0 +1,163 @@
+"""The spool: what a process buffered survives its death and is replayed exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celery_warden import CeleryMonitor
+from celery_warden.keys import Keys
+from celery_warden.read.totals import read_totals
+from celery_warden.record.recorder import Recorder
+from celery_warden.record.spool import Spool, frame, read_entries, spool_dir
+from tests.unit.test_totals import FakeRun
+
+
+@pytest.fixture
+def recorders() -> Iterator[list[Recorder]]:
+    made: list[Recorder] = []
+    yield made
+    for r in made:
+        r.stop(timeout=2.0)
+
+
+@pytest.fixture
+def spool_settings(settings_factory, tmp_path: Path):
+    return settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"))
+
+
+class FactRun(FakeRun):
+    def facts(self) -> tuple[object, ...]:
+        return (self.queue, self.worker, 123, 1.0e9, None, 0, 0, self.wait)
+
+
+def spooling(settings, made: list[Recorder]) -> Recorder:
+    r = Recorder(settings)
+    r.stop()  # no thread: every flush is explicit
+    r.restart()
+    r._stopping.set()  # keep the thread from starting on the first record
+    assert r.enable_spool()
+    made.append(r)
+    return r
+
+
+def finish(r: Recorder, n: int, outcome: str = "success", start: int = 0) -> list[str]:
+    ids = []
+    for i in range(start, start + n):
+        run = FactRun("t.work", "celery@host-a", "q1", 0.5)
+        tid = f"task-{i}"
+        r.begin(tid, run)
+        final: dict[str, object] = {"state": outcome.upper(), "finished": 1.0e9 + 1}
+        r.end(tid, run, "t.work", final, 5, outcome, 1.0e9 + 1, 0.01, 0.5)  # type: ignore[arg-type]
+        ids.append(tid)
+    return ids
+
+
+def die(r: Recorder) -> None:
+    """What SIGKILL leaves: files on disk, the lock released, nothing flushed."""
+    assert r._spool is not None
+    r._spool.forget()
+    r._spool = None
+
+
+def counts(settings, redis_client) -> dict[str, int]:
+    got, _ = read_totals(redis_client, Keys(settings.key_prefix))
+    return {c.event: c.value for c in got}
+
+
+def replayer(settings, made: list[Recorder]) -> Recorder:
+    r = Recorder(settings)
+    r.stop()
+    made.append(r)
+    return r
+
+
+def test_killed_before_any_flush_everything_is_replayed_once(spool_settings, recorders,
+                                                             redis_client):
+    dead = spooling(spool_settings, recorders)
+    ids = finish(dead, 30)
+    die(dead)
+    assert counts(spool_settings, redis_client) == {}
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.entries == 30 and report.kept == 0
+    assert counts(spool_settings, redis_client) == {"started": 30, "succeeded": 30}
+    monitor = CeleryMonitor(spool_settings)
+    status = monitor.get_task_status(ids[0])
+    assert status["state"] == "SUCCESS" and status["worker"] == "celery@host-a"
+    # A second start finds nothing left.
+    again = replayer(spool_settings, recorders).replay_dead()
+    assert again is not None and again.entries == 0
+    assert counts(spool_settings, redis_client) == {"started": 30, "succeeded": 30}
+    assert not list((Path(spool_dir(spool_settings.spool_dir, spool_settings.key_prefix)
+                          or "")).glob("*"))
+
+
+def test_flushed_but_not_yet_deleted_segment_is_not_counted_again(spool_settings, recorders,
+                                                                  redis_client):
+    """Killed after Redis applied the batch, before the segment was deleted."""
+    dead = spooling(spool_settings, recorders)
+    finish(dead, 10)
+    segments_before = dead._spool.segments()  # type: ignore[union-attr]
+    kept = [p.read_bytes() for p in segments_before]
+    assert dead.flush() is True
+    assert counts(spool_settings, redis_client) == {"started": 10, "succeeded": 10}
+    # Put the applied segment (with its marker) back, as if the process died before deleting.
+    for path, data in zip(segments_before, kept, strict=True):
+        path.write_bytes(data + frame(("M", 1, 1, dead.flusher.writer_id)))
+    finish(dead, 5, start=10)  # and these were never flushed
+    die(dead)
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.kept == 0
+    assert counts(spool_settings, redis_client) == {"started": 15, "succeeded": 15}
+
+
+def test_replay_waits_for_the_store_and_keeps_the_files(spool_settings, recorders,
+                                                        redis_client, settings_factory,
+                                                        tmp_path):
+    dead = spooling(spool_settings, recorders)
+    finish(dead, 4, outcome="failure")
+    die(dead)
+    down = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"),
+                            WARDEN_KEY_PREFIX=spool_settings.key_prefix,
+                            REDIS_URL="redis://127.0.0.1:1/0")
+    report = replayer(down, recorders).replay_dead()
+    assert report is not None and report.kept == 1
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.entries == 4
+    assert counts(spool_settings, redis_client) == {"started": 4, "failed": 4}
+
+
+def test_a_live_process_spool_is_left_alone(spool_settings, recorders, redis_client):
+    alive = spooling(spool_settings, recorders)
+    finish(alive, 3)
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.entries == 0
+    assert alive.flush() is True
+    assert counts(spool_settings, redis_client) == {"started": 3, "succeeded": 3}
+    assert alive._spool is not None and alive._spool.segments() == []
+
+
+def test_clean_stop_leaves_no_files(spool_settings, recorders):
+    r = spooling(spool_settings, recorders)
+    finish(r, 3)
+    directory = r._spool.dir  # type: ignore[union-attr]
+    r._stopping.clear()
+    r.stop()
+    assert list(directory.glob("*")) == []
+
+
+def test_torn_tail_is_ignored(tmp_path: Path):
+    path = tmp_path / "x.0.seg"
+    path.write_bytes(frame(("S", "a", 1)) + frame(("S", "b", 2))[:-3])
+    assert list(read_entries(path)) == [("S", "a", 1)]
+
+
+def test_spool_refuses_a_directory_others_can_read(tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert Spool(shared, "w1").open() is False
+    assert spool_dir("off", "p") is None
+    assert spool_dir("", "a/b:c").name == "a_b_c"  # type: ignore[union-attr]
