@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from playwright.sync_api import Browser, sync_playwright
 
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
@@ -67,8 +68,25 @@ def chromium_executable() -> str:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any],
                              chromium_executable: str) -> dict[str, Any]:
-    """pytest-playwright's launch arguments, with Debian's Chromium as the browser."""
+    """pytest-playwright's launch arguments (``--headed``, ``--slowmo``, ...), with Debian's
+    Chromium as the browser."""
     return {**browser_type_launch_args, "executable_path": chromium_executable}
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """One Chromium per test module, and Playwright stopped after it.
+
+    pytest-playwright's own ``browser`` lives for the whole session, and with it the event loop
+    of Playwright's sync API, which stays running in the main thread: every later test calling
+    ``asyncio.run`` (the API tests, the page-shell tests) would fail. This one ends with the
+    module."""
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(**browser_type_launch_args)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def free_port() -> int:
