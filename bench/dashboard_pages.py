@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -72,6 +73,12 @@ def fill_store(url: str, tasks: int, names: int) -> float:
         from bench.store_fill import Shape, fill
     except ImportError as exc:  # pragma: no cover - the filler ships with bench/serve_api.py
         raise SystemExit(f"bench/store_fill.py is needed to fill the store ({exc})") from exc
+    from celery_warden.record import store
+    from celery_warden.services import redis_client
+
+    # The harness's writes may wait out a loaded machine (Warden's own clients keep their short
+    # timeouts: what is measured is the server, not the filler).
+    store.redis_client = functools.partial(redis_client, timeout=300.0)  # type: ignore[assignment]
     settings = load_settings(REDIS_URL=url, WARDEN_KEY_PREFIX=PREFIX)
     result = fill(settings, tasks, Shape(names=names), progress=True)
     return float(result["seconds"])  # type: ignore[arg-type]
