@@ -43,9 +43,16 @@ export function fullTime(value) {
   return t === null ? '' : `${dateTime.format(new Date(t * 1000))} (${Intl.DateTimeFormat().resolvedOptions().timeZone})`;
 }
 
+// Exact, grouped ("1,000,001"): a live counter must change when one task finishes.
 export function count(n) {
   if (missing(n)) return DASH;
-  return Math.abs(n) >= 100000 ? compact.format(n) : integer.format(n);
+  return integer.format(n);
+}
+
+// "1.2M": for axes, where exact digits are noise.
+export function short(n) {
+  if (missing(n)) return DASH;
+  return Math.abs(n) >= 10000 ? compact.format(n) : integer.format(n);
 }
 
 export function pct(v) {

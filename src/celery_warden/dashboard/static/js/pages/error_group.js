@@ -23,5 +23,5 @@ export async function init({ id }) {
     section('Sample traceback (masked)', pre(g.sample_traceback || 'No traceback kept.')),
     section('Recent tasks', h('ul', { class: 'plain' }, (g.recent_task_ids || []).map((t) => h('li', null, link(`/tasks/${enc(t)}`, t))))),
   );
-  timeChart(chart, { xs: series.map((p) => f.epoch(p.ts)), fmt: f.count, series: [{ label: 'errors', values: series.map((p) => p.count) }] });
+  timeChart(chart, { xs: series.map((p) => f.epoch(p.ts)), fmt: f.short, series: [{ label: 'errors', values: series.map((p) => p.count) }] });
 }

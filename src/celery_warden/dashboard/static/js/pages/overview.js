@@ -97,7 +97,7 @@ async function loadCharts() {
   const xs = points.map((p) => f.epoch(p.ts));
   timeChart(els.throughput, {
     xs,
-    fmt: (v) => f.count(v),
+    fmt: (v) => f.short(v),
     series: [
       { label: 'succeeded', values: seriesOf('succeeded') },
       { label: 'failed', values: seriesOf('failed') },
@@ -131,7 +131,7 @@ async function loadDepths() {
   const xs = withData[0].points.map((p) => f.epoch(p.ts));
   timeChart(els.depth, {
     xs,
-    fmt: (v) => f.count(v),
+    fmt: (v) => f.short(v),
     series: withData.map((s) => ({ label: s.name, values: s.points.map((p) => p.backlog ?? p.depth) })),
   });
 }

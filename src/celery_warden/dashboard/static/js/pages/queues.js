@@ -31,7 +31,7 @@ async function load() {
   const kept = series.filter((s) => s.points.length);
   timeChart(chart, {
     xs: kept.length ? kept[0].points.map((p) => f.epoch(p.ts)) : [],
-    fmt: f.count,
+    fmt: f.short,
     series: kept.map((s) => ({ label: s.name, values: s.points.map((p) => p.backlog ?? p.depth) })),
   });
   showError(null);

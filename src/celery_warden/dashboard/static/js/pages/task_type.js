@@ -34,7 +34,7 @@ async function load(name) {
     section('Recent tasks', table(taskColumns, tasks.items, { empty: 'No recent task.' }),
       link(`/tasks?name=${enc(name)}`, 'All tasks of this name →')),
   );
-  timeChart(throughput, { xs, fmt: f.count, series: [
+  timeChart(throughput, { xs, fmt: f.short, series: [
     { label: 'succeeded', values: points.map((p) => p.succeeded) },
     { label: 'failed', values: points.map((p) => p.failed) },
     { label: 'retried', values: points.map((p) => p.retried) }] });
