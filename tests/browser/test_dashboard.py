@@ -113,6 +113,24 @@ def test_overview_counters_change_live_without_reload(stack: Stack, browser: Bro
     page.context.close()
 
 
+def test_tasks_page_shows_a_new_task_live(stack: Stack, browser: Browser) -> None:
+    """A task sent while the Tasks page is open appears on it and reaches SUCCESS, from the
+    stream's task events, with no reload."""
+    page = new_page(browser)
+    watch = Watch(page)
+    login(page, stack.url, stack.tokens["read"])
+    page.goto(f"{stack.url}/tasks")
+    loaded(page)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15_000)
+    page.evaluate("window.__same_document = true")
+    task_id = stack.send("shop.ship", 999)
+    row = page.locator(f"tr[data-task='{task_id}']")
+    expect(row).to_have_attribute("data-state", "SUCCESS", timeout=10_000)
+    assert page.evaluate("window.__same_document === true"), "the page was reloaded"
+    watch.assert_clean("tasks live")
+    page.context.close()
+
+
 def test_failing_task_in_tasks_errors_and_its_timeline(stack: Stack, browser: Browser) -> None:
     """The task that failed twice and died is listed under Tasks (filter state=FAILURE) and in
     Errors, its error text shows literally (markup not run), its secret argument is masked, and
