@@ -15,7 +15,7 @@ async function load() {
   const columns = [
     { label: 'Queue', cell: (q) => q.name },
     { label: 'Depth', cls: 'num', cell: (q) => (q.depth === null ? 'unknown' : `${f.count(q.depth)} msgs`) },
-    { label: 'Oldest message', cls: 'num', cell: (q) => f.duration(q.oldest_age_s) },
+    { label: 'Oldest message', cls: 'num', cell: (q) => (q.depth ? f.duration(q.oldest_age_s) : f.DASH) },
     { label: 'Consumers', cls: 'num', cell: (q) => f.count(q.consumers) },
   ];
   if (can(session, 'admin')) {
@@ -27,8 +27,14 @@ async function load() {
   const chart = h('div', { class: 'chart' });
   content(table(columns, items, { empty: 'No queue known yet.' }), section('Depth history', chart));
   const series = await Promise.all(items.slice(0, 8).map((q) => api(`/api/v1/queues/${enc(q.name)}/series`)
-    .then((s) => ({ name: q.name, points: s.points || [] })).catch(() => ({ name: q.name, points: [] }))));
+    .then((s) => ({ name: q.name, points: s.points || [], detail: s.detail })).catch(() => ({ name: q.name, points: [] }))));
   const kept = series.filter((s) => s.points.length);
+  if (!kept.length) {
+    const how = series.find((s) => s.detail)?.detail;
+    chart.replaceChildren(h('p', { class: 'muted empty' }, `No depth history yet${how ? ` (${how})` : ''}.`));
+    showError(null);
+    return;
+  }
   timeChart(chart, {
     xs: kept.length ? kept[0].points.map((p) => f.epoch(p.ts)) : [],
     fmt: f.short,
