@@ -283,7 +283,10 @@ def main() -> None:
     report = {"tasks": args.tasks, "names": args.names, "fill_seconds": round(fill_s, 1),
               "page_load_ms": {p: summary(v) for p, v in loads.items()},
               "live_seconds": {k: summary(v) for k, v in live.items()}}
-    print(f"records: {args.tasks:,} ({args.names} task names), filled in {fill_s:.0f} s")
+    if args.tasks:
+        print(f"records: {args.tasks:,} ({args.names} task names), filled in {fill_s:.0f} s")
+    else:
+        print(f"records: as found in {args.redis_url}")
     for k, s in report["live_seconds"].items():  # type: ignore[attr-defined]
         print(f"live update ({k}): median {s['median']} s, max {s['max']} s  "
               f"(target < {LIVE_TARGET} s)")
