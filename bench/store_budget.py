@@ -100,6 +100,10 @@ def run_day(settings: WardenSettings, args: argparse.Namespace) -> dict[str, flo
             time.sleep(due - now)
         elif now - due > 5:
             behind += 1
+        if i and i % (args.tasks // 10) == 0:
+            print(f"  {i:,} tasks, {time.monotonic() - start:.0f} s, "
+                  f"{max(0.0, time.monotonic() - due):.1f} s behind", file=sys.stderr,
+                  flush=True)
         kind = kinds[i % 1000]
         task_id, static, attempt, retries, outcome = record(
             i, sim_start + i * DAY / args.tasks, kind, args.names)

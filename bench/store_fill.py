@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from celery_warden.record.order import RANK_FINAL, RANK_RETRY
 from celery_warden.record.running import TaskBuffer
 from celery_warden.record.store import StoreWriter
+from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
 
 #: Tasks buffered before one batch is written (the store splits it into 200-record calls).
@@ -74,7 +75,8 @@ def fill(settings: WardenSettings, count: int, shape: Shape = Shape(), spread: f
          seed: int = 7, progress: bool = True) -> dict[str, object]:
     """Write ``count`` finished task records; returns ids to look up and the time it took."""
     rng = random.Random(seed)
-    writer = StoreWriter(settings)
+    # A generous timeout: on a busy machine one 200-record script call can take seconds.
+    writer = StoreWriter(settings, redis_client(settings.redis_url, timeout=120.0))
     buf = TaskBuffer(settings)
     now = time.time()
     sample: list[str] = []

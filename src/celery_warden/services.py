@@ -93,6 +93,10 @@ class RecordSink(Protocol):
              attempt: dict[str, Any] | None = None, retries: int = 0, rank: int = 0,
              defers: int = 0, total: tuple[str, str, str, str, str] | None = None) -> None: ...
 
+    def sent(self, entry: tuple[Any, ...]) -> None:
+        """A task was published (a raw tuple; see ``RecordBuffer.sent``)."""
+        ...
+
     def observe(self, name: str, ts: float, outcome: str, duration: float | None = None,
                 wait: float | None = None, queue: str | None = None,
                 retried: bool = False) -> None: ...

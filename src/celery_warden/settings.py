@@ -45,11 +45,8 @@ _REDACTOR = Redactor()  # settings messages: printed by `warden status`, in work
 
 
 def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
-    return Field(
-        default=default, validation_alias=AliasChoices(alias),
-        description=description,
-        **kw,
-    )
+    return Field(default=default, validation_alias=AliasChoices(alias), description=description,
+                 **kw)
 
 
 class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
@@ -65,12 +62,10 @@ class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
     log_level: LogLevel = _field("CELERY_LOG_LEVEL", "INFO", "Log level.")
     json_logs: bool = _field("CELERY_JSON_LOGS", False, "One JSON object per log line.")
     redis_url: str = _field("REDIS_URL", DEFAULT_REDIS_URL, "Redis for Warden's store.")
-    broker_url: str | None = _field(
-        "CELERY_BROKER_URL", None, "Celery broker; defaults to REDIS_URL."
-    )
-    result_backend: str | None = _field(
-        "CELERY_RESULT_BACKEND", None, "Celery result backend; defaults to REDIS_URL."
-    )
+    broker_url: str | None = _field("CELERY_BROKER_URL", None,
+                                    "Celery broker; defaults to REDIS_URL.")
+    result_backend: str | None = _field("CELERY_RESULT_BACKEND", None,
+                                        "Celery result backend; defaults to REDIS_URL.")
     worker_concurrency: int = _field(
         "CELERY_WORKER_CONCURRENCY", 4, "Worker pool processes.", ge=1, le=1024
     )

@@ -82,6 +82,14 @@ def test_open_reads_let_reads_through_and_never_mutations(settings, redis_client
         with srv.client() as c:
             assert c.get("/api/v1/session").json() == {"name": "anonymous", "scope": "read",
                                                        "via": "open"}
+            port = srv.port
+            for host in (f"localhost:{port}", f"LOCALHOST:{port}", "127.0.0.1"):
+                assert c.get(READ[1], headers={"Host": host}).status_code == 200, host
+            # DNS rebinding: a page whose name now points at 127.0.0.1 reads nothing open.
+            rebound = c.get(READ[1], headers={"Host": f"evil.example:{port}"})
+            assert rebound.status_code == 403
+            assert rebound.json()["error"]["code"] == "host_not_allowed"
+            assert c.get("/api/v1/session", headers={"Host": "evil.example"}).status_code == 401
             c.cookies.set("warden_session", "expired-or-forged")  # stale: reads stay open
             assert c.get("/api/v1/session").json()["via"] == "open"
             assert c.get(READ[1]).status_code == 200

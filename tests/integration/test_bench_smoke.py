@@ -52,3 +52,14 @@ def test_serve_api_benchmark_quick_run(tmp_path: Path) -> None:
     assert data["metrics"]["samples"] > 1000
     assert [s["listeners"] for s in data["stream"]] == [0, 1, 100]
     assert data["stream"][2]["events"] >= 100 and data["stream"][2]["closed"] == 0
+
+
+def test_api_readers_benchmark_runs_on_its_own_redis() -> None:
+    """bench/api_readers.py fills its own embedded Redis and times every reader (no timing is
+    asserted: only that it runs against the current code and prints each line)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "api_readers.py"),
+                           "--tasks", "3000"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.stdout.startswith("3000 records in ")
+    assert len(re.findall(r" p50 +\d+\.\d+ ms +p99 +\d+\.\d+ ms", proc.stdout)) == 6

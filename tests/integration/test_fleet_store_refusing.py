@@ -2,7 +2,8 @@
 ``OOM`` (``maxmemory`` reached under ``noeviction``) — while the broker works: in a real worker
 breaker and rate-limited tasks succeed (fail open), an idempotent task is deferred, neither
 failed nor run (fail closed), and runs exactly once when the store takes writes again; a task
-failing for good keeps its own failure while its DLQ entry, which cannot be written, is logged.
+failing for good keeps its own failure while its DLQ entry, which cannot be written, is spooled
+and reaches the DLQ once the store takes writes again.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.embedded import EmbeddedRedis, free_port
 from tests.conftest import make_settings
 from tests.dependency import FlakyServer
@@ -43,11 +45,12 @@ def test_primitives_keep_their_choice_when_the_store_refuses_writes(
     """Store refusing writes from before the worker starts: the breaker task and five
     rate-limited tasks return their results; the idempotent task is deferred (its delivery
     ignored, the dependency never called, no result); a failing task fails with its own error
-    and its DLQ entry is logged at CRITICAL. Once the store takes writes again the idempotent
-    task runs exactly once."""
+    and its DLQ entry is spooled. Once the store takes writes again the idempotent task runs
+    exactly once and the DLQ entry is in the DLQ."""
     with EmbeddedRedis(tmp_path / "store", appendonly=False) as store:
         settings = make_settings(store.url, CELERY_BROKER_URL=redis_url,
-                                 CELERY_RESULT_BACKEND=redis_url)
+                                 CELERY_RESULT_BACKEND=redis_url,
+                                 WARDEN_SPOOL_DIR=str(tmp_path / "spool"))
         control = redis.Redis.from_url(store.url, decode_responses=True)
         try:
             refuse(control, mode)
@@ -68,11 +71,14 @@ def test_primitives_keep_their_choice_when_the_store_refuses_writes(
                          0.2, "the idempotent task to be tried and deferred")
                 assert server.count("/work") == 0 and not idem.ready()
                 log = worker.log()
-                assert "could not write DLQ entry" in log and failing.id in log
+                assert f"DLQ entry {failing.id} for task {failing.id} spooled" in log
                 assert "monitoring handler" not in log, "nothing escaped into a handler"
                 restore(control, mode)
                 assert idem.get(timeout=90) == f"{mode}:1"
                 assert server.count("/work") == 1
+                dlq = DeadLetterQueue(settings, app=app)
+                wait_for(lambda: dlq.get(failing.id) is not None, 30, 0.2,
+                         "the spooled DLQ entry written once the store takes writes")
         finally:
             for w in workers:
                 w.stop()

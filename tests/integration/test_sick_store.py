@@ -12,10 +12,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+from bench.storeproxy import StoreProxy
 
 from celery_warden.dlq.store import DeadLetterQueue
 from tests.conftest import make_settings
-from tests.storeproxy import StoreProxy
 from tests.support import WorkerProcess, client_app, delete_prefix, wait_for
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,13 @@ import redis
 
 from celery_warden import scripts
 from celery_warden.keys import Keys, minute_of
-from celery_warden.read.deferral_totals import FIRST_FOLD, SETTLE, deferral_totals, fold
+from celery_warden.read.deferral_totals import (
+    FIRST_FOLD,
+    MAX_MINUTES,
+    SETTLE,
+    deferral_totals,
+    fold,
+)
 from celery_warden.record.buffer import RecordBuffer
 from celery_warden.record.store import StoreWriter
 from celery_warden.settings import WardenSettings
@@ -71,3 +77,21 @@ def test_every_reason_is_reported_from_zero(settings: WardenSettings,
                       "store_unreachable": 0}
     through = int(redis_client.hget(keys.deferral_totals, "_through"))
     assert through > minute_of(time.time() - FIRST_FOLD)
+
+
+def test_a_long_pause_is_caught_up_over_several_scrapes(settings: WardenSettings,
+                                                         redis_client: redis.Redis) -> None:
+    """After an hour without a scrape, one fold covers MAX_MINUTES minutes (a bounded number
+    of reads), the next ones the rest, and every deferral is counted once."""
+    keys = Keys(settings.key_prefix)
+    now = minute_of(1_900_000_000.0) + 30.0
+    start = minute_of(now - 3600)
+    for k in range(0, 55, 5):  # one deferral every 5 minutes over the hour
+        _record(settings, redis_client, start + 60 * k + 10, {"deferred_rate": 1})
+    redis_client.hset(keys.deferral_totals, "_through", str(start - 60))
+    assert fold(redis_client, keys, now=now)
+    through = int(redis_client.hget(keys.deferral_totals, "_through"))
+    assert through == start - 60 + 60 * MAX_MINUTES
+    while fold(redis_client, keys, now=now):
+        pass
+    assert redis_client.hget(keys.deferral_totals, "rate_limited") == "11"

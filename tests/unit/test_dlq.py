@@ -583,3 +583,21 @@ def test_view_masks_failure_text_of_entries_stored_unmasked(dlq, settings, redis
     assert view["exc_message"] == "ConnectionError: password=[redacted] token=[redacted]"
     assert view["history"] == [{"exc_msg": view["exc_message"]}]
     assert dlq.get("s2").args == ["password=hunter2"], "the stored message is not changed"
+
+
+def test_the_same_failure_written_twice_is_counted_once(dlq, settings, redis_client):
+    """A write that timed out on the task's path but reached Redis, then delivered again from
+    the spool (same failure, same last_failed): one failure, one `added`; a later failure of
+    the same task counts."""
+    e = entry(settings, "twice")
+    dlq.add(e)
+    spooled = DLQEntry.from_hash(e.to_hash())  # what the spool keeps and delivers
+    dlq.add(spooled)
+    got = dlq.get("twice")
+    assert got is not None and got.failures == 1
+    assert redis_client.hget(dlq.keys.dlq_stats, "added") == "1"
+    again = entry(settings, "twice")
+    again.last_failed = e.last_failed + 5
+    dlq.add(again)
+    got = dlq.get("twice")
+    assert got is not None and got.failures == 2

@@ -96,3 +96,21 @@ def test_dlq_and_breaker_changes(settings: WardenSettings, poller: StreamPoller)
     assert ("dlq", {"size": 1, "by_reason": {"max_retries": 1}}) in events
     assert ("breaker", {"name": "payments-api", "state": "forced_open"}) in events
     assert not [e for e in _names(poller.poll(now=time.time() + 6)) if e in ("dlq", "breaker")]
+
+
+def test_a_record_flushed_late_is_still_sent(settings: WardenSettings,
+                                             poller: StreamPoller) -> None:
+    """A record whose update time is older than one already sent (its process flushed it
+    later) is still reported, once."""
+    now = time.time()
+    _write(settings, poller, {"t-new": {"state": "STARTED"}})
+    assert [d["id"] for e, d in poller.poll() if e == "task"] == ["t-new"]
+    buf = RecordBuffer(settings)
+    buf.task("t-late", static={"name": "svc.work", "queue": "default"},
+             attempt={"state": "SUCCESS", "worker": "celery@alpha"}, rank=RANK_FINAL)
+    batch = buf.take()[0]
+    batch.tasks["t-late"].updated = now - 1.0  # recorded a second before, flushed only now
+    StoreWriter(settings, poller.redis).write(batch)
+    assert [(d["id"], d["state"]) for e, d in poller.poll() if e == "task"] == [
+        ("t-late", "SUCCESS")]
+    assert [e for e in _names(poller.poll()) if e == "task"] == []

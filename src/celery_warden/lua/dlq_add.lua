@@ -15,9 +15,12 @@ end
 if not finite(redis.call('HGET', KEYS[1], 'first_failed')) then
   redis.call('HSET', KEYS[1], 'first_failed', ARGV[6])
 end
+-- The same failure written twice (a write that timed out on the task's path but reached Redis,
+-- then delivered again from the spool) carries the same last_failed: it is not counted again.
+local repeat_write = redis.call('HGET', KEYS[1], 'last_failed') == ARGV[2]
 local failures = redis.call('HGET', KEYS[1], 'failures')
 if failures and #failures < 16 and string.match(failures, '^%d+$') then
-  failures = tonumber(failures) + 1
+  failures = tonumber(failures) + (repeat_write and 0 or 1)
 else
   failures = 1
 end
@@ -31,6 +34,8 @@ if ARGV[3] == '1' then
 else
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
-redis.call('HINCRBY', KEYS[5], 'added', 1)
-redis.call('HINCRBY', KEYS[5], 'reason:' .. ARGV[5], 1)
+if not repeat_write then
+  redis.call('HINCRBY', KEYS[5], 'added', 1)
+  redis.call('HINCRBY', KEYS[5], 'reason:' .. ARGV[5], 1)
+end
 return 1

@@ -33,7 +33,7 @@ SETTLE = 120
 #: Where the very first fold starts (seconds back).
 FIRST_FOLD = 3600
 #: Minutes folded per call at most (a long pause is caught up over several scrapes).
-MAX_MINUTES = 60
+MAX_MINUTES = 15
 THROUGH = "_through"
 
 

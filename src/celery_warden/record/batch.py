@@ -134,11 +134,13 @@ class Batch:
     #: histograms as [sum, bucket counts...].
     counters: dict[totals.CounterKey, int] = field(default_factory=dict)
     hists: dict[totals.HistKey, list[float]] = field(default_factory=dict)
+    #: Published tasks as raw tuples (see ``RecordBuffer.sent``), records built when sealed.
+    sent: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
             self.tasks or self.minutes or self.workers or self.stats or self.names or self.queues
-            or self.errors or self.counters or self.hists
+            or self.errors or self.counters or self.hists or self.sent
         )
 
     def absorb(self, newer: Batch) -> None:
@@ -173,6 +175,7 @@ class Batch:
             self.stats[k] = self.stats.get(k, 0) + v
         totals.merge(self.counters, newer.counters)
         totals.merge(self.hists, newer.hists)
+        self.sent += newer.sent
 
     def add_error(self, info: dict[str, str], task_name: str, task_id: str, ts: float,
                   limit: int) -> bool:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from celery_warden.keys import minute_of
 from celery_warden.record import totals
 from celery_warden.record.batch import Batch, BucketDelta, TaskDelta
-from celery_warden.record.order import delivery_seq
+from celery_warden.record.order import RANK_SENT, delivery_seq
 from celery_warden.record.spool import Spool
 from celery_warden.settings import WardenSettings
 
@@ -51,6 +52,9 @@ class RecordBuffer:
         self._in_flight: dict[str, Any] = {}  # tasks started here and not finished yet
         self._running = False
         self._spool: Spool | None = None
+        #: Published tasks (a publisher's SENT records), raw tuples appended without a lock
+        #: (``deque.append`` is atomic); the flusher turns them into records (see :meth:`sent`).
+        self._sent: deque[tuple[Any, ...]] = deque()
         self.dropped = 0  # records dropped since start (monotonic, for reporting)
         self._dropped_unreported = 0
 
@@ -68,6 +72,11 @@ class RecordBuffer:
             evict, self._carry_evict = self._carry_evict, 0
             self._carried = 0
             segment = self._spool.rotate() if self._spool is not None else None
+        sent, queue, counters = batch.sent, self._sent, batch.counters
+        while queue:  # appends racing with this loop are taken by the next flush
+            e = queue.popleft()
+            sent.append(e)
+            totals.count(counters, ("sent", e[1], e[9], e[2], ""))
         return batch, dropped, evict, segment
 
     def _spooled(self, entry: tuple[Any, ...]) -> None:
@@ -90,6 +99,7 @@ class RecordBuffer:
         """Whether a change to this task's record waits in this process (buffered, running,
         or carried after a failed write)."""
         return (task_id in self._batch.tasks or task_id in self._in_flight
+                or any(t[0] == task_id for t in list(self._sent))
                 or (self._carried > 0 and self.carries(task_id)))
 
     def carries(self, task_id: str) -> bool:
@@ -102,7 +112,30 @@ class RecordBuffer:
 
     def buffered(self) -> int:
         with self._lock:
-            return len(self._batch.tasks) + self._carried
+            return len(self._batch.tasks) + len(self._sent) + self._carried
+
+    def sent(self, entry: tuple[Any, ...]) -> None:
+        """A task was published: ``(id, name, queue, sent, priority, parent_id, root_id, eta,
+        retries, host, group)``. The cheapest path Warden has — one tuple appended, no lock, no
+        dict — because it runs in web requests; the flusher builds the SENT record and counts the
+        ``sent`` total (:func:`celery_warden.record.chunks.sent_record`). A spooling process
+        (a worker publishing) takes the durable path instead."""
+        if self._spool is not None:
+            from celery_warden.record.chunks import sent_fields
+
+            static, attempt, retries = sent_fields(entry)
+            self.task(entry[0], static=static, attempt=attempt, retries=retries,
+                      rank=RANK_SENT if attempt else 0,
+                      total=("sent", entry[1], entry[9], entry[2], ""))
+            return
+        if not self._running:
+            self._start()
+        if len(self._sent) + self._carried >= self.settings.buffer_size:
+            with self._lock:
+                self.dropped += 1
+                self._dropped_unreported += 1
+            return
+        self._sent.append(entry)
 
     # -- hot path --------------------------------------------------------------------------
     def task(

@@ -23,6 +23,7 @@ from typing import Any
 from celery_warden.keys import Keys
 from celery_warden.record import totals
 from celery_warden.record.batch import Batch, BucketDelta, Preview, TaskDelta
+from celery_warden.record.order import delivery_seq
 from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
 
@@ -62,13 +63,14 @@ class Chunker:
     def seal(self, batch: Batch, now: float) -> list[Chunk]:
         """The batch as chunks of at most ``MAX_TASKS_PER_CALL`` task records; buckets,
         error groups, heartbeats and counters go in the first."""
-        tasks = list(batch.tasks.items())
+        records = [self.flat(tid, d) for tid, d in batch.tasks.items()]
+        task_key = self.keys.task
+        records += [sent_record(task_key, e) for e in batch.sent]
         out = []
-        for start in range(0, max(len(tasks), 1), MAX_TASKS_PER_CALL):
-            part = tasks[start : start + MAX_TASKS_PER_CALL]
+        for start in range(0, max(len(records), 1), MAX_TASKS_PER_CALL):
             self.seq += 1
             payload = self._payload(batch, self.seq, include_rest=start == 0)
-            out.append(Chunk(self.seq, now, payload, [self.flat(tid, d) for tid, d in part]))
+            out.append(Chunk(self.seq, now, payload, records[start : start + MAX_TASKS_PER_CALL]))
         out[0].outcomes = sum(b.outcomes() for b in batch.minutes.values())
         return out
 
@@ -159,6 +161,43 @@ class Chunker:
         return payload
 
 
+def sent_fields(entry: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
+    """A publish tuple (``RecordBuffer.sent``) as record fields: (static, attempt or None for a
+    retry's re-publish — the finishing attempt owns the state —, retries)."""
+    _, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
+    static: dict[str, Any] = {"name": name, "queue": queue, "sent": sent, "priority": priority}
+    if parent_id:
+        static["parent_id"] = parent_id
+    if root_id:
+        static["root_id"] = root_id
+    if group:
+        static["group"] = group
+    if eta is not None:
+        static["eta"] = eta
+    return static, ({"state": "SENT"} if retries == 0 else None), retries
+
+
+def sent_record(task_key: Any, entry: tuple[Any, ...]) -> list[Any]:
+    """A publish tuple as the script's flat record, built directly (the publisher's flush
+    is most of what Warden costs a publishing process)."""
+    tid, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
+    out: list[Any] = [task_key(tid), tid, repr(sent), delivery_seq(retries), 0 if retries else 1,
+                      4, "name", name, "queue", queue, "sent", f"{sent:.6f}",
+                      "priority", priority]
+    if parent_id:
+        out += ("parent_id", parent_id)
+    if root_id:
+        out += ("root_id", root_id)
+    if group:
+        out += ("group", group)
+    if eta is not None:
+        out += ("eta", f"{eta:.6f}")
+    out[5] = (len(out) - 6) // 2
+    if not retries:
+        out += ("state", "SENT", "retries", "0")
+    return out
+
+
 def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     return [
         key,
@@ -170,4 +209,5 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "Chunk", "Chunker"]
+__all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "Chunk", "Chunker", "sent_fields",
+           "sent_record"]

@@ -166,11 +166,14 @@ class Flusher:
             self._sealed.popleft()
 
     def carries(self, task_id: str) -> bool:
-        return task_id in self._carry.tasks or any(
-            record[1] == task_id for chunk in self._sealed for record in chunk.records)
+        return (task_id in self._carry.tasks
+                or any(e[0] == task_id for e in self._carry.sent)
+                or any(record[1] == task_id for chunk in self._sealed
+                       for record in chunk.records))
 
     def carried(self) -> int:
-        return sum(len(c.records) for c in self._sealed) + len(self._carry.tasks)
+        return (sum(len(c.records) for c in self._sealed) + len(self._carry.tasks)
+                + len(self._carry.sent))
 
     def _evict(self, count: int) -> int:
         """Drop the ``count`` oldest carried task records; returns how many of them were
@@ -187,8 +190,10 @@ class Flusher:
                               if record[1] in self._carry.tasks)
             del chunk.records[:taken]
             count -= taken
-        for tid in list(self._carry.tasks)[:count]:
+        tids = list(self._carry.tasks)[:count]
+        for tid in tids:
             del self._carry.tasks[tid]
+        del self._carry.sent[:count - len(tids)]
         return superseded
 
     def _bound(self) -> tuple[int, int]:

@@ -19,7 +19,6 @@ from typing import Any
 from celery_warden import headers as h
 from celery_warden import priority
 from celery_warden.record.facts import epoch
-from celery_warden.record.order import RANK_SENT
 from celery_warden.services import Services
 
 #: The app whose ``send_task_message`` is running in this context (set by Warden).
@@ -58,27 +57,16 @@ class PublishHandlers:
         if not self.ours():
             return
         sent = headers.get(h.SENT) or time.time()
-        name = str(headers.get("task") or sender)
-        queue = str(routing_key or exchange or "")
-        static = {
-            "name": name,
-            "queue": queue,
-            "sent": float(sent),
-            "priority": str(headers.get(h.PRIORITY, "")),
-        }
-        for field in ("parent_id", "root_id", "group"):  # group: the API shows workflows
-            if headers.get(field):
-                static[field] = str(headers[field])
-        eta = epoch(headers.get("eta"))
-        if eta is not None:
-            static["eta"] = eta
-        retries = h.as_int(headers.get("retries"))
-        total = ("sent", name, self.hostname, queue, "")
-        if retries == 0:
-            self.recorder.task(headers["id"], static=static, attempt={"state": "SENT"},
-                               rank=RANK_SENT, total=total)
-        else:  # a retry's re-publish: the finishing attempt owns the state (RETRY)
-            self.recorder.task(headers["id"], static=static, total=total)
+        parent, root = headers.get("parent_id"), headers.get("root_id")
+        group = headers.get("group")  # the API shows workflows
+        # One tuple, no lock: the flusher builds the record (RecordBuffer.sent).
+        self.recorder.sent((
+            headers["id"], str(headers.get("task") or sender),
+            str(routing_key or exchange or ""), float(sent),
+            str(headers.get(h.PRIORITY, "")), str(parent) if parent else None,
+            str(root) if root else None, epoch(headers.get("eta")),
+            h.as_int(headers.get("retries")), self.hostname, str(group) if group else None,
+        ))
 
 
 __all__ = ["PUBLISHING_APP", "PublishHandlers"]

@@ -203,7 +203,10 @@ class Recorder(TaskBuffer):
         result: list[bool] = []
         helper = threading.Thread(target=lambda: result.append(self._final_flush()),
                                   name="warden-final-flush", daemon=True)
-        helper.start()
+        try:
+            helper.start()
+        except RuntimeError:  # interpreter shutting down (atexit): no new threads
+            return self._final_flush()
         helper.join(seconds)
         return bool(result and result[0])
 

@@ -38,10 +38,10 @@ class AuditLog:
 
     def write(self, who: str, via: str, action: str, target: str,
               params: dict[str, Any] | None, result: str, status: int) -> None:
-        now = time.time()
+        now = round(time.time(), 3)  # the score is the entry's own ts: paging by ts is exact
         shown = json.dumps(self.redactor.redact(params or {}), default=str)
         entry = {
-            "id": secrets.token_hex(8), "ts": round(now, 3), "who": who, "via": via,
+            "id": secrets.token_hex(8), "ts": now, "who": who, "via": via,
             "action": action, "target": self.redactor.redact_text(target)[:300],
             "params": shown if len(shown) <= MAX_PARAMS else shown[:MAX_PARAMS] + "…",
             "result": self.redactor.redact_text(result)[:500], "status": status,

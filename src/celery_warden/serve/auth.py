@@ -8,7 +8,8 @@
   a non-GET request with a cookie must also be same-origin (``Sec-Fetch-Site: same-origin``,
   or an ``Origin`` equal to the request's own), else 403 ``cross_site`` — no CSRF;
 * else, for ``read`` with ``WARDEN_API_OPEN_READS`` (``metrics`` with ``WARDEN_METRICS_OPEN``):
-  ``anonymous`` (``via="open"``);
+  ``anonymous`` (``via="open"``) — on a loopback-bound server only for a loopback ``Host``
+  (no DNS rebinding: a web page cannot read an open server through a name it controls);
 * else 401. A principal whose scope does not cover the endpoint's is 403, unless the endpoint
   is open anyway.
 """
@@ -22,6 +23,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from celery_warden.serve.binding import is_loopback
 from celery_warden.serve.context import ServeContext, get_ctx
 from celery_warden.serve.errors import ApiError
 from celery_warden.serve.tokens import Scope, TokenInfo
@@ -68,6 +70,17 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+def loopback_host(request: Request) -> bool:
+    """False when a loopback-bound server is asked for another host name: a page whose DNS
+    name was rebound to 127.0.0.1 (``Host: evil.example``) reads nothing that is open."""
+    server = request.scope.get("server")
+    if not server or not is_loopback(str(server[0])):
+        return True  # listening beyond loopback: the operator chose who may reach it
+    host = request.headers.get("host", "")
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return is_loopback(name.lower())
+
+
 def open_for(ctx: ServeContext, scope: Scope) -> bool:
     s = ctx.settings
     return (scope is Scope.READ and s.api_open_reads) or (
@@ -109,6 +122,9 @@ def require(scope: Scope) -> Callable[..., Principal]:
             principal = None
         if principal is None:
             if open_for(ctx, scope):
+                if not loopback_host(request):
+                    raise ApiError(403, "host_not_allowed", "open reads answer only requests "
+                                   "for 127.0.0.1 or localhost; send a token")
                 return ANONYMOUS
             raise ApiError(401, "unauthorized", f"this endpoint needs a token with scope "
                            f"{scope.value!r}", {"WWW-Authenticate": "Bearer"})

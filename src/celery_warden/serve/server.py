@@ -49,4 +49,4 @@ def serve(settings: WardenSettings, host: str = "127.0.0.1", port: int = 8000,
                 log_level=level, server_header=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
-__all__ = ["app_from_env", "serve"]
+__all__ = ["GRACEFUL_SHUTDOWN", "app_from_env", "serve"]

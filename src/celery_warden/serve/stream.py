@@ -60,6 +60,7 @@ class Broadcaster:
         self.listeners: set[Listener] = set()
         self.polls = 0
         self.dropped = 0
+        self.failing = False
         self._wake = asyncio.Event()
 
     def subscribe(self) -> Listener:
@@ -93,8 +94,14 @@ class Broadcaster:
             try:
                 events = await asyncio.to_thread(self.poller.poll)
                 self.polls += 1
+                if self.failing:
+                    self.failing = False
+                    logger.warning("warden: stream polling works again")
             except Exception as exc:  # the store or broker is down: try again next interval
-                logger.warning("warden: stream poll failed: %s: %s", type(exc).__name__, exc)
+                if not self.failing:  # once per outage, not once a second
+                    self.failing = True
+                    logger.warning("warden: stream poll failed (retrying every %.0f s): %s: %s",
+                                   self.interval, type(exc).__name__, exc)
                 events = []
             for event, data in events:
                 self.publish(event, data)

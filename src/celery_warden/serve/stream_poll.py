@@ -5,7 +5,8 @@
 ``docs/api-contract``/README):
 
 * ``task`` — task records whose state changed since the last poll, found from the store's
-  ``P:recent`` index (scored by update time) read *newest first* and capped at
+  ``P:recent`` index (scored by update time, looking :data:`LOOKBACK` seconds behind the newest
+  score seen, for records flushed late) read *newest first* and capped at
   :data:`TASK_SAMPLE` per poll: under load the stream samples (the newest changes win) instead
   of growing with the fleet's throughput; one ``ZREVRANGEBYSCORE`` and one pipelined ``HMGET``.
 * ``worker`` — a worker going online/offline (heartbeats, ``WorkerReader``).
@@ -34,6 +35,10 @@ from celery_warden.read.warden_metrics import breaker_values, dlq_by_reason
 TASK_SAMPLE = 50
 #: Seconds between two ``kpis`` events (and between worker/breaker/alert checks).
 KPI_EVERY = 2.0
+#: Seconds the task query looks back before the newest update already seen: a record's score is
+#: its update time in the recording process, and it reaches the store one flush later (or after a
+#: store outage), so a record can appear below a score already seen. ``seen`` dedupes.
+LOOKBACK = 5.0
 #: Task ids whose last sent state is remembered (so an update without a state change is quiet).
 SEEN_MAX = 10_000
 TASK_FIELDS = ("name", "state", "queue", "worker")
@@ -77,7 +82,7 @@ class StreamPoller:
 
     def tasks(self, now: float) -> list[Event]:
         found = cast(list[tuple[str, float]], self.redis.zrevrangebyscore(
-            self.keys.recent, "+inf", f"({self.since!r}", start=0, num=TASK_SAMPLE,
+            self.keys.recent, "+inf", f"({self.since - LOOKBACK!r}", start=0, num=TASK_SAMPLE,
             withscores=True))
         if not found:
             return []
@@ -140,4 +145,4 @@ def _alert(view: dict[str, Any], state: str) -> dict[str, Any]:
             "severity": view["severity"], "labels": view["labels"]}
 
 
-__all__ = ["KPI_EVERY", "TASK_SAMPLE", "Event", "StreamPoller"]
+__all__ = ["KPI_EVERY", "LOOKBACK", "TASK_SAMPLE", "Event", "StreamPoller"]

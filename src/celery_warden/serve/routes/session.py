@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from celery_warden.serve.auth import ANONYMOUS, COOKIE, identify, open_for
+from celery_warden.serve.auth import ANONYMOUS, COOKIE, identify, loopback_host, open_for
 from celery_warden.serve.context import Ctx
 from celery_warden.serve.errors import ERROR_RESPONSES, ApiError
 from celery_warden.serve.tokens import Scope
@@ -57,7 +57,7 @@ def whoami(request: Request, ctx: Ctx) -> SessionInfo:
             raise
         who = None
     if who is None:
-        if not open_for(ctx, Scope.READ):
+        if not open_for(ctx, Scope.READ) or not loopback_host(request):
             raise ApiError(401, "unauthorized", "no session", {"WWW-Authenticate": "Bearer"})
         who = ANONYMOUS
     return SessionInfo(name=who.name, scope=who.scope.value, via=who.via)
