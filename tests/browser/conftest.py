@@ -155,6 +155,15 @@ class Stack:
         r.raise_for_status()
         return r.json()
 
+    def task(self, task_id: str) -> dict[str, Any]:
+        """A task's record, or {} while it is not stored yet (its first flush is pending)."""
+        r = httpx.get(f"{self.url}/api/v1/tasks/{task_id}", timeout=10,
+                      headers={"Authorization": f"Bearer {self.tokens['admin']}"})
+        if r.status_code == 404:
+            return {}
+        r.raise_for_status()
+        return dict(r.json())
+
     def send(self, name: str, *args: Any, **kwargs: Any) -> str:
         return str(self.publisher.send_task(name, args=args, kwargs=kwargs).id)
 

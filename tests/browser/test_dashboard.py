@@ -106,7 +106,7 @@ def test_overview_counters_change_live_without_reload(stack: Stack, browser: Bro
     before = tile.inner_text()
     page.evaluate("window.__same_document = true")
     ids = [stack.send("shop.ship", 100 + i) for i in range(3)]
-    wait_for(lambda: all(stack.api(f"/api/v1/tasks/{i}")["state"] == "SUCCESS" for i in ids),
+    wait_for(lambda: all(stack.task(i).get("state") == "SUCCESS" for i in ids),
              30, 0.1, "three tasks finished")
     expect(tile).not_to_have_text(before, timeout=3000)
     assert page.evaluate("window.__same_document === true"), "the page was reloaded"
@@ -166,7 +166,7 @@ def test_running_task_shows_its_progress_moving(stack: Stack, browser: Browser) 
     """A long-running task's page shows a progress bar that advances while it runs, then its
     end, without a reload."""
     task_id = stack.send("shop.export", 8, 0.6)
-    wait_for(lambda: (stack.api(f"/api/v1/tasks/{task_id}").get("progress") or {}).get("done"),
+    wait_for(lambda: (stack.task(task_id).get("progress") or {}).get("done"),
              30, 0.1, "first progress report")
     page = new_page(browser)
     login(page, stack.url, stack.tokens["read"])
