@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from celery import Celery
 from fastapi import FastAPI
 
+from celery_warden.dashboard import mount_static
 from celery_warden.serve.background import BACKGROUND
 from celery_warden.serve.context import ServeContext
 from celery_warden.serve.errors import install_error_handlers
@@ -55,6 +56,7 @@ def create_app(settings: WardenSettings | None = None, *,
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    mount_static(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, 413s included
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from celery_warden import dashboard
 from celery_warden.serve.routes import (
     alerts,
     audit,
@@ -41,6 +42,8 @@ ROUTERS: list[APIRouter] = [
     docs.router,
     metrics.router,
     stream.router,
+    # Last: the dashboard's page shells (/, /tasks, ...), which read only the routes above.
+    dashboard.router,
 ]
 
 __all__ = ["ROUTERS"]
