@@ -112,11 +112,14 @@ class Demo:
             self.display.info(f"{child.name}: pid {child.pid}, log {self._rel(child.log_path)}")
         self.display.info(f"worker queues: {', '.join(queues)}; concurrency "
                           f"{self.opts.concurrency}; task records kept "
-                          f"{settings.task_ttl}s (WARDEN_TASK_TTL)")
+                          f"{settings.task_ttl}s (WARDEN_TASK_TTL), plain successes per "
+                          f"WARDEN_SUCCESS_RECORDS={settings.success_records}")
         if not log_level_set:
             self.display.info(f"worker/beat log level {DEMO_LOG_LEVEL} (CELERY_LOG_LEVEL=INFO "
                               "logs every task)")
         if port:
+            self.display.info(f"Dashboard: {url(port)}/ — open it in a browser to watch the "
+                              "fleet live")
             self.display.info(f"API: {url(port)}/api/docs — reads open without a token on "
                               "loopback (WARDEN_API_OPEN_READS=true); mutations need one: "
                               "warden token create --scope operate --name me")
