@@ -77,6 +77,7 @@ def run(broker: str, tasks: int, rate: float = 150.0, schedule: Schedule | None 
             killed_at = _dlq_phase(fleet, settings_env(settings), truth_client, store, keys,
                                    submitter.sent, say)
             _settle(store, keys, submitter.sent, settle_timeout, say)
+        say(f"[chaos] left in broker queues: {_depths(app, settings)}")
         report = reconcile(broker, settings, submitter.sent, fleet.log, truth_client, killed_at)
         report.publish_retries = submitter.publish_retries
         _counters(store, keys, report, say)
@@ -93,10 +94,11 @@ def _inject(fleet: ChaosFleet, sch: Schedule, window: float, stop: threading.Eve
     """Run the fault schedule over the submission window (one fault at a time)."""
     rng = random.Random(7)
     events: list[tuple[float, str]] = []
-    for kind, n in (("worker", sch.worker_kills), ("sigterm", sch.long_sigterms),
-                    ("store", sch.store_restarts),
-                    ("cut", sch.broker_cuts if fleet.broker == "rabbitmq" else 0)):
-        events += [(window * (k + 1) / (n + 1) + rng.uniform(-1, 1), kind) for k in range(n)]
+    kinds = (("worker", sch.worker_kills), ("sigterm", sch.long_sigterms),
+             ("store", sch.store_restarts),
+             ("cut", sch.broker_cuts if fleet.broker == "rabbitmq" else 0))
+    for j, (kind, n) in enumerate(kinds):  # staggered: two faults never land together
+        events += [(window * ((k + 1) / (n + 1) + (j - 1.5) * 0.09), kind) for k in range(n)]
     if sch.poison:
         events.append((window * 0.3, "poison"))
     t = sch.child_kill_every
@@ -198,6 +200,16 @@ def _dlq_phase(fleet: ChaosFleet, env: dict[str, str], truth_client: redis.Redis
         time.sleep(1)
     say(f"[chaos] DLQ phase: {len(requeued)} requeued task ids")
     return killed_at
+
+
+def _depths(app: object, settings: object) -> object:
+    from celery_warden.read.monitor import CeleryMonitor
+
+    monitor = CeleryMonitor(settings, app=app)  # type: ignore[arg-type]
+    try:
+        return monitor.get_queue_depths()
+    except Exception as exc:  # a report line, not a reason to lose the run's table
+        return f"unknown ({type(exc).__name__}: {exc})"
 
 
 def _ids(text: str | None) -> list[str]:

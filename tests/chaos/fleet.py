@@ -38,8 +38,10 @@ class FaultLog:
 
 
 class ChaosFleet:
-    def __init__(self, broker: str, workers: int = 2, concurrency: int = 2) -> None:
+    def __init__(self, broker: str, workers: int = 2, concurrency: int = 2,
+                 app: str = "tests.apps.chaos") -> None:
         self.broker = broker
+        self.app = app
         self.tag = uuid.uuid4().hex[:6]
         self.store = EmbeddedRedis(tempfile.mkdtemp(prefix="warden-chaos-"), appendonly=True)
         self.proxy: CuttableProxy | None = None
@@ -82,7 +84,7 @@ class ChaosFleet:
 
     def _worker(self) -> WorkerProcess:
         assert self.settings is not None
-        return WorkerProcess(self.settings, app="tests.apps.chaos", concurrency=self.concurrency,
+        return WorkerProcess(self.settings, app=self.app, concurrency=self.concurrency,
                              name="chaos", extra_env={"CHAOS_TRUTH_URL": self.truth_url})
 
     def stop(self) -> None:

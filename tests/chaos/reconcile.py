@@ -33,7 +33,9 @@ class Report:
     dead_lettered: Counter[str] = field(default_factory=Counter)
     revoked: int = 0
     lost: list[str] = field(default_factory=list)
+    lost_causes: Counter[str] = field(default_factory=Counter)
     miscounted: list[str] = field(default_factory=list)
+    miscount_causes: Counter[str] = field(default_factory=Counter)
     reexecutions: Counter[str] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     publish_retries: int = 0
@@ -47,21 +49,24 @@ class Report:
         rows += [("submitted", str(self.submitted)), ("succeeded", str(self.succeeded)),
                  ("  of which after a DLQ requeue", str(self.requeued_then_succeeded))]
         rows += [(f"dead-lettered: {r}", str(n)) for r, n in sorted(self.dead_lettered.items())]
-        rows += [("revoked", str(self.revoked)), ("lost (must be 0)", str(len(self.lost))),
-                 ("miscounted (must be 0)", str(len(self.miscounted))),
+        rows += [("revoked", str(self.revoked)), ("lost (must be 0)", str(len(self.lost)))]
+        rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.lost_causes.items())]
+        rows += [("miscounted (must be 0)", str(len(self.miscounted)))]
+        rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.miscount_causes.items())]
+        rows += [
                  ("re-executions", str(sum(self.reexecutions.values())))]
         rows += [(f"  explained: {k}", str(v)) for k, v in sorted(self.reexecutions.items())]
         rows += [("publish retries (client)", str(self.publish_retries))]
         return rows
 
-    def table(self) -> str:
+    def table(self, limit: int | None = 30) -> str:
         rows = self.rows()
         width = max(len(k) for k, _ in rows)
         lines = [f"chaos run, broker={self.broker}", "-" * (width + 12)]
         lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]
         for label, ids in (("LOST", self.lost), ("MISCOUNTED", self.miscounted),
                            ("UNEXPECTED OUTCOME", self.unexpected)):
-            for line in ids[:30]:
+            for line in ids[:limit]:
                 lines.append(f"{label}: {line}")
         return "\n".join(lines)
 
@@ -142,11 +147,18 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
         elif outcome.startswith("DLQ:"):
             report.dead_lettered[outcome[4:]] += 1
         if outcome == "LOST":
+            cause = _near(float(rec.get("sent") or 0), log, "in transit at")
+            report.lost_causes[cause] += 1
             report.lost.append(f"{s.task_id} ({s.name}) warden={rec.get('state')} "
-                               f"dlq={entry.get('status') if entry else None}")
+                               f"dlq={entry.get('status') if entry else None}: {cause}")
         elif not warden_ok:
+            pids = [pid for (tid, _r), runs in starts.items() if tid == s.task_id
+                    for pid, _at in runs]
+            cause = next((f"record buffered in a process killed by {log.killed[p]}"
+                          for p in pids if p in log.killed), "unexplained")
+            report.miscount_causes[cause] += 1
             report.miscounted.append(f"{s.task_id} ({s.name}) truth={outcome} "
-                                     f"warden={rec.get('state')}")
+                                     f"warden={rec.get('state')}: {cause}")
         if outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
             report.unexpected.append(f"{s.task_id} expected {s.expect}, got {outcome}")
     for (tid, _retries), pids in starts.items():
@@ -154,6 +166,14 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             report.reexecutions[_explain(tid, pid, at, log, processor_killed_at)] += 1
     store.close()
     return report
+
+
+def _near(at: float, log: FaultLog, what: str) -> str:
+    """The fault closest to a moment (within 2 s), for a lost message."""
+    for start, end, fault in log.windows:
+        if start - 2.0 <= at <= end:
+            return f"{what} {fault}"
+    return "unexplained"
 
 
 def _acceptable(s: Submission, outcome: str) -> bool:

@@ -12,6 +12,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -84,7 +85,7 @@ class Submitter:
         deadline = time.monotonic() + self.patience
         options = dict(s.options)
         if "expires" in options:  # a moment already past: the worker revokes it on receipt
-            options["expires"] = time.time() + float(options["expires"])
+            options["expires"] = datetime.now(UTC) + timedelta(seconds=options["expires"])
         while True:
             s.attempts += 1
             try:
@@ -104,7 +105,7 @@ class Submitter:
             Submission(f"p-unknown-{uuid.uuid4().hex[:8]}", "poison", "chaos.no_such_task", [1],
                        expect="DLQ:unknown_task"),
             Submission(f"p-pickle-{uuid.uuid4().hex[:8]}", "poison", "chaos.fast", [1],
-                       {"serializer": "pickle"}, expect="DLQ:undecodable"),
+                       {"serializer": "pickle"}, expect="DLQ:invalid_message"),
             Submission(f"p-kills-{uuid.uuid4().hex[:8]}", "poison", "chaos.poison", [1],
                        expect="DLQ:poison_pill"),
         ]

