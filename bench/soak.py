@@ -30,9 +30,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from celery_warden.keys import Keys  # noqa: E402
-from tests.chaos.fleet import ChaosFleet  # noqa: E402
-from tests.support import client_app  # noqa: E402
+from tests.chaos.fleet import ChaosFleet
+from tests.support import client_app
+
+from celery_warden.keys import Keys
 
 FLAG = 5.0  # percent growth after warm-up that is a defect
 

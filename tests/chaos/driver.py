@@ -72,6 +72,14 @@ def run(broker: str, tasks: int, rate: float = 150.0, schedule: Schedule | None 
         keys = Keys(settings.key_prefix)
         store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         _settle(store, keys, submitter.sent, settle_timeout, say)
+        if broker == "rabbitmq":  # expired messages were dead-lettered by the broker itself
+            from celery_warden import DeadLetterQueue
+            from celery_warden.dlq.broker import drain_broker_dead_letters
+
+            time.sleep(1)
+            moved = drain_broker_dead_letters(app, settings, DeadLetterQueue(settings, app=app))
+            say(f"[chaos] drained {moved} RabbitMQ dead letters into the DLQ")
+            _settle(store, keys, submitter.sent, 10, say)
         killed_at = None
         if schedule.dlq_processors:
             killed_at = _dlq_phase(fleet, settings_env(settings), truth_client, store, keys,

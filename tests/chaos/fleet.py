@@ -143,8 +143,27 @@ class ChaosFleet:
         self.store.stop()  # SIGTERM: the AOF is flushed
         time.sleep(down)
         self.store.start()
+        self._wait_loaded()
         self.log.windows.append((started, time.time() + 5.0, "Redis restart"))
         self.log.count("Redis restart (store" + (" + broker)" if self.broker == "redis" else ")"))
+
+    def _wait_loaded(self, timeout: float = 60.0) -> None:
+        """Until the restarted server has loaded its AOF (it answers INFO before that)."""
+        import redis
+
+        client = redis.Redis.from_url(self.store.url)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if int(client.info("persistence").get("loading", 0)) == 0:
+                        client.ping()
+                        return
+                except (redis.BusyLoadingError, redis.ConnectionError):
+                    pass
+                time.sleep(0.1)
+        finally:
+            client.close()
 
     def cut_broker(self, seconds: float = 3.0) -> None:
         assert self.proxy is not None

@@ -109,7 +109,7 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
         starts[(tid, retries)].append((int(pid), float(at)))
     recs = records(store, keys, [s.task_id for s in sent])
     dlq_ids = sorted({r["dlq_entry"] for r in recs.values() if r.get("dlq_entry")}
-                     | {s.task_id for s in sent if s.kind == "poison"})
+                     | {s.task_id for s in sent})
     dlq = entries(store, keys, dlq_ids)
     requeued_ids = [t for e in dlq.values() for t in _json_list(e.get("requeued_task_ids"))]
     recs.update(records(store, keys, requeued_ids))
@@ -119,7 +119,7 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             idem_ran[str(s.args[1])].add(s.task_id)
     for s in sent:
         rec = recs.get(s.task_id, {})
-        entry = dlq.get(rec.get("dlq_entry") or s.task_id)
+        entry = dlq.get(rec.get("dlq_entry") or s.task_id) or dlq.get(s.task_id)
         ran = s.task_id in done or (s.kind == "idempotent" and bool(idem_ran[str(s.args[1])]))
         if entry is not None and entry.get("status") == "requeued":
             last = _json_list(entry.get("requeued_task_ids"))[-1]
@@ -180,6 +180,8 @@ def _acceptable(s: Submission, outcome: str) -> bool:
     """Outcomes a fault may legitimately cause instead of the planned one."""
     if outcome == "DLQ:poison_pill":  # killed more than WARDEN_MAX_DELIVERIES times
         return True
+    if s.expect == "REVOKED" and outcome == "DLQ:broker_dead_letter":
+        return True  # RabbitMQ: an expired message is dead-lettered by the broker
     if s.expect == "DLQ:exception" and s.name == "chaos.failing":
         return outcome == "SUCCESS"  # fixed and requeued
     return False
