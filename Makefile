@@ -43,6 +43,7 @@ soak: $(VENV)/.installed-dev
 
 # Side by side with Flower (needs the `bench` extra: pip install -e '.[bench]').
 vs-flower: $(VENV)/.installed-dev
+	$(BIN)/pip install -q --disable-pip-version-check 'flower>=2.0,<3'
 	$(BIN)/python bench/vs_flower.py $(VS_FLOWER_ARGS)
 
 # Regenerate the lock files after changing dependencies in pyproject.toml (needs `uv`).

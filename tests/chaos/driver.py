@@ -23,7 +23,7 @@ from celery_warden.config import queue_name
 from celery_warden.keys import Keys
 from tests.chaos import truth
 from tests.chaos.fleet import ChaosFleet
-from tests.chaos.reconcile import Report, entries, reconcile, records, settled
+from tests.chaos.reconcile import FINAL, Report, entries, reconcile, records, settled
 from tests.chaos.workload import Submission, Submitter, plan
 from tests.support import ROOT, client_app, settings_env
 
@@ -203,7 +203,7 @@ def _dlq_phase(fleet: ChaosFleet, env: dict[str, str], truth_client: redis.Redis
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         recs = records(store, keys, requeued)
-        if all(r.get("state") in ("SUCCESS", "FAILURE", "REVOKED") for r in recs.values()):
+        if all(r.get("state") in FINAL for r in recs.values()):
             break
         time.sleep(1)
     say(f"[chaos] DLQ phase: {len(requeued)} requeued task ids")
