@@ -20,8 +20,10 @@ monitor is stopped and started mid-run and asked how many of the tasks it knows 
 them in process memory; Warden's are in Redis, so any reader (a restarted ``warden status``, a
 new ``warden serve`` replica) still has all of them. Prints one table. Nothing is asserted.
 
-The API-latency arm (Flower's API vs ``warden serve``) is left out on this branch: it needs
-``warden serve``, which is not part of this checkout yet.
+When this checkout has ``warden serve``, the API arm times task lookups and task-list pages
+(p50/p99, sequential, after the drain) against Flower's API (``/api/task/info/<id>``,
+``/api/tasks?limit=20``) and Warden's (``/api/v1/monitoring/tasks/<id>``,
+``/api/v1/tasks?limit=20``; reads opened with ``WARDEN_API_OPEN_READS=true`` on loopback).
 """
 
 from __future__ import annotations
@@ -158,6 +160,57 @@ def flower_known(port: int) -> int:
         return len(json.loads(resp.read()))
 
 
+def get_ms(url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{url}: HTTP {resp.status}")
+    return (time.perf_counter() - start) * 1000
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def latency(base: str, lookup: str, listing: str, ids: list[str],
+            n: int = 300) -> dict[str, tuple[float, float]]:
+    """p50/p99 (ms) of ``n`` task lookups (random known ids) and ``n // 2`` list pages."""
+    import random
+
+    rng = random.Random(1)
+    get_ms(base + listing)  # warm
+    looks = [get_ms(base + lookup.format(id=rng.choice(ids))) for _ in range(n)]
+    pages = [get_ms(base + listing) for _ in range(n // 2)]
+    return {"lookup": percentiles(looks), "list": percentiles(pages)}
+
+
+def serve_available() -> bool:
+    try:
+        import celery_warden.serve.app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def start_serve(env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[bytes]:
+    log = open(logs / f"serve-{port}.log", "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "bench.apps", "warden", "serve",
+         "--port", str(port)], cwd=ROOT, env={**env, "WARDEN_API_OPEN_READS": "true"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            get_ms(f"http://127.0.0.1:{port}/api/v1/monitoring/health")
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    stop(proc)
+    raise RuntimeError(f"warden serve did not start: see {logs}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -201,11 +254,29 @@ def main() -> int:
                 row["flower_rss"] = rss_tree(fl.pid)
                 row["known_after_restart"] = flower_known(port)
                 row["known_before_restart"] = restart.get("before")
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks?limit=2000",
+                                            timeout=120) as resp:
+                    ids = list(json.loads(resp.read()))
+                row["latency"] = latency(f"http://127.0.0.1:{port}", "/api/task/info/{id}",
+                                         "/api/tasks?limit=20", ids)
                 stop(fl)
             if arm == "warden":
                 time.sleep(1)
                 records, used = run.warden_records(tag)
                 row["records"], row["warden_redis"] = records, used
+                if serve_available():
+                    sport = free_port()
+                    srv = start_serve(env, sport, run.logs)
+                    try:
+                        row["serve_rss"] = rss_tree(srv.pid)
+                        ids = [k.decode().split(":task:", 1)[1] for k in
+                               run.client.scan_iter(match=f"vsf{tag}:task:*", count=5000)][:2000]
+                        row["latency"] = latency(f"http://127.0.0.1:{sport}",
+                                                 "/api/v1/monitoring/tasks/{id}",
+                                                 "/api/v1/tasks?limit=20", ids)
+                        row["serve_rss_after"] = rss_tree(srv.pid)
+                    finally:
+                        stop(srv)
             rows[arm] = row
     finally:
         run.client.close()
@@ -229,8 +300,16 @@ def main() -> int:
           f"{fr['known_after_restart']:>15}{wr['records']:>12}")
     print(f"{'  (Flower knew before its restart)':<44}{'-':>12}"
           f"{fr['known_before_restart']!s:>15}{'-':>12}")
-    print("API latency (Flower API vs warden serve): not measured here (no `warden serve` "
-          "on this branch)")
+    if "latency" in wr:
+        for what, label in (("lookup", "task lookup"), ("list", "task list (20 newest)")):
+            for i, pct in ((0, "p50"), (1, "p99")):
+                print(f"{f'API {label} {pct} at {ns.tasks} tasks (ms)':<44}{'-':>12}"
+                      f"{fr['latency'][what][i]:>15.1f}{wr['latency'][what][i]:>12.1f}")
+        print(f"{'warden serve RSS (MiB; state is in Redis)':<44}{'-':>12}{'-':>15}"
+              f"{wr['serve_rss_after'] / 2**20:>12.1f}")
+    else:
+        print("API latency (Flower API vs warden serve): not measured (no `warden serve` in "
+              "this checkout)")
     return 0
 
 

@@ -28,6 +28,8 @@ from tests.chaos.workload import Submission, Submitter, plan
 from tests.support import ROOT, client_app, settings_env
 
 Say = Callable[[str], None]
+#: Seconds without progress after which waiting for final states stops.
+STABLE = 45.0
 
 
 @dataclass
@@ -165,9 +167,14 @@ def _settle(store: redis.Redis, keys: Keys, sent: list[Submission], timeout: flo
             say: Say) -> None:
     deadline = time.monotonic() + timeout
     pending = settled(store, keys, sent)
-    while pending and time.monotonic() < deadline:
+    last_change, last = time.monotonic(), pending
+    # Stop early once nothing moved for STABLE seconds (longer than the visibility timeout,
+    # after which the Redis transport restores an unacknowledged message).
+    while pending and time.monotonic() < deadline and time.monotonic() - last_change < STABLE:
         time.sleep(2)
         pending = settled(store, keys, sent)
+        if pending != last:
+            last_change, last = time.monotonic(), pending
     say(f"[chaos] settled: {len(sent) - pending}/{len(sent)} final in Warden")
     time.sleep(2)  # let the last flushes land
 
