@@ -23,9 +23,10 @@ PACKAGE = ROOT / "src" / "celery_warden"
 #: Bottom to top. A module belongs to the first layer whose prefix matches its dotted name
 #: (relative to ``celery_warden``); the package itself (``__init__``) is the top.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "settings", "alert_settings", "rates", "keys", "headers",
-                    "priority", "redaction", "secret_text", "isolation", "embedded", "config",
-                    "services", "scripts", "timefmt", "units", "version", "rabbitmq")),
+    ("foundation", ("errors", "settings", "alert_settings", "api_settings", "rates", "keys",
+                    "headers", "priority", "redaction", "secret_text", "isolation", "embedded",
+                    "config", "services", "scripts", "timefmt", "units", "version", "rabbitmq",
+                    "retention_settings")),
     ("logs", ("logs",)),
     ("record", ("record",)),
     ("fleet", ("fleet",)),

@@ -33,6 +33,13 @@ CELERY_CONFIG = celery_config(
             "task": "maintenance.prune_store",
             "schedule": crontab(minute="*/15"),
         },
+        # The success-record policy and the record cap: a sweep a minute keeps the store
+        # within WARDEN_RECORDS_MAX_MB plus one minute of arrivals.
+        "apply-retention": {
+            "task": "maintenance.apply_retention",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         "expire-dlq": {
             "task": "maintenance.expire_dlq",
             "schedule": crontab(minute=7),

@@ -11,6 +11,8 @@ key                                type     holds
 =================================  =======  ==================================================
 ``P:task:<id>``                    hash     one task's record (TTL ``WARDEN_TASK_TTL``)
 ``P:recent``                       zset     task ids by last update time (listing, id lookup)
+``P:retain:success``               zset     plain successes kept, by when their record expires
+``P:retain:cursor``                string   update time up to which the retention sweep has run
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
 ``P:names``                        zset     task names by last time seen
@@ -44,6 +46,9 @@ key                                type     holds
 ``P:alerts:stats``                 hash     notifications sent / failed per notifier
 ``P:alerts:series:<name>``         zset     samples of a cumulative counter (``<ts>:<value>``)
 ``P:autoscale:<queue>``            zset     recent raw recommendations (``<ts>:<n>``)
+``P:api:tokens``                   hash     API tokens: sha256 of the token -> name, scope (JSON)
+``P:api:session:<sha256>``         string   a dashboard session -> its token's sha256 (TTL)
+``P:api:audit``                    zset     the API's audit log (JSON entries by time)
 =================================  =======  ==================================================
 """
 
@@ -67,6 +72,15 @@ class Keys:
     @property
     def recent(self) -> str:
         return f"{self.prefix}:recent"
+
+    @property
+    def retain_success(self) -> str:
+        """Plain successes the retention sweep kept, scored by their record's expiry time."""
+        return f"{self.prefix}:retain:success"
+
+    @property
+    def retain_cursor(self) -> str:
+        return f"{self.prefix}:retain:cursor"
 
     def minute_bucket(self, task_name: str, minute: int) -> str:
         """Bucket for the minute starting at epoch second ``minute`` (a multiple of 60)."""
@@ -211,6 +225,21 @@ class Keys:
     def autoscale(self, queue: str) -> str:
         """Recent raw recommendations of one queue (scale-down stabilization)."""
         return f"{self.prefix}:autoscale:{queue}"
+
+    # -- the API server (tokens, sessions, audit log) ---------------------------------------
+    @property
+    def api_tokens(self) -> str:
+        """hash: sha256 hex of a token -> its name, scope and creation time (JSON)."""
+        return f"{self.prefix}:api:tokens"
+
+    def api_session(self, digest: str) -> str:
+        """A dashboard session (sha256 hex of the cookie) -> the sha256 of its token (TTL)."""
+        return f"{self.prefix}:api:session:{digest}"
+
+    @property
+    def api_audit(self) -> str:
+        """zset of JSON audit entries scored by time (trimmed by age)."""
+        return f"{self.prefix}:api:audit"
 
     @property
     def pattern(self) -> str:

@@ -17,9 +17,11 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import SettingsConfigDict
 
 from celery_warden.alert_settings import AlertSettings, masked_setting
+from celery_warden.api_settings import ApiSettings
 from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
+from celery_warden.retention_settings import RetentionSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -44,15 +46,14 @@ _REDACTOR = Redactor()  # settings messages: printed by `warden status`, in work
 
 def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
     return Field(
-        default=default,
-        validation_alias=AliasChoices(alias),
+        default=default, validation_alias=AliasChoices(alias),
         description=description,
         **kw,
     )
 
 
-class WardenSettings(AlertSettings):
-    """Every knob Warden reads, with its variable (alerting ones from ``AlertSettings``)."""
+class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
+    """Every knob Warden reads (alerting, retention and API ones inherited)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import redis
 
@@ -107,8 +108,19 @@ def test_demo_runs_a_fleet_and_stops_everything(settings, tmp_path):
     data_dir = tmp_path / "warden-data"
     demo = Watched([WARDEN, "demo", "--duration", "20", "--interval", "2",
                     "--data-dir", str(data_dir)], demo_env(settings))
+    health: list[int] = []
+
+    def ask_the_api(out: str) -> None:
+        """Once the demo printed its API URL and a worker is online: GET health, no token."""
+        found = re.search(r"API: (http://127\.0\.0\.1:\d+)/", out)
+        online = any(int(m["online"]) >= 1 for m in SUMMARY.finditer(out))
+        if found and online and 200 not in health:
+            with contextlib.suppress(httpx.HTTPError):
+                health.append(httpx.get(f"{found.group(1)}/api/v1/monitoring/health",
+                                        timeout=2).status_code)
+
     try:
-        out, err = demo.watch_until_exit(60)
+        out, err = demo.watch_until_exit(60, ask_the_api)
         leftovers = demo.leftovers()
     finally:
         demo.kill_leftovers()
@@ -120,6 +132,10 @@ def test_demo_runs_a_fleet_and_stops_everything(settings, tmp_path):
     assert any(float(m["tput"]) > 0 for m in summaries), out
     assert any(int(m["online"]) >= 1 for m in summaries), out
     assert "read error" not in out, out
+    api = re.search(r"API: (http://127\.0\.0\.1:\d+)/api/docs .*reads open", out)
+    assert api is not None, out  # the server's URL, and that reads are open on loopback
+    assert 200 in health, health  # the demo's server answered, without a token
+    assert "server (pid" in out and (data_dir / "logs" / "server.log").stat().st_size > 0
     assert "final summary:" in out and "worker (pid" in out and "stopped (exit code 0)" in out
     finished = int(re.search(r"finished (\d+) \(success", out).group(1))  # type: ignore[union-attr]
     assert finished > 50, out

@@ -46,7 +46,7 @@ print(json.dumps(out))
     states = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(states) == {"maintenance.prune_store", "maintenance.expire_dlq",
                            "maintenance.process_dlq", "maintenance.log_kpis",
-                           "maintenance.evaluate_alerts"}
+                           "maintenance.evaluate_alerts", "maintenance.apply_retention"}
     assert set(states.values()) == {"SUCCESS"}
 
 

@@ -11,6 +11,7 @@ from celery_warden.alerts.engine import evaluate_once
 from celery_warden.dlq.broker import drain_broker_dead_letters
 from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.record.prune import prune_store
+from celery_warden.record.retention import sweep_retention
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,12 @@ logger = logging.getLogger(__name__)
 def prune_store_task() -> dict[str, int]:
     """Trim Warden's indexes of entries whose records have expired."""
     return prune_store(settings)
+
+
+@celery_app.task(name="maintenance.apply_retention")
+def apply_retention_task() -> dict[str, int]:
+    """WARDEN_SUCCESS_RECORDS and the WARDEN_RECORDS_MAX_MB cap (record/retention.py)."""
+    return sweep_retention(settings)
 
 
 @celery_app.task(name="maintenance.expire_dlq")

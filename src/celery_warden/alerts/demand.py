@@ -147,7 +147,8 @@ class Demand:
         return out
 
     # -- remembered answers --------------------------------------------------------------------
-    def _samples(self, queue: str) -> list[tuple[float, int, int]]:
+    def samples(self, queue: str) -> list[tuple[float, int, int]]:
+        """``(ts, desired, backlog)`` remembered at earlier answers, oldest first."""
         raw = self.redis.zrange(self.keys.autoscale(queue), 0, -1, withscores=True)
         out = []
         for member, score in cast(list[tuple[str, float]], raw):
@@ -158,7 +159,7 @@ class Demand:
 
     def _growth(self, queue: str, backlog: int, now: float) -> float:
         window = self.settings.autoscale_window
-        earlier = [(ts, b) for ts, _, b in self._samples(queue)
+        earlier = [(ts, b) for ts, _, b in self.samples(queue)
                    if MIN_GROWTH_SPAN <= now - ts <= window]
         if not earlier:
             return 0.0
@@ -166,7 +167,7 @@ class Demand:
         return (backlog - then) / (now - ts)
 
     def history(self, queue: str, now: float) -> list[tuple[float, int]]:
-        return [(ts, n) for ts, n, _ in self._samples(queue)]
+        return [(ts, n) for ts, n, _ in self.samples(queue)]
 
     def remember(self, queue: str, now: float, desired: int, backlog: int) -> None:
         key = self.keys.autoscale(queue)

@@ -16,6 +16,7 @@ Exit codes: see :mod:`.common`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,9 +31,11 @@ from celery_warden.cli.breakers import breakers_app
 from celery_warden.cli.check import check
 from celery_warden.cli.dlq import dlq_app, errors
 from celery_warden.cli.rabbitmq import rabbitmq_app
+from celery_warden.cli.serve import serve_command, token_app
 from celery_warden.demo import DemoOptions, run_demo
 from celery_warden.errors import SettingsError
 from celery_warden.logs.setup import configure_logging
+from celery_warden.serve.binding import APP_ENV
 from celery_warden.settings import load_settings
 
 cli = typer.Typer(
@@ -59,10 +62,14 @@ def demo(
         = Path(".warden"),
     interval: Annotated[float, typer.Option(
         "--interval", min=0.2, help="Seconds between summary refreshes.")] = 2.0,
+    port: Annotated[int, typer.Option(
+        "--port", min=0, max=65535,
+        help="Port of the API server on 127.0.0.1 (0: no server; taken: a free one).")] = 8000,
 ) -> None:
     """Run a live demo: Redis, a worker, beat and a steady mixed workload, with a summary."""
     code = run_demo(DemoOptions(duration=duration, rate=rate, concurrency=concurrency, app=app,
-                                data_dir=data_dir, interval=interval))
+                                data_dir=data_dir, interval=interval,
+                                port=port))
     raise typer.Exit(code)
 
 
@@ -74,6 +81,8 @@ cli.command()(check)
 cli.add_typer(alerts_app, name="alerts")
 cli.command()(autoscale)
 cli.command()(errors)
+cli.command("serve")(serve_command)
+cli.add_typer(token_app, name="token")
 
 
 def run(args: list[str] | None = None, prog_name: str = "warden", obj: Any = None) -> NoReturn:
@@ -99,6 +108,9 @@ def celery_command(ctx: click.Context, args: tuple[str, ...]) -> None:
     Celery's context object (``ctx.obj.app`` is the ``-A`` app) as the typer context's ``obj``.
     """
     parent = ctx.parent.info_name if ctx.parent is not None else None
+    app_spec = ctx.parent.params.get("app") if ctx.parent is not None else None
+    if isinstance(app_spec, str) and app_spec:  # `warden serve --workers N` re-imports it
+        os.environ.setdefault(APP_ENV, app_spec)
     run(list(args), prog_name=f"{parent or 'celery'} warden", obj=ctx.obj)
 
 

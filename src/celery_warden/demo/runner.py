@@ -18,6 +18,7 @@ from celery_warden.demo.app_loader import app_importable, load_app
 from celery_warden.demo.children import STOP_TIMEOUT, Child
 from celery_warden.demo.display import Display, error
 from celery_warden.demo.errors import DemoFailure
+from celery_warden.demo.server import DEFAULT_PORT, pick_port, server_child, url
 from celery_warden.demo.stop import StopFlag
 from celery_warden.demo.summary import Summary
 from celery_warden.demo.workload import MIX, Workload
@@ -45,6 +46,8 @@ class DemoOptions:
     app: str = "app.worker.celery_app"
     data_dir: Path = Path(".warden")
     interval: float = 2.0
+    #: API server port (``0``: no server); a taken port falls back to a free one.
+    port: int = DEFAULT_PORT
 
 
 class Demo:
@@ -98,7 +101,12 @@ class Demo:
         beat = Child("beat", [
             *celery, "beat", f"--schedule={self.data_dir / 'celerybeat-schedule'}",
         ], env, self.cwd, self.logs / "beat.log")
-        for child in (worker, beat):
+        started = [worker, beat]
+        port = pick_port(self.opts.port) if self.opts.port else 0
+        if port:
+            started.append(server_child(self.opts.app, port, env, self.cwd,
+                                        self.logs / "server.log"))
+        for child in started:
             child.start()
             self.children.append(child)
             self.display.info(f"{child.name}: pid {child.pid}, log {self._rel(child.log_path)}")
@@ -108,6 +116,10 @@ class Demo:
         if not log_level_set:
             self.display.info(f"worker/beat log level {DEMO_LOG_LEVEL} (CELERY_LOG_LEVEL=INFO "
                               "logs every task)")
+        if port:
+            self.display.info(f"API: {url(port)}/api/docs — reads open without a token on "
+                              "loopback (WARDEN_API_OPEN_READS=true); mutations need one: "
+                              "warden token create --scope operate --name me")
         self._alerts(settings)
         if self.opts.rate > 0:
             self.workload = Workload(self.app, settings, self.opts.rate)
@@ -201,7 +213,8 @@ class Demo:
         if self.workload is not None:
             self.workload.stop()
         if self.children:
-            self.display.info("stopping worker and beat (SIGTERM; Ctrl-C again to force)...")
+            names = ", ".join(c.name for c in self.children)
+            self.display.info(f"stopping {names} (SIGTERM; Ctrl-C again to force)...")
         for child in self.children:
             child.terminate()
         for child in self.children:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import Any, cast
 
@@ -77,6 +78,14 @@ class ErrorGroups:
             return None
         ids = cast(list[str], self.redis.lrange(self.keys.error_group_tasks(fp), 0, -1))
         return self._group(fp, raw, ids)
+
+    def series(self, fp: str, minutes: int = 60) -> builtins.list[dict[str, int]]:
+        """Failures of one group per minute over the last ``minutes``, oldest first."""
+        last = minute_of(time.time())
+        starts = list(range(last - (minutes - 1) * 60, last + 1, 60))
+        counts = self.redis.mget([self.keys.error_group_minute(fp, m) for m in starts])
+        return [{"ts": m, "count": int(c) if c else 0}
+                for m, c in zip(starts, counts, strict=True)]
 
 
 __all__ = ["RECENT_TASK_IDS", "ErrorGroups"]

@@ -62,7 +62,7 @@ class PublishHandlers:
             "sent": float(sent),
             "priority": str(headers.get(h.PRIORITY, "")),
         }
-        for field in ("parent_id", "root_id"):
+        for field in ("parent_id", "root_id", "group"):  # group: the API shows workflows
             if headers.get(field):
                 static[field] = str(headers[field])
         eta = epoch(headers.get("eta"))

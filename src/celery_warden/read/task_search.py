@@ -1,0 +1,128 @@
+"""Task listing and search: filters over the recent-task index, newest first, by cursor.
+
+The store keeps one index of task ids by last update (``P:recent``, trimmed to the task TTL), so
+a search walks it newest first and filters each record — inside Redis, in one read-only script
+(``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no data sent back for a
+record that does not match); only the matches are then read whole.
+Two bounds keep every page cheap whatever the filter: a page holds at most ``limit`` (≤ 200)
+items, and at most :data:`SCAN_BUDGET` records are examined per request. A page that ran out of
+budget returns what it found with a cursor to go on from (``complete: false``), so a search for
+something rare costs the client more requests, never the server a long one.
+
+The cursor is ``<score>:<task id>`` of the last record examined: the next page starts strictly
+after it (ties on the score are ordered by id, as ``ZREVRANGEBYSCORE`` orders them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from celery_warden import scripts
+from celery_warden.keys import Keys
+from celery_warden.read.tasks import task_status
+from celery_warden.redaction import Redactor
+
+#: Records examined at most per page.
+SCAN_BUDGET = 5_000
+#: Records one script call examines at most (~10 ms of the server's time).
+CALL_BUDGET = 1_000
+#: Fields of a list item (the detail endpoint has the rest).
+SUMMARY = ("task_id", "name", "state", "queue", "worker", "retries", "sent_at", "received_at",
+           "started_at", "finished_at", "runtime", "queue_wait", "error", "dlq_entry",
+           "parent_id", "root_id")
+
+
+class CursorError(ValueError):
+    """A cursor that this API did not hand out."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    worker: str | None = None
+    since: float | None = None
+    until: float | None = None
+    id_prefix: str | None = None
+    q: str | None = None
+
+    def script_filters(self) -> dict[str, str]:
+        """The filters as ``lua/task_search.lua`` applies them (absent = any)."""
+        out = {"state": self.state.upper() if self.state else None, "name": self.name,
+               "queue": self.queue, "worker": self.worker, "id_prefix": self.id_prefix,
+               "q": self.q}
+        return {k: v for k, v in out.items() if v}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_cursor(cursor: str) -> tuple[float, str]:
+    score, sep, task_id = cursor.partition(":")
+    try:
+        value = float(score)
+    except ValueError:
+        raise CursorError("invalid cursor") from None
+    if not sep or value != value:  # NaN
+        raise CursorError("invalid cursor")
+    return value, task_id
+
+
+class TaskSearch:
+    """Lists tasks from the recent index with filters."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, redactor: Redactor) -> None:
+        self.redis = client
+        self.keys = keys
+        self.redactor = redactor
+
+    def page(self, f: TaskFilter, cursor: str | None = None, limit: int = 50,
+             budget: int = SCAN_BUDGET) -> dict[str, Any]:
+        """``{"items", "next_cursor", "complete", "examined"}``: ``next_cursor`` is ``None``
+        when nothing older is left to examine. The walk and the filters run in Redis
+        (``lua/task_search.lua``), :data:`CALL_BUDGET` records per call so no call holds the
+        server long; only the matches are read whole."""
+        after: tuple[float, str] | None = parse_cursor(cursor) if cursor else None
+        found: list[tuple[str, float]] = []
+        examined, exhausted = 0, False
+        filters = json.dumps(f.script_filters())
+        while len(found) < limit and examined < budget and not exhausted:
+            top = f.until
+            if after is not None:  # start at the cursor's score, not at the newest record
+                top = after[0] if top is None else min(top, after[0])
+            reply = scripts.script(self.redis, "task_search")(
+                keys=[self.keys.recent],
+                args=[self.keys.task(""), "+inf" if top is None else repr(top),
+                      "-inf" if f.since is None else repr(f.since),
+                      "" if after is None else repr(after[0]), "" if after is None else after[1],
+                      limit - len(found), min(CALL_BUDGET, budget - examined), filters])
+            examined += int(reply[0])
+            exhausted = bool(int(reply[1]))
+            if reply[3]:
+                after = (float(reply[2]), _text(reply[3]))
+            found += [(_text(reply[i]), float(reply[i + 1])) for i in range(4, len(reply), 2)]
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id, _ in found:
+            pipe.hgetall(self.keys.task(task_id))
+        items = [self.summary(task_id, raw, ts)
+                 for (task_id, ts), raw in zip(found, pipe.execute(), strict=True) if raw]
+        next_cursor = None
+        if after is not None and examined and not (exhausted and len(found) < limit):
+            next_cursor = f"{after[0]!r}:{after[1]}"
+        return {"items": items, "next_cursor": next_cursor,
+                "complete": exhausted or len(found) >= limit, "examined": examined}
+
+    def summary(self, task_id: str, raw: dict[str, str], ts: float) -> dict[str, Any]:
+        full = task_status(task_id, raw, redactor=self.redactor)
+        out = {k: full.get(k) for k in SUMMARY}
+        out["updated"] = ts
+        return out
+
+
+__all__ = ["CALL_BUDGET", "SCAN_BUDGET", "CursorError", "TaskFilter", "TaskSearch", "parse_cursor"]
