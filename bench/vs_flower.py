@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -94,6 +95,8 @@ class Run:
         cmd = [sys.executable, "-m", "celery", "-A", "bench.apps", "flower",
                "--address=127.0.0.1", f"--port={port}", f"--max_tasks={self.tasks * 2}",
                "--persistent=False"]
+        # Flower 2 refuses its API without auth unless told otherwise (loopback only here).
+        env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         deadline = time.monotonic() + 60
@@ -205,6 +208,8 @@ def start_serve(env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[
         try:
             get_ms(f"http://127.0.0.1:{port}/api/v1/monitoring/health")
             return proc
+        except urllib.error.HTTPError:  # answering (503: no worker online now) is up
+            return proc
         except OSError:
             time.sleep(0.3)
     stop(proc)
@@ -234,12 +239,14 @@ def main() -> int:
             restart: dict[str, Any] = {}
             if arm == "events+flower":
                 fl = run.flower(env, port)
+                restart["rss_start"] = rss_tree(fl.pid)
 
                 def midway(env: dict[str, str] = env, port: int = port,
                            restart: dict[str, Any] = restart) -> None:
                     nonlocal fl
                     assert fl is not None
                     restart["before"] = flower_known(port)
+                    restart["rss_before"] = rss_tree(fl.pid)
                     stop(fl)
                     fl = run.flower(env, port)
 
@@ -251,9 +258,9 @@ def main() -> int:
             row: dict[str, Any] = {"seconds": seconds, "rate": ns.tasks / seconds}
             if fl is not None:
                 time.sleep(2)
-                row["flower_rss"] = rss_tree(fl.pid)
                 row["known_after_restart"] = flower_known(port)
                 row["known_before_restart"] = restart.get("before")
+                row["rss_start"], row["rss_before"] = restart["rss_start"], restart["rss_before"]
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks?limit=2000",
                                             timeout=120) as resp:
                     ids = list(json.loads(resp.read()))
@@ -291,11 +298,19 @@ def main() -> int:
     print(f"{'ratio to plain':<44}{1.0:>12.2f}{rows['events+flower']['rate'] / plain:>15.2f}"
           f"{rows['warden']['rate'] / plain:>12.2f}")
     fr, wr = rows["events+flower"], rows["warden"]
-    print(f"{f'monitor memory at {ns.tasks} tasks (MiB)':<44}{'-':>12}"
-          f"{fr['flower_rss'] / 2**20:>15.1f}{wr['warden_redis'] / 2**20:>12.1f}")
-    print(f"{'  (Flower: process RSS; Warden: Redis keys)':<44}")
-    print(f"{'bytes per task':<44}{'-':>12}{fr['flower_rss'] / ns.tasks:>15.0f}"
-          f"{wr['warden_redis'] / max(1, wr['records']):>12.0f}")
+    known = fr["known_before_restart"] or 1
+    per_task_flower = (fr["rss_before"] - fr["rss_start"]) / known
+    per_task_warden = wr["warden_redis"] / max(1, wr["records"])
+    print(f"{'monitor memory (MiB): Flower RSS, Warden':<44}{'-':>12}"
+          f"{fr['rss_before'] / 2**20:>15.1f}{wr['warden_redis'] / 2**20:>12.1f}")
+    print(f"{'  ...holding (tasks)':<44}{'-':>12}{known:>15}{wr['records']:>12}")
+    print(f"{'  (Flower: process RSS; Warden: its Redis keys)':<44}")
+    print(f"{'memory per task (bytes; Flower: RSS growth)':<44}{'-':>12}"
+          f"{per_task_flower:>15.0f}{per_task_warden:>12.0f}")
+    for n in (100_000, 1_000_000):
+        print(f"{f'  at {n:,} tasks (MiB, per-task x n)':<44}{'-':>12}"
+              f"{(fr['rss_start'] + per_task_flower * n) / 2**20:>15.0f}"
+              f"{per_task_warden * n / 2**20:>12.0f}")
     print(f"{'tasks known after a monitor restart':<44}{'-':>12}"
           f"{fr['known_after_restart']:>15}{wr['records']:>12}")
     print(f"{'  (Flower knew before its restart)':<44}{'-':>12}"

@@ -107,6 +107,10 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
     for line in truth_client.lrange(truth.STARTED, 0, -1):
         tid, pid, retries, at = line.split()
         starts[(tid, retries)].append((int(pid), float(at)))
+    for (tid, _r), runs in starts.items():  # a poison pill kills the child that runs it
+        if tid.startswith("p-kills"):
+            for pid, _at in runs:
+                log.killed.setdefault(pid, "the poison pill")
     recs = records(store, keys, [s.task_id for s in sent])
     dlq_ids = sorted({r["dlq_entry"] for r in recs.values() if r.get("dlq_entry")}
                      | {s.task_id for s in sent})
