@@ -20,9 +20,12 @@ Nothing here asserts: it prints the figures (not part of ``make test``).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -31,9 +34,11 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.chaos.fleet import ChaosFleet
-from tests.support import client_app
+from tests.support import ROOT, client_app, settings_env
 
+from celery_warden.embedded import free_port
 from celery_warden.keys import Keys
+from celery_warden.settings import WardenSettings
 
 FLAG = 5.0  # percent growth after warm-up that is a defect
 
@@ -45,8 +50,45 @@ def rss(pid: int) -> int:
         return 0
 
 
-def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int) -> dict[str, float]:
+def start_serve(settings: WardenSettings) -> tuple[subprocess.Popen[bytes], int] | None:
+    """``warden serve`` on the soak's store (reads opened on loopback), when this checkout has
+    it; polled during the soak so its memory is measured under use."""
+    try:
+        import celery_warden.serve.app  # noqa: F401
+    except ImportError:
+        return None
+    port = free_port()
+    env = {**os.environ, **settings_env(settings), "WARDEN_API_OPEN_READS": "true",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.apps.fleet", "warden", "serve",
+         "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if poll_api(port):
+            return proc, port
+        time.sleep(0.3)
+    proc.kill()
+    proc.wait(5)
+    return None
+
+
+def poll_api(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/tasks?limit=20",
+                                    timeout=10) as resp:
+            resp.read()
+        return True
+    except OSError:
+        return False
+
+
+def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int,
+           serve: tuple[subprocess.Popen[bytes], int] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
+    if serve is not None:
+        out["warden serve RSS MiB"] = rss(serve[0].pid) / 2**20
     for n, w in enumerate(fleet.workers):
         out[f"worker{n} main RSS MiB"] = rss(w.pid) / 2**20
         out[f"worker{n} children RSS MiB"] = sum(rss(p) for p in w.children()) / 2**20
@@ -70,7 +112,9 @@ def main() -> int:
     store = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
     base_mem = int(store.info("memory")["used_memory"])
-    samples: dict[str, dict[str, float]] = {"start": sample(fleet, store, keys, base_mem)}
+    serve = start_serve(settings)
+    samples: dict[str, dict[str, float]] = {
+        "start": sample(fleet, store, keys, base_mem, serve)}
     stop = threading.Event()
     sent = [0]
 
@@ -88,25 +132,33 @@ def main() -> int:
     publisher.start()
     try:
         time.sleep(ns.warmup)
-        samples["after warm-up"] = sample(fleet, store, keys, base_mem)
+        samples["after warm-up"] = sample(fleet, store, keys, base_mem, serve)
         while time.monotonic() - begin < ns.minutes * 60:
             time.sleep(5)
+            if serve is not None:
+                poll_api(serve[1])
         stop.set()
         publisher.join(10)
         achieved = sent[0] / (time.monotonic() - begin)
         time.sleep(3)
-        samples["end"] = sample(fleet, store, keys, base_mem)
+        samples["end"] = sample(fleet, store, keys, base_mem, serve)
         backlog = sum(int(store.llen(k)) for k in store.scan_iter(
             match=f"{settings.broker_key_prefix}*", _type="list"))
     finally:
         stop.set()
+        if serve is not None:
+            serve[0].terminate()
+            serve[0].wait(30)
         store.close()
         app.close()
         fleet.stop()
     print(f"soak: {ns.minutes:g} min at {ns.rate:g}/s target, {achieved:.1f}/s published "
           f"({sent[0]} tasks); broker backlog at the end {backlog}; "
           f"2 workers x 2 processes, own redis-server")
-    print("warden serve: not measured (this checkout has no `warden serve`)")
+    if serve is None:
+        print("warden serve: not measured (this checkout has no `warden serve`)")
+    else:
+        print("warden serve: running on the same store, its task list polled every 5 s")
     names = list(samples["start"])
     print(f"{'figure':<28}{'start':>12}{'after warm-up':>16}{'end':>12}{'growth':>10}")
     flagged = []

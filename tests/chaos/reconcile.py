@@ -173,9 +173,10 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
 
 
 def _near(at: float, log: FaultLog, what: str) -> str:
-    """The fault closest to a moment (within 2 s), for a lost message."""
-    for start, end, fault in log.windows:
-        if start - 2.0 <= at <= end:
+    """The first fault that could have caught a message sent at ``at`` between the broker and
+    a worker: one that began after it was sent (a backlog delays the pickup by seconds)."""
+    for start, _end, fault in sorted(log.windows):
+        if start >= at - 2.0 and fault in ("worker SIGKILL", "Redis restart"):
             return f"{what} {fault}"
     return "unexplained"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chaos.driver import Schedule, run
+from tests.chaos.reconcile import Report
 
 pytestmark = pytest.mark.slow
 
@@ -19,13 +20,24 @@ REDUCED = Schedule(child_kill_every=2.0, worker_kills=1, long_sigterms=1, store_
                    broker_cuts=1)
 
 
-def _check(report: object) -> None:
-    print(report.table())  # type: ignore[attr-defined]
-    assert not report.lost, f"tasks lost: {report.lost}"  # type: ignore[attr-defined]
-    assert not report.miscounted, f"Warden miscounted: {report.miscounted}"  # type: ignore[attr-defined]
-    assert not report.reexecutions.get("unexplained")  # type: ignore[attr-defined]
-    assert report.dead_lettered["poison_pill"] == 1  # type: ignore[attr-defined]
-    assert report.dead_lettered["unknown_task"] == 1  # type: ignore[attr-defined]
+def _check(report: Report) -> None:
+    """No loss, miscount or re-execution without a known cause; poison messages exact.
+
+    Two known gaps are reported, not hidden (README, "Proof under fire"): a message lost by
+    kombu's Redis transport between ``BRPOP`` and its ``unacked`` write when a worker is
+    SIGKILLed or Redis restarts, and an outcome still in a SIGKILLed process's flush buffer.
+    Anything the reconciliation cannot attribute to an injected fault fails the test."""
+    print(report.table(limit=None))
+    assert not report.lost_causes.get("unexplained"), f"tasks lost: {report.lost}"
+    assert not report.miscount_causes.get("unexplained"), f"miscounted: {report.miscounted}"
+    assert not report.reexecutions.get("unexplained"), report.reexecutions
+    if report.broker == "rabbitmq":
+        assert not report.lost, f"RabbitMQ keeps unacknowledged messages: {report.lost}"
+    assert report.dead_lettered["poison_pill"] == 1
+    assert report.dead_lettered["unknown_task"] == 1
+    assert report.dead_lettered["undecodable"] == 1
+    assert report.dead_lettered["invalid_message"] == 1  # the pickle body
+    assert report.succeeded > report.submitted * 0.8
 
 
 @pytest.mark.timeout(300)
