@@ -8,7 +8,7 @@ workers x 2 processes (``tests/apps/fleet.py``, the ``fleet.noop`` task), a publ
 ``--rate``. Sampled at the start, after the warm-up and at the end:
 
 * RSS of each worker's main process and of its pool children (summed per worker), and of
-  ``warden serve`` when this checkout has one (``--serve``);
+  ``warden serve`` when this checkout has one (its task list polled every 5 s);
 * Redis ``used_memory`` above the empty server, divided by the task records it holds — the
   store's cost per retained task (records live ``WARDEN_TASK_TTL``, so the total grows by
   design; the per-task figure must not).
