@@ -5,12 +5,15 @@ re-execution has no fault to explain it."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tests.chaos.driver import run
 
 
 def main() -> int:
+    # SIGTERM ends the run through its clean-up (workers, redis-server, proxy, queues).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m tests.chaos")
     parser.add_argument("--broker", choices=("redis", "rabbitmq", "both"), default="both")
     parser.add_argument("--tasks", type=int, default=10_000)

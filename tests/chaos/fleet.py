@@ -60,6 +60,9 @@ class ChaosFleet:
             host, port = host_port.split(":")
             self.proxy = CuttableProxy(host, int(port)).start()
             broker_url = RABBITMQ_URL.replace(host_port, f"127.0.0.1:{self.proxy.port}")
+            # TTL and dead-letter exchange as queue arguments: the run cannot install a policy
+            # on the shared broker, and without one RabbitMQ drops an expired message silently.
+            overrides.setdefault("WARDEN_RABBITMQ_QUEUE_ARGUMENTS", "all")
         self.settings = load_settings(**{
             "REDIS_URL": f"{base}/0",
             "CELERY_BROKER_URL": broker_url,
