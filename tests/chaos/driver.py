@@ -196,6 +196,7 @@ def _dlq_phase(fleet: ChaosFleet, env: dict[str, str], truth_client: redis.Redis
     time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
+    victim.stdout.close()
     killed_at = time.time()
     fleet.log.count("DLQ processor SIGKILL mid-requeue")
     racers = [_processor(env, 5, 10_000) for _ in range(2)]

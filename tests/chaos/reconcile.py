@@ -158,7 +158,13 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
         elif not warden_ok:
             pids = [pid for (tid, _r), runs in starts.items() if tid == s.task_id
                     for pid, _at in runs]
-            cause = next((f"record buffered in a process killed by {log.killed[p]}"
+            suffix = ""
+            if not pids and s.kind == "idempotent":  # a duplicate never runs the body: the
+                # process that ran its key is where it was handled, if it was the same one
+                pids = [pid for (tid, _r), runs in starts.items()
+                        if tid in idem_ran[str(s.args[1])] for pid, _at in runs]
+                suffix = " (where its idempotency key ran)"
+            cause = next((f"record buffered in a process killed by {log.killed[p]}{suffix}"
                           for p in pids if p in log.killed), "unexplained")
             report.miscount_causes[cause] += 1
             report.miscounted.append(f"{s.task_id} ({s.name}) truth={outcome} "
