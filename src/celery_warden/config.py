@@ -151,6 +151,13 @@ def celery_config(settings: WardenSettings, **overrides: Any) -> dict[str, Any]:
         }
         if settings.broker_key_prefix:
             conf["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix
+    else:
+        # AMQP publishes are fire-and-forget: without publisher confirms, a message written to
+        # a connection that is dying (a network cut, a broker restart) is lost with no error,
+        # so the task was "sent" and never exists — the chaos suite lost ~90 in a row at one
+        # connection cut. With confirms, the publish waits for the broker's ack and raises
+        # instead (Celery's retry policy, or the caller, publishes again).
+        conf["broker_transport_options"] = {"confirm_publish": True}
     if settings.broker_key_prefix and settings.effective_result_backend.startswith(
         ("redis", "rediss", "valkey")
     ):

@@ -91,7 +91,8 @@ def test_rabbitmq_queue_arguments_all(broker):
             "x-dead-letter-exchange": dlx,
             "x-dead-letter-routing-key": dlq,
         }
-    assert "broker_transport_options" not in conf
+    # Publisher confirms: a publish on a dying connection raises instead of vanishing.
+    assert conf["broker_transport_options"] == {"confirm_publish": True}
     dead = dead_letter_queue(s)
     assert dead.name == dlq and dead.exchange.name == dlx and dead.durable
 
