@@ -1,4 +1,4 @@
-"""The chaos suite's reduced case (``make chaos`` is the full one): a few hundred mixed tasks
+"""The chaos suite's reduced case (``make chaos`` is the full one): 200 mixed tasks
 under a handful of faults, on each broker, reconciled against ground truth kept outside Warden.
 
 Pins the promise end to end: every submitted id is SUCCESS, in the DLQ with a reason, or
@@ -44,11 +44,11 @@ def _check(report: Report) -> None:
 def test_chaos_on_redis_loses_nothing_and_counts_exactly() -> None:
     """Redis broker: pool-child and worker SIGKILLs, a SIGTERM during a long task, a Redis
     restart (AOF on) under store and broker, poison messages and racing DLQ processors."""
-    _check(run("redis", 300, rate=60.0, schedule=REDUCED, settle_timeout=60.0))
+    _check(run("redis", 200, rate=80.0, schedule=REDUCED, settle_timeout=60.0))
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.timeout(300)
 def test_chaos_on_rabbitmq_loses_nothing_and_counts_exactly(rabbitmq_url: str) -> None:
     """RabbitMQ broker: the same faults plus a cut of every broker connection."""
-    _check(run("rabbitmq", 300, rate=60.0, schedule=REDUCED, settle_timeout=60.0))
+    _check(run("rabbitmq", 200, rate=80.0, schedule=REDUCED, settle_timeout=60.0))
