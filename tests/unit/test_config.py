@@ -173,3 +173,11 @@ def test_router_returns_none_without_warden_queue():
     assert router("n", (), {}, {}, task=None) is None
     assert router("n", (), {}, {}, task=Critical()) == {"queue": "p.high_priority"}
     assert router("n", (), {}, {"queue": "other"}, task=Critical()) is None
+
+
+def test_result_backend_writes_retry_through_a_store_restart():
+    """A result-backend write on a connection error retries (bounded) instead of raising: raised
+    in the worker's failure path, it stranded the message unacknowledged (chaos suite)."""
+    conf = celery_config(make())
+    assert conf["result_backend_always_retry"] is True
+    assert 0 < conf["result_backend_max_retries"] <= 20
