@@ -191,6 +191,8 @@ def _acceptable(s: Submission, outcome: str) -> bool:
     """Outcomes a fault may legitimately cause instead of the planned one."""
     if outcome == "DLQ:poison_pill":  # killed more than WARDEN_MAX_DELIVERIES times
         return True
+    if s.task_id.startswith("p-pickle") and outcome == "DLQ:broker_dead_letter":
+        return True  # RabbitMQ: Celery's rejection dead-letters it through the broker too
     if s.expect == "REVOKED" and outcome == "DLQ:broker_dead_letter":
         return True  # RabbitMQ: an expired message is dead-lettered by the broker
     if s.expect == "DLQ:exception" and s.name == "chaos.failing":
