@@ -325,6 +325,13 @@ def test_rabbitmq_rejected_and_expired_messages_reach_the_dlq(redis_url, rabbitm
         assert "expired" in e1.exc_message and "rejected" in e2.exc_message
         assert e1.name == "errors.ok" and e1.args == [1]
         assert e1.queue == f"{s.queue_prefix}low_priority"
+        # The task's own record is closed too: it never reached a worker (was stuck at SENT).
+        monitor = CeleryMonitor(s, app=app)
+        status = wait_for(lambda: (monitor.get_task_status(expired.id)["state"] == "REJECTED"
+                                   and monitor.get_task_status(expired.id)), 10, 0.2,
+                          "expired task's record closed")
+        assert status["dlq_entry"] == expired.id
+        assert status["dlq_reason"] == "broker_dead_letter"
         assert e2.args == [2] and e2.queue == queue_name
     finally:
         with Connection(rabbitmq_url) as conn:

@@ -91,7 +91,8 @@ def test_rabbitmq_queue_arguments_all(broker):
             "x-dead-letter-exchange": dlx,
             "x-dead-letter-routing-key": dlq,
         }
-    assert "broker_transport_options" not in conf
+    # Publisher confirms: a publish on a dying connection raises instead of vanishing.
+    assert conf["broker_transport_options"] == {"confirm_publish": True}
     dead = dead_letter_queue(s)
     assert dead.name == dlq and dead.exchange.name == dlx and dead.durable
 
@@ -172,3 +173,11 @@ def test_router_returns_none_without_warden_queue():
     assert router("n", (), {}, {}, task=None) is None
     assert router("n", (), {}, {}, task=Critical()) == {"queue": "p.high_priority"}
     assert router("n", (), {}, {"queue": "other"}, task=Critical()) is None
+
+
+def test_result_backend_writes_retry_through_a_store_restart():
+    """A result-backend write on a connection error retries (bounded) instead of raising: raised
+    in the worker's failure path, it stranded the message unacknowledged (chaos suite)."""
+    conf = celery_config(make())
+    assert conf["result_backend_always_retry"] is True
+    assert 0 < conf["result_backend_max_retries"] <= 20

@@ -10,13 +10,18 @@ On Redis there is no broker-level dead-lettering; both functions are no-ops ther
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
 
+from celery_warden import headers as h
 from celery_warden.config import dead_letter_queue
 from celery_warden.dlq.capture import entry_from_message
+from celery_warden.dlq.entry import DLQEntry
 from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.record.order import RANK_FINAL
+from celery_warden.services import services_for
 from celery_warden.settings import WardenSettings
 
 
@@ -59,9 +64,30 @@ def drain_broker_dead_letters(app: Celery, settings: WardenSettings, dlq: DeadLe
             entry.routing_key = origin or entry.routing_key
             entry.exc_type = f"BrokerDeadLetter[{reason}]"
             dlq.add(entry)
+            _mark_task(app, entry, reason, dict(message.headers or {}))
             message.ack()
             moved += 1
     return moved
+
+
+def _mark_task(app: Celery, entry: DLQEntry, reason: str, headers: dict[str, Any]) -> None:
+    """Close the task's own record: a message the broker dead-lettered never reached a worker,
+    so its record would otherwise stay at SENT and claim the task is still waiting. Written
+    through the draining process's recorder (the maintenance task runs on a Warden-wired
+    worker); without one the DLQ entry alone tells."""
+    services = services_for(app)
+    if services is None:
+        return
+    now = time.time()
+    services.recorder.task(
+        entry.task_id,
+        static={"name": entry.name or "", "dlq_entry": entry.id, "dlq_reason": entry.reason},
+        attempt={"state": "REJECTED", "finished": now,
+                 "reason": f"dead-lettered by RabbitMQ ({reason})"},
+        retries=h.as_int(headers.get("retries")), rank=RANK_FINAL,
+    )
+    if entry.name:
+        services.recorder.observe(entry.name, now, "rejected")
 
 
 __all__ = ["declare_dead_letter_queue", "drain_broker_dead_letters"]

