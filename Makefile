@@ -22,12 +22,17 @@ $(VENV)/.installed-dev: pyproject.toml requirements/dev.lock | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/warden demo
 
+# Two test processes (pytest-xdist), a file's tests kept together: most tests wait on real
+# workers, servers and brokers, so two run side by side on 2 cores. TEST_WORKERS=0 for one.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Everything but the browser tests (tests/browser: they install Debian's chromium when missing).
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not browser" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src app tests bench

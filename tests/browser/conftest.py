@@ -47,8 +47,9 @@ def _install_chromium() -> str | None:
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         return "Debian's chromium is missing and installing it needs root (apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "chromium"]
-    for cmd in (install, ["apt-get", "update", "-q"], install):
+    # The lock timeout: another test process may be installing a package at the same time.
+    install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "chromium"]
+    for cmd in (install, ["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"], install):
         if CHROMIUM.exists():
             break
         subprocess.run(cmd, env=env, capture_output=True, timeout=900, check=False)

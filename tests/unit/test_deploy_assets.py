@@ -36,9 +36,11 @@ def promtool() -> str:
     if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 \
             and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True,
-                       timeout=300, check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+        # The lock timeout: another test process may be installing a package at the same time.
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"], env=env,
+                       capture_output=True, timeout=300, check=False)
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq",
+                        "--no-install-recommends",
                         "prometheus"], env=env, capture_output=True, timeout=600, check=False)
         found = shutil.which("promtool")
     if found is None:
