@@ -1,4 +1,5 @@
-"""Every Redis client and Celery app a test creates is closed when the test ends.
+"""Every Redis client and Celery app a test creates is closed when the test ends (and Celery's
+process-wide "inside a worker" flag is reset).
 
 Tests build monitors, DLQ handles and client apps freely; each holds sockets (Redis, the
 broker). Left to the garbage collector they end as ``ResourceWarning: unclosed socket`` — which
@@ -17,6 +18,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery._state import _set_task_join_will_block
 
 _clients: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
 _apps: weakref.WeakSet[Celery] = weakref.WeakSet()
@@ -48,6 +50,9 @@ def closing_what_is_created() -> Iterator[None]:
     try:
         yield
     finally:
+        # A worker built in the test's own process (WorkController, a pool initializer) marks
+        # the process as "inside a worker", after which every result.get() raises: reset it.
+        _set_task_join_will_block(False)
         for app in list(_apps):
             if id(app) not in apps_before:
                 with contextlib.suppress(Exception):
