@@ -138,3 +138,13 @@ def rabbitmq_url() -> str:
             pytest.fail(f"{reason} (required when CI is set)")
         pytest.skip(reason)
     return RABBITMQ_URL
+
+
+#: Test files that take minutes: collected first, so that under ``make test``'s two processes
+#: one of them starts on these while the other works through the rest (instead of one process
+#: finishing them alone at the end).
+LONG_FILES = ("test_chaos.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONG_FILES)
