@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from celery_warden.embedded import EmbeddedRedis, answers
+from celery_warden.record.recorder import Recorder
 from celery_warden.settings import DEFAULT_REDIS_URL, WardenSettings, load_settings
 from tests import hygiene
 from tests.support import WorkerProcess, delete_prefix
@@ -138,6 +139,15 @@ def rabbitmq_url() -> str:
             pytest.fail(f"{reason} (required when CI is set)")
         pytest.skip(reason)
     return RABBITMQ_URL
+
+
+@pytest.fixture
+def recorders() -> Iterator[list[Recorder]]:
+    """Recorders a test creates (append them); stopped (flusher thread ended) afterwards."""
+    made: list[Recorder] = []
+    yield made
+    for r in made:
+        r.stop(timeout=2.0)
 
 
 #: Test files that take minutes: collected first, so that under ``make test``'s two processes

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from celery_warden.redaction import URL_MASK, mask_url
+from celery_warden.setting_field import env_field as _field
 
 #: Seconds between evaluations (design: "one evaluator per fleet", every 15 s).
 DEFAULT_ALERT_INTERVAL = 15.0
@@ -27,11 +28,6 @@ DEFAULT_ALERT_INTERVAL = 15.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 #: Settings whose value is a webhook URL (masked in every message).
 SECRET_URL_VARS = frozenset({"WARDEN_ALERT_WEBHOOK_URL", "WARDEN_ALERT_SLACK_URL"})
-
-
-def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
-    return Field(default=default, validation_alias=AliasChoices(alias),
-                 description=description, **kw)
 
 
 def mask_webhook_url(url: str | None) -> str:

@@ -9,10 +9,9 @@ unless an operator says otherwise (the demo does, on loopback only, and says so)
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from celery_warden.setting_field import env_field as _field
 
 #: Seconds a dashboard session cookie stays valid (it also ends when its token is revoked).
 DEFAULT_SESSION_TTL = 12 * 3600
@@ -20,11 +19,6 @@ DEFAULT_SESSION_TTL = 12 * 3600
 DEFAULT_AUDIT_MAX_AGE = 30 * 24 * 3600
 #: Seconds a worker's online/offline transitions are kept (7 days).
 DEFAULT_WORKER_HISTORY_MAX_AGE = 7 * 24 * 3600
-
-
-def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
-    return Field(default=default, validation_alias=AliasChoices(alias),
-                 description=description, **kw)
 
 
 class ApiSettings(BaseSettings):

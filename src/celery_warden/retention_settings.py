@@ -19,17 +19,13 @@ inherits these fields, so there is still one settings object.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from celery_warden.setting_field import env_field as _field
+
 SuccessPolicy = Literal["all", "recent", "sample", "none"]
-
-
-def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
-    return Field(default=default, validation_alias=AliasChoices(alias),
-                 description=description, **kw)
 
 
 class RetentionSettings(BaseSettings):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from celery_warden.alert_settings import AlertSettings, masked_setting
@@ -22,6 +22,7 @@ from celery_warden.errors import SettingsError
 from celery_warden.rates import parse_queue_rates
 from celery_warden.redaction import Redactor
 from celery_warden.retention_settings import RetentionSettings
+from celery_warden.setting_field import env_field as _field
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Which arguments Warden declares on its RabbitMQ queues (see celery_warden.config).
@@ -42,11 +43,6 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 #: A worker whose last heartbeat is older than this is reported offline (3 missed beats).
 DEFAULT_OFFLINE_AFTER = 30.0
 _REDACTOR = Redactor()  # settings messages: printed by `warden status`, in workers' tracebacks
-
-
-def _field(alias: str, default: Any, description: str, **kw: Any) -> Any:
-    return Field(default=default, validation_alias=AliasChoices(alias), description=description,
-                 **kw)
 
 
 class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):

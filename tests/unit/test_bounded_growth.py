@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,14 +18,6 @@ from celery_warden.record.prune import prune_store
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.store import StoreWriter
 from celery_warden.services import redis_client
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 def manual(settings, made, **kw) -> Recorder:

@@ -8,10 +8,8 @@ recorder keeps the batch and tries again. Every count must still be applied exac
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 
 from celery_warden.dlq.groups import describe
@@ -43,14 +41,6 @@ class FlakyScript:
         if failing:
             raise redis.TimeoutError("injected: reply lost after Redis ran the script")
         return result
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 def flaky_recorder(settings: WardenSettings, made: list[Recorder], fail_calls: set[int],

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,15 +21,6 @@ from celery_warden.record.store import StoreWriter
 from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
 from tests.conftest import make_settings
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    """Recorders a test creates; stopped (flusher thread ended) afterwards."""
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 def manual(settings: WardenSettings, made: list[Recorder], **kw: Any) -> Recorder:

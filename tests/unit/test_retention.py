@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from celery_warden.keys import Keys
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.order import RANK_FINAL, RANK_STARTED
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.retention import GRACE, record_bytes, sweep_retention
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 def write(settings, made, tasks: list[tuple[str, str, int, float]]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from celery_warden.read.totals import read_totals
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.spool import Spool, frame, read_entries, spool_dir
 from tests.unit.test_totals import FakeRun
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 @pytest.fixture
