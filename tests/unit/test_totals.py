@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,14 +27,6 @@ class FakeRun:
 
     def start_fields(self) -> tuple[dict[str, object], dict[str, object], int, int]:
         return {"name": self.name}, {"state": "STARTED"}, 0, 0
-
-
-@pytest.fixture
-def recorders() -> Iterator[list[Recorder]]:
-    made: list[Recorder] = []
-    yield made
-    for r in made:
-        r.stop(timeout=2.0)
 
 
 def run_tasks(r: Recorder, n: int, outcome: str, *, name: str = "t.work",
