@@ -114,8 +114,14 @@ def test_depth_history_grows_on_a_queue_without_consumer(fleet):
 
 
 def _history(fleet: Any, server: ApiServer, host: str) -> list[dict[str, Any]]:
-    return cast(list[dict[str, Any]],
-                fleet.get(server, f"/api/v1/workers/{host}")["history"])
+    """The worker's history; empty while the store has not seen it yet (a 404 right after the
+    worker starts, before its first heartbeat is flushed)."""
+    with server.client(fleet.token) as c:
+        r = c.get(f"/api/v1/workers/{host}")
+    if r.status_code == 404:
+        return []
+    assert r.status_code == 200, (host, r.status_code, r.text[:500])
+    return cast(list[dict[str, Any]], r.json()["history"])
 
 
 def _newest(fleet: Any, server: ApiServer, host: str, status: str, reason: str) -> Any:
