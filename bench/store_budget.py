@@ -83,7 +83,7 @@ def run_day(settings: WardenSettings, args: argparse.Namespace) -> dict[str, flo
     speed = args.speed
     day_real = DAY / speed
     minute_real = 60.0 / speed
-    retention.GRACE = retention.GRACE / speed
+    grace = retention.GRACE / speed
     recorders = [Recorder(settings) for _ in range(WRITERS)]
     for r in recorders:
         r.stop()
@@ -116,14 +116,14 @@ def run_day(settings: WardenSettings, args: argparse.Namespace) -> dict[str, flo
             for w in recorders:
                 w.flush()
         if time.monotonic() >= next_sweep:
-            retention.sweep_retention(settings)
+            retention.sweep_retention(settings, grace=grace)
             sweeps += 1
             next_sweep += minute_real
     for w in recorders:
         w.stop(timeout=5.0)  # the last flush; no thread left to write after the server stops
     elapsed = time.monotonic() - start
-    time.sleep(retention.GRACE + 0.5)
-    retention.sweep_retention(settings)
+    time.sleep(grace + 0.5)
+    retention.sweep_retention(settings, grace=grace)
     return {"elapsed": elapsed, "sweeps": sweeps, "late_seconds": behind}
 
 

@@ -70,9 +70,11 @@ def max_records(settings: WardenSettings, client: redis.Redis, keys: Keys) -> in
 
 
 def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
-                    now: float | None = None, max_steps: int = 50) -> dict[str, int]:
+                    now: float | None = None, max_steps: int = 50,
+                    grace: float = GRACE) -> dict[str, int]:
     """Run retention steps until caught up (at most ``max_steps``); returns what each did,
-    summed."""
+    summed. ``grace``: seconds behind the newest update (a time-compressed benchmark scales
+    it with its TTLs)."""
     keys = Keys(settings.key_prefix)
     own = client is None
     conn = redis_client(settings.redis_url) if client is None else client
@@ -84,7 +86,7 @@ def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
             result = cast(list[int], run(
                 keys=[keys.recent, keys.retain_success, keys.retain_cursor,
                       keys.stats("retention")],
-                args=[repr(time.time() if now is None else now), GRACE,
+                args=[repr(time.time() if now is None else now), grace,
                       settings.success_records, settings.success_sample_rate,
                       settings.success_ttl, settings.task_ttl, settings.slow_task_seconds,
                       BATCH, keys.task(""), cap, MAX_EVICT]))
