@@ -134,7 +134,7 @@ def test_tasks_page_shows_a_new_task_live(stack: Stack, browser: Browser) -> Non
 def test_failing_task_in_tasks_errors_and_its_timeline(stack: Stack, browser: Browser) -> None:
     """The task that failed twice and died is listed under Tasks (filter state=FAILURE) and in
     Errors, its error text shows literally (markup not run), its secret argument is masked, and
-    its page shows the timeline with both retries and the DLQ."""
+    its page shows the timeline from its first send, with both retries and the DLQ."""
     page = new_page(browser)
     watch = Watch(page)
     login(page, stack.url, stack.tokens["read"])
@@ -151,6 +151,8 @@ def test_failing_task_in_tasks_errors_and_its_timeline(stack: Stack, browser: Br
     page.goto(f"{stack.url}/tasks/{task_id}")
     loaded(page)
     expect(page.locator("ol.timeline li[data-event='retry']")).to_have_count(2)
+    # The first publish opens the timeline: a retry's re-publish never takes its place.
+    expect(page.locator("ol.timeline li").first).to_have_attribute("data-event", "sent")
     expect(page.locator("ol.timeline li[data-event='failed']")).to_have_count(1)
     expect(page.locator("ol.timeline li[data-event='dead_lettered']")).to_have_count(1)
     expect(page.locator("ol.timeline")).to_contain_text(HOSTILE)

@@ -407,3 +407,20 @@ def test_a_task_carried_twice_is_not_counted_dropped_when_its_older_record_goes(
     assert [redis_client.hget(keys.task(f"t{i}"), "state") for i in (0, 9, 10, 99)] == \
         ["SUCCESS", "SUCCESS", "STARTED", "STARTED"]
     assert redis_client.hget(keys.stats("recorder"), "dropped") is None
+
+
+@pytest.mark.parametrize("order", ["first-publish-first", "re-publish-first"])
+def test_a_retry_re_publish_keeps_the_first_send_time(settings, redis_client, recorders, order):
+    """A retry's re-publish records its time as ``resent``: ``sent`` stays the first publish
+    whichever process flushes first (the timeline of a retried task once started after its
+    own retries because the re-publish overwrote ``sent``)."""
+    first = manual(settings, recorders)  # the client that published the task
+    again = manual(settings, recorders)  # the pool child whose retry re-published it
+    base = ("t", "fleet.flaky", "default")
+    first.sent((*base, 100.0, "0", None, None, None, 0, "client", None))
+    again.sent((*base, 160.0, "0", None, None, 170.0, 1, "w@h", None))
+    for rec in ([first, again] if order == "first-publish-first" else [again, first]):
+        assert rec.flush() is True
+    record = redis_client.hgetall(Keys(settings.key_prefix).task("t"))
+    assert (record["sent"], record["resent"]) == ("100.000000", "160.000000")
+    assert record["name"] == "fleet.flaky"

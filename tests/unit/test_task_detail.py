@@ -55,3 +55,14 @@ def test_children_are_found_among_newer_records(settings, redis_client):
     child = detail.get("c2")["workflow"]
     assert child["parent"]["task_id"] == "p" and child["root"]["task_id"] == "p"
     assert detail.get("nope") is None
+
+
+def test_timeline_of_a_plain_retried_task_starts_with_its_first_send():
+    """A plain Celery task keeps no retry history: its latest re-publish is an event of its own,
+    after the first ``sent``, never in its place."""
+    raw = {"state": "SUCCESS", "sent": "100.0", "resent": "160.0", "retries": "2",
+           "received": "170.1", "started": "170.2", "finished": "170.3"}
+    events = timeline(task_status("p", raw), raw)
+    assert [e["event"] for e in events] == ["sent", "republished", "received", "started",
+                                            "succeeded"]
+    assert events[0]["ts"] == 100.0 and events[1]["retries"] == 2

@@ -1,7 +1,9 @@
 """One task in full: its record, a timeline of what happened to it, and its workflow.
 
-The timeline is rebuilt from the record: ``sent`` (publish), ``eta``, each retry from the retry
-history the base task keeps (when, the error, the delay chosen), ``received`` and ``started``
+The timeline is rebuilt from the record: ``sent`` (the first publish: a retry's re-publish is
+kept apart as ``resent``), ``eta``, each retry from the retry history the base task keeps (when,
+the error, the delay chosen; a plain Celery task has no history, so its latest re-publish is
+shown as ``republished``), ``received`` and ``started``
 of the latest delivery (earlier deliveries' are replaced by the store), the outcome
 (``succeeded``, ``failed``, ``deferred`` with its reason, ``revoked``, ``rejected``) and the DLQ
 entry when it was dead-lettered.
@@ -50,11 +52,13 @@ def timeline(status: dict[str, Any], raw: dict[str, str]) -> list[dict[str, Any]
     add("sent", _num(raw.get("sent")), queue=status.get("queue"))
     if raw.get("eta"):
         add("eta", _num(raw.get("eta")))
-    for entry in status.get("history") or []:
-        if isinstance(entry, dict):
-            add("retry", _num(entry.get("at")), attempt=entry.get("attempt"),
-                exc_type=entry.get("exc_type"), message=entry.get("exc_msg"),
-                delay=entry.get("delay"), worker=entry.get("worker"))
+    history = [e for e in status.get("history") or [] if isinstance(e, dict)]
+    for entry in history:
+        add("retry", _num(entry.get("at")), attempt=entry.get("attempt"),
+            exc_type=entry.get("exc_type"), message=entry.get("exc_msg"),
+            delay=entry.get("delay"), worker=entry.get("worker"))
+    if not history:  # a plain Celery task's retry: only its latest re-publish is known
+        add("republished", _num(raw.get("resent")), retries=status.get("retries"))
     add("received", _num(raw.get("received")), worker=status.get("worker"))
     add("started", _num(raw.get("started")), worker=status.get("worker"),
         pid=status.get("pid"), queue_wait=status.get("queue_wait"))

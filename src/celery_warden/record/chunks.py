@@ -161,11 +161,20 @@ class Chunker:
         return payload
 
 
+#: Where a publish's time goes: the first publish (retries 0) and a retry's re-publish. The first
+#: send time is what the timeline, the workflow's child walk and ``sent_at`` need; overwriting
+#: it with each re-publish made a retried task's timeline start after its own retries.
+SEND_FIELDS = ("sent", "resent")
+
+
 def sent_fields(entry: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
     """A publish tuple (``RecordBuffer.sent``) as record fields: (static, attempt or None for a
-    retry's re-publish — the finishing attempt owns the state —, retries)."""
+    retry's re-publish — the finishing attempt owns the state —, retries). A re-publish writes
+    its time to ``resent`` (:data:`SEND_FIELDS`): ``sent`` keeps the first publish, whatever
+    order the writes arrive in."""
     _, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
-    static: dict[str, Any] = {"name": name, "queue": queue, "sent": sent, "priority": priority}
+    static: dict[str, Any] = {"name": name, "queue": queue, SEND_FIELDS[retries > 0]: sent,
+                              "priority": priority}
     if parent_id:
         static["parent_id"] = parent_id
     if root_id:
@@ -182,7 +191,7 @@ def sent_record(task_key: Any, entry: tuple[Any, ...]) -> list[Any]:
     is most of what Warden costs a publishing process)."""
     tid, name, queue, sent, priority, parent_id, root_id, eta, retries, _host, group = entry
     out: list[Any] = [task_key(tid), tid, repr(sent), delivery_seq(retries), 0 if retries else 1,
-                      4, "name", name, "queue", queue, "sent", f"{sent:.6f}",
+                      4, "name", name, "queue", queue, SEND_FIELDS[retries > 0], f"{sent:.6f}",
                       "priority", priority]
     if parent_id:
         out += ("parent_id", parent_id)
@@ -209,5 +218,5 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "Chunk", "Chunker", "sent_fields",
-           "sent_record"]
+__all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "SEND_FIELDS", "Chunk", "Chunker",
+           "sent_fields", "sent_record"]

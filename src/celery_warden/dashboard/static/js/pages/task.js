@@ -24,6 +24,7 @@ function timeline(t) {
     if (e.runtime !== undefined && e.runtime !== null) detail.push(h('div', { class: 'muted' }, `ran ${f.duration(e.runtime)}`));
     if (e.reason) detail.push(h('div', { class: 'muted' }, `reason: ${e.reason}`));
     if (e.queue_wait !== undefined && e.queue_wait !== null) detail.push(h('div', { class: 'muted' }, `waited ${f.duration(e.queue_wait)} in the queue`));
+    if (kind === 'republished' && e.retries) detail.push(h('div', { class: 'muted' }, `message of retry ${f.count(e.retries)} sent`));
     if (e.entry) detail.push(h('div', null, link(`/dlq/${enc(e.entry)}`, `DLQ entry ${e.entry}`)));
     const title = kind === 'retry' && e.attempt !== undefined && e.attempt !== null ? `retry ${Number(e.attempt) + 1}` : String(e.event || '').replaceAll('_', ' ');
     return h('li', { class: `ev ev-${kind}`, 'data-event': kind },
