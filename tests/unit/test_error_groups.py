@@ -330,7 +330,7 @@ def leak_credentials(_: int) -> None:
 
 def test_describe_masks_secrets_in_message_sample_and_traceback():
     """Every text of a group is masked (the normalised message too, which `warden errors`
-    shows); the fingerprint is still that of the cause, so grouping does not change."""
+    shows), and the fingerprint is that of the masked message."""
     exc = caught(leak_credentials, 0)
     info = describe(exc)
     for field in ("message", "sample_message", "traceback"):
@@ -340,7 +340,21 @@ def test_describe_masks_secrets_in_message_sample_and_traceback():
     assert info["traceback"].rstrip().endswith(
         "ConnectionError: password=[redacted] token=[redacted] "
         "url=redis://u:[redacted]@cache:6379/0")
-    assert info["fingerprint"] == fingerprint("ConnectionError", str(exc), info["frame"])
+    assert info["fingerprint"] == fingerprint("ConnectionError", info["sample_message"],
+                                              info["frame"])
+
+
+def leak_a_token(token: str) -> None:
+    raise PermissionError(f"gateway refused token={token} for order")
+
+
+def test_secrets_that_differ_per_call_do_not_split_a_group():
+    """One cause failing with a different secret each time is one group, and its fingerprint
+    does not depend on any secret (it would otherwise be a searchable hash of it)."""
+    infos = [describe(caught(leak_a_token, t)) for t in ("abc", "xyz", "s3cr3t-other")]
+    assert len({i["fingerprint"] for i in infos}) == 1
+    assert infos[0]["fingerprint"] == fingerprint(
+        "PermissionError", "gateway refused token=[redacted] for order", infos[0]["frame"])
 
 
 def test_groups_stored_unmasked_are_masked_when_read(recorder, groups):

@@ -80,8 +80,10 @@ def describe(exc: BaseException, tb: TracebackType | None = None,
              redactor: Redactor | None = None) -> dict[str, str]:
     """Fingerprint and sample data of one exception (called only when a task fails).
 
-    Every text is masked (``redactor``, default keys without one) before it is cut; the
-    fingerprint is computed from the unmasked message, so grouping is the same either way.
+    Every text is masked (``redactor``, default keys without one) before it is cut, and the
+    fingerprint is computed from the masked message: a secret that differs per call
+    (``token=...``) must not split one cause into a group per secret, nor be hashed into an id
+    that anyone with ``read`` can see (a short hash of a low-entropy secret can be searched).
     """
     r = redactor or _DEFAULT_REDACTOR
     tb = tb if tb is not None else exc.__traceback__
@@ -92,7 +94,7 @@ def describe(exc: BaseException, tb: TracebackType | None = None,
         traceback_text = "".join(tb_module.format_exception(type(exc), exc, tb))
     sample = r.failure_text(message, MAX_SAMPLE) or ""
     return {
-        "fingerprint": fingerprint(exc_type, message, frame),
+        "fingerprint": fingerprint(exc_type, sample, frame),
         "exc_type": exc_type,
         "message": normalise_message(sample),
         "sample_message": sample,
