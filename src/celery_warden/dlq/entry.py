@@ -27,8 +27,8 @@ REASONS = (
     "worker_lost",  # the pool child died and the task may not be retried
     "poison_pill",  # delivered more than WARDEN_MAX_DELIVERIES times
     "unknown_task",  # no task registered under the message's name
-    "undecodable",  # the body could not be decoded (or content type not accepted)
-    "invalid_message",  # a message that is not a valid task message
+    "undecodable",  # the body could not be decoded
+    "invalid_message",  # not a valid task message, or a content type not accepted (pickle)
     "broker_dead_letter",  # dead-lettered by RabbitMQ (rejected or expired by TTL)
 )
 STATUSES = ("pending", "claimed", "parked", "requeued")
