@@ -11,7 +11,7 @@ import uuid
 
 from celery_warden.keys import Keys
 from celery_warden.read.task_search import TaskFilter, TaskSearch, id_buckets
-from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
+from celery_warden.record.order import RANK_STARTED, delivery_seq
 from celery_warden.record.prune import prune_store
 from celery_warden.record.retention import GRACE, sweep_retention
 from celery_warden.redaction import Redactor
@@ -133,7 +133,7 @@ def test_the_retention_sweep_takes_deleted_and_expiring_records_out_of_the_index
         assert redis_client.zrange(name_index, 0, -1) == [failed]
         assert redis_client.zrange(keys.task_state_index("FAILURE"), 0, -1) == [failed]
         buckets = [keys.task_id_bucket(i[:4]) for i in plain]
-        assert not any(redis_client.zscore(b, i) is not None for b, i in zip(buckets, plain))
+        assert not any(redis_client.zscore(b, i) is not None for b, i in zip(buckets, plain, strict=True))
         assert redis_client.zscore(keys.task_id_bucket(failed[:4]), failed) == 0
 
 
