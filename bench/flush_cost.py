@@ -11,6 +11,7 @@ is loaded). Nothing else talks to that Redis while it runs.
 
     python bench/flush_cost.py                       # 20,000 tasks, 1 and 50 per chunk
     python bench/flush_cost.py --tasks 50000 --per-chunk 1,10,200
+    python bench/flush_cost.py --prefill 200000      # indexes the size of a busy store's
 
 The mix: 200 task names, 3 queues, 7 % failed, 3 % retried (a RETRY state, then the final one).
 """
@@ -44,8 +45,9 @@ def script_usec(client: redis.Redis) -> tuple[float, int, float]:
             (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6)
 
 
-def run(url: str, tasks: int, per_chunk: int) -> dict[str, float]:
-    settings = load_settings(REDIS_URL=url, WARDEN_KEY_PREFIX=f"fc{per_chunk}")
+def run(url: str, tasks: int, per_chunk: int, prefix: str) -> dict[str, float]:
+    """Write ``tasks`` tasks, ``per_chunk`` per flush, under ``prefix``; what Redis spent."""
+    settings = load_settings(REDIS_URL=url, WARDEN_KEY_PREFIX=prefix)
     publisher, child = Recorder(settings), Recorder(settings)
     for r in (publisher, child):
         r.stop()
@@ -86,11 +88,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--per-chunk", default="1,50")
+    parser.add_argument("--prefill", type=int, default=0,
+                        help="tasks written first (200 per chunk, not measured), so the store's "
+                             "indexes have the size of a busy store's")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(tmp, appendonly=False) as server:
+        if args.prefill:
+            run(server.url, args.prefill, 200, "fc")
+        print(f"prefilled with {args.prefill:,} tasks")
         print(" per chunk   script calls   Redis CPU us/task   in script us/task   us/call")
         for n in (int(x) for x in args.per_chunk.split(",")):
-            row = run(server.url, args.tasks, n)
+            row = run(server.url, args.tasks, n, "fc")
             print(f"{n:>10}   {row['calls']:>12,}   {row['cpu_per_task']:>17.1f}   "
                   f"{row['usec_per_task']:>17.1f}   {row['usec_per_call']:>7.1f}")
 
