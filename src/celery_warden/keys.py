@@ -11,6 +11,9 @@ key                                type     holds
 =================================  =======  ==================================================
 ``P:task:<id>``                    hash     one task's record (TTL ``WARDEN_TASK_TTL``)
 ``P:recent``                       zset     task ids by last update time (listing, id lookup)
+``P:ix:n:<name>``                   zset     task ids of one task name by last update (search)
+``P:ix:s:<state>``                  zset     task ids in one non-success state by last update
+``P:ix:id:<4 hex>`` / ``P:ix:id:~``  zset     task ids by their first 4 hex digits (score 0, lex)
 ``P:retain:success``               zset     plain successes kept, by when their record expires
 ``P:retain:cursor``                string   update time up to which the retention sweep has run
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
@@ -71,6 +74,11 @@ from celery_warden.operator_keys import OperatorKeys
 
 MINUTE = 60
 HOUR = 3600
+#: States with an index of their own (``P:ix:s:<state>``): every Celery state but SUCCESS (the
+#: bulk of the records, found through the name index or the recent index instead). A custom
+#: state has no index: a search for it walks the recent index.
+INDEXED_STATES = ("SENT", "RECEIVED", "STARTED", "RETRY", "FAILURE", "REVOKED", "REJECTED",
+                  "IGNORED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,20 @@ class Keys(OperatorKeys):
     @property
     def recent(self) -> str:
         return f"{self.prefix}:recent"
+
+    def task_name_index(self, name: str) -> str:
+        """Ids of one task name's records, scored like ``P:recent`` (lua/flush.lua)."""
+        return f"{self.prefix}:ix:n:{name}"
+
+    def task_state_index(self, state: str) -> str:
+        """Ids of the records now in one of :data:`INDEXED_STATES`, scored like ``P:recent``."""
+        return f"{self.prefix}:ix:s:{state}"
+
+    def task_id_bucket(self, head: str) -> str:
+        """Ids whose first 4 characters are the lowercase hex digits ``head`` (``~``: every
+        other id), score 0 so ``ZRANGEBYLEX`` answers a prefix; small enough (~15 ids per
+        million records) for Redis's compact encoding."""
+        return f"{self.prefix}:ix:id:{head}"
 
     @property
     def retain_success(self) -> str:
@@ -232,4 +254,4 @@ def hour_of(ts: float) -> int:
     return int(ts // HOUR) * HOUR
 
 
-__all__ = ["HOUR", "MINUTE", "Keys", "hour_of", "minute_of"]
+__all__ = ["HOUR", "INDEXED_STATES", "MINUTE", "Keys", "hour_of", "minute_of"]

@@ -1,25 +1,46 @@
-"""Task search over the recent-task index: cursor pages see every record exactly once (ties on
-the score included), filters match, the scan budget ends a page early with a cursor."""
+"""Task search over the task indexes: cursor pages see every record exactly once (ties on
+the score included), filters match, the scan budget ends a page early with a cursor.
+
+Records are written through the real flush script (which maintains the indexes), with chosen
+update times."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from celery_warden.keys import Keys
 from celery_warden.read.task_search import CursorError, TaskFilter, TaskSearch, parse_cursor
+from celery_warden.record.batch import Batch, TaskDelta
+from celery_warden.record.order import RANK_FINAL
+from celery_warden.record.store import StoreWriter
 from celery_warden.redaction import Redactor
 
+#: Update times are offsets from here (recent enough that no index trims them by age).
+T0 = time.time() - 3600
 
-def _records(client, keys: Keys, rows: list[tuple[str, float, dict[str, str]]]) -> None:
+
+def flush_records(settings, rows, rank: int = RANK_FINAL, seq: int = 0) -> None:
+    """Write (id, update time, fields) through the flush script; ``name`` is static, the rest
+    attempt fields (state SUCCESS and name t.a unless given)."""
+    batch = Batch()
     for task_id, ts, fields in rows:
-        client.hset(keys.task(task_id), mapping={"name": "t.a", "state": "SUCCESS", **fields})
-        client.zadd(keys.recent, {task_id: ts})
+        fields = {"name": "t.a", "state": "SUCCESS", **fields}
+        name = fields.pop("name")
+        batch.tasks[task_id] = TaskDelta(static={"name": name}, attempt=fields, seq=seq,
+                                         rank=rank, updated=ts)
+    StoreWriter(settings).write(batch)
+
+
+def _records(settings, rows: list[tuple[str, float, dict[str, str]]]) -> None:
+    flush_records(settings, [(i, T0 + ts, f) for i, ts, f in rows])
 
 
 def test_pages_walk_every_record_once_with_ties(settings, redis_client):
     keys = Keys(settings.key_prefix)
     rows = [(f"id-{i:02d}", 1000.0 + (i // 4), {}) for i in range(13)]  # four per score
-    _records(redis_client, keys, rows)
+    _records(settings, rows)
     search = TaskSearch(redis_client, keys, Redactor())
     seen, cursor = [], None
     for _ in range(10):
@@ -35,7 +56,7 @@ def test_pages_walk_every_record_once_with_ties(settings, redis_client):
 
 def test_filters_and_time_range(settings, redis_client):
     keys = Keys(settings.key_prefix)
-    _records(redis_client, keys, [
+    _records(settings, [
         ("a1", 10.0, {"state": "FAILURE", "exc_type": "ValueError", "exc_msg": "boom [i]"}),
         ("a2", 20.0, {"queue": "q1", "worker": "w@h"}),
         ("b3", 30.0, {"name": "t.b", "args": '["needle"]'}),
@@ -51,23 +72,28 @@ def test_filters_and_time_range(settings, redis_client):
     assert ids(queue="q1") == ids(worker="w@h") == ["a2"]
     assert ids(id_prefix="a") == ["a2", "a1"]
     assert ids(q="[I]") == ["a1"] and ids(q="NEEDLE") == ["b3"]
-    assert ids(since=15, until=25) == ["a2"]
+    assert ids(since=T0 + 15, until=T0 + 25) == ["a2"]
 
 
 def test_the_scan_budget_ends_a_page_with_a_cursor(settings, redis_client):
+    """A filter without an index of its own (queue) walks P:recent: the budget ends a page early
+    with a cursor to go on from; the state's index finds the same record at once."""
     keys = Keys(settings.key_prefix)
-    _records(redis_client, keys, [(f"x{i}", float(i), {}) for i in range(30)])
-    _records(redis_client, keys, [("rare", 0.5, {"state": "FAILURE"})])
+    _records(settings, [(f"x{i}", float(i), {}) for i in range(30)])
+    _records(settings, [("rare", 0.5, {"state": "FAILURE", "queue": "rare-q"})])
     search = TaskSearch(redis_client, keys, Redactor())
-    page = search.page(TaskFilter(state="FAILURE"), budget=10)
+    page = search.page(TaskFilter(queue="rare-q"), budget=10)
     assert page["items"] == [] and page["complete"] is False and page["examined"] == 10
     found = []
     cursor = page["next_cursor"]
     while cursor:
-        page = search.page(TaskFilter(state="FAILURE"), cursor, budget=10)
+        page = search.page(TaskFilter(queue="rare-q"), cursor, budget=10)
         found += [i["task_id"] for i in page["items"]]
         cursor = page["next_cursor"]
     assert found == ["rare"]
+    page = search.page(TaskFilter(state="FAILURE"), budget=10)
+    assert [i["task_id"] for i in page["items"]] == ["rare"] and page["examined"] == 1
+    assert page["complete"] is True and page["next_cursor"] is None
 
 
 @pytest.mark.parametrize("bad", ["", "abc", "nan:x", "1.5", "x:1"])

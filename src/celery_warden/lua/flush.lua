@@ -19,13 +19,23 @@ if ARGV[3] ~= '' then records = cmsgpack.unpack(ARGV[3]) end
 -- the incoming (seq, rank) is not older than the stored one (seq orders deliveries: retries *
 -- 1000 + deferrals; rank orders states within one delivery), so writes from the publisher,
 -- the worker main process and pool children can arrive in any order.
+-- Search indexes (read/task_search.py): every write also puts the id, at the same score as in
+-- P:recent, in its name's index and in its state's index when that state is indexed; a record
+-- that moves state leaves the old state's index here; a new record's id enters its id bucket.
 local recent = {}
+local ix_name, ix_state, ix_id = p.ix[1], p.ix[2], p.ix[3]
+local ix_states = p.ix_states
+local function id_bucket(id)
+  local head = string.sub(id, 1, 4)
+  if #head == 4 and not string.find(head, '[^0-9a-f]') then return ix_id .. head end
+  return ix_id .. '~'
+end
 for _, r in ipairs(records) do
-  local key, seq, rank = r[1], r[4], r[5]
+  local key, id, ts, seq, rank = r[1], r[2], r[3], r[4], r[5]
   local static_end = 6 + 2 * r[6]
   local apply = false
+  local cur = redis.call('HMGET', key, 'seq', 'rank', 'state', 'name')
   if rank > 0 then
-    local cur = redis.call('HMGET', key, 'seq', 'rank')
     local cseq = tonumber(cur[1]) or -1
     local crank = tonumber(cur[2]) or -1
     if seq > cseq or (seq == cseq and rank >= crank) then
@@ -36,20 +46,40 @@ for _, r in ipairs(records) do
       end
     end
   end
+  local state, name = cur[3], cur[4]
+  for i = 7, static_end - 1, 2 do
+    if r[i] == 'name' then name = r[i + 1] end
+  end
   if apply then
     redis.call('HSET', key, 'seq', seq, 'rank', rank, unpack(r, 7, #r))
+    for i = static_end + 1, #r - 1, 2 do
+      if r[i] == 'state' then state = r[i + 1] end
+    end
   elseif static_end > 6 then
     redis.call('HSET', key, unpack(r, 7, static_end))
   end
   redis.call('EXPIRE', key, p.task_ttl)
-  recent[#recent + 1] = r[3]
-  recent[#recent + 1] = r[2]
+  recent[#recent + 1] = ts
+  recent[#recent + 1] = id
+  if name and name ~= '' then redis.call('ZADD', ix_name .. name, ts, id) end
+  if state and ix_states[state] then redis.call('ZADD', ix_state .. state, ts, id) end
+  if cur[3] and cur[3] ~= state and ix_states[cur[3]] then
+    redis.call('ZREM', ix_state .. cur[3], id)
+  end
+  if not cur[4] then redis.call('ZADD', id_bucket(id), 0, id) end
 end
 if #recent > 0 then
   for i = 1, #recent, 2000 do
     redis.call('ZADD', p.recent, unpack(recent, i, math.min(i + 1999, #recent)))
   end
-  redis.call('ZREMRANGEBYSCORE', p.recent, '-inf', tostring(now - p.task_ttl))
+  -- Past the task TTL an id leaves P:recent and its id bucket (the name and state indexes are
+  -- trimmed by age by the retention sweep, lua/index_trim.lua).
+  local old = redis.call('ZRANGEBYSCORE', p.recent, '-inf', tostring(now - p.task_ttl),
+                         'LIMIT', 0, 1000)
+  if #old > 0 then
+    redis.call('ZREM', p.recent, unpack(old))
+    for _, id in ipairs(old) do redis.call('ZREM', id_bucket(id), id) end
+  end
 end
 
 -- Metric buckets: counters add, float sums add, min/max compare.

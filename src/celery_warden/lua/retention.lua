@@ -4,7 +4,11 @@
 -- KEYS: 1 recent zset, 2 kept-successes zset (score = expiry time), 3 cursor, 4 stats hash
 -- ARGV: 1 now, 2 grace s, 3 mode (all|recent|sample|none), 4 sample rate (0..1),
 --       5 success TTL s, 6 task TTL s, 7 slow threshold s, 8 batch, 9 task key prefix,
---       10 most records to keep (0 = no cap), 11 most evictions in this step
+--       10 most records to keep (0 = no cap), 11 most evictions in this step,
+--       12 look-ahead s for expiring successes, 13 name index prefix, 14 state index prefix,
+--       15 id bucket prefix
+-- Every record the sweep deletes or forgets also leaves the search indexes (lua/flush.lua
+-- writes them): its name's, its state's and its id bucket.
 -- Returns {records classified, plain successes, removed, shortened, index entries forgotten,
 --          evicted successes, evicted others, more to do (0/1)}
 local recent, kept, cursor_key, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -18,6 +22,8 @@ local batch = tonumber(ARGV[8])
 local prefix = ARGV[9]
 local cap = tonumber(ARGV[10])
 local max_evict = tonumber(ARGV[11])
+local ahead = tonumber(ARGV[12])
+local ix_name, ix_state, ix_id = ARGV[13], ARGV[14], ARGV[15]
 
 -- Deterministic sample: every sweep (and every replica) takes the same decision for one id.
 -- Celery's ids are uuid4, so their first 8 hex digits are uniform; other ids are hashed.
@@ -36,6 +42,17 @@ local function remove(ids)
     redis.call('ZREM', recent, unpack(part))
     redis.call('ZREM', kept, unpack(part))
   end
+  for _, id in ipairs(ids) do
+    local head = string.sub(id, 1, 4)
+    if #head < 4 or string.find(head, '[^0-9a-f]') then head = '~' end
+    redis.call('ZREM', ix_id .. head, id)
+  end
+end
+
+-- A record's name and state index entries (read before its hash is deleted or expires).
+local function unindex(id, name, state)
+  if name then redis.call('ZREM', ix_name .. name, id) end
+  if state and state ~= 'SUCCESS' then redis.call('ZREM', ix_state .. state, id) end
 end
 
 -- 1. Classify what changed since the cursor (ties at the cursor are re-read: idempotent).
@@ -47,7 +64,7 @@ local gone = {}
 for i = 1, #rows, 2 do
   local id = rows[i]
   local key = prefix .. id
-  local f = redis.call('HMGET', key, 'state', 'retries', 'runtime')
+  local f = redis.call('HMGET', key, 'state', 'retries', 'runtime', 'name')
   if f[1] == 'SUCCESS' and (tonumber(f[2]) or 0) == 0 and (tonumber(f[3]) or 0) < slow
       and not redis.call('ZSCORE', kept, id) then  -- decided before (a re-read tie)
     plain = plain + 1
@@ -60,6 +77,7 @@ for i = 1, #rows, 2 do
       redis.call('ZADD', kept, now + task_ttl, id)
     else
       redis.call('DEL', key)
+      unindex(id, f[4], nil)
       gone[#gone + 1] = id
     end
   end
@@ -76,8 +94,14 @@ if #rows > 0 then
   if #rows == 2 * batch then more = 1 end
 end
 
--- 2. Successes whose record expired leave the indexes (failures leave at the task TTL).
-local expired = redis.call('ZRANGEBYSCORE', kept, '-inf', now, 'LIMIT', 0, batch)
+-- 2. Successes whose record expires within the look-ahead leave the indexes (failures leave at
+-- the task TTL). Ahead of time, so the record can still say which name index holds it: once
+-- its hash has expired the name is gone (an entry missed then waits for the age trim).
+local expired = redis.call('ZRANGEBYSCORE', kept, '-inf', now + ahead, 'LIMIT', 0, batch)
+for _, id in ipairs(expired) do
+  local f = redis.call('HMGET', prefix .. id, 'name', 'state')
+  unindex(id, f[1], f[2])
+end
 remove(expired)
 if #expired == batch then more = 1 end
 
@@ -87,7 +111,11 @@ if cap > 0 then
   local excess = math.min(redis.call('ZCARD', recent) - cap, max_evict)
   if excess > 0 then
     local victims = redis.call('ZRANGE', kept, 0, excess - 1)
-    for _, id in ipairs(victims) do redis.call('DEL', prefix .. id) end
+    for _, id in ipairs(victims) do
+      local f = redis.call('HMGET', prefix .. id, 'name', 'state')
+      unindex(id, f[1], f[2])
+      redis.call('DEL', prefix .. id)
+    end
     remove(victims)
     evicted_success = #victims
     excess = excess - #victims
@@ -96,8 +124,10 @@ if cap > 0 then
   if excess > 0 and more == 0 then
     local victims = {}
     for _, id in ipairs(redis.call('ZRANGE', recent, 0, excess * 2)) do
-      local state = redis.call('HGET', prefix .. id, 'state')
+      local f = redis.call('HMGET', prefix .. id, 'state', 'name')
+      local state = f[1]
       if state ~= 'STARTED' and state ~= 'RECEIVED' and #victims < excess then
+        unindex(id, f[2], state)
         redis.call('DEL', prefix .. id)
         victims[#victims + 1] = id
       end

@@ -1,18 +1,23 @@
--- Walk the recent-task index newest first and return the ids whose record matches the filters,
--- examining at most `budget` records (read-only; one round trip instead of one HGETALL per
--- record examined). See read/task_search.py.
--- KEYS[1] = P:recent
+-- Find the task ids whose record matches the filters, newest first, examining at most `budget`
+-- records (read-only; one round trip instead of one HGETALL per record examined). Two ways in
+-- (read/task_search.py picks one):
+--   walk: KEYS[1] is one index scored by last update (P:recent, a name's or a state's index),
+--         walked newest first from the cursor;
+--   ids:  KEYS[1] is P:recent and KEYS[2..] the id buckets that can hold the prefix: the ids
+--         matching it are taken by ZRANGEBYLEX, given their P:recent score, sorted newest first.
+-- Every filter is checked on the record itself either way, so an index entry left behind (a
+-- record that changed state, or expired) is only skipped.
 -- ARGV: task key prefix, top score ('+inf' or a number), floor score ('-inf' or a number),
 --       cursor score ('' = none), cursor id, limit, budget, filters (JSON: state, name, queue,
---       worker, id_prefix, q; absent = any)
+--       worker, id_prefix, q; absent = any), mode ('walk' or 'ids')
 -- Returns {examined, exhausted (0/1), last score, last id, id1, score1, id2, score2, ...}
 local prefix, top, floor = ARGV[1], ARGV[2], ARGV[3]
 local after_score, after_id = tonumber(ARGV[4]), ARGV[5]
 local limit, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
 local f = cjson.decode(ARGV[8])
+local mode = ARGV[9]
 local needle = f.q and string.lower(f.q) or nil
-local batch, offset, examined = 250, 0, 0
-local exhausted = 0
+local examined, exhausted = 0, 0
 local last_score, last_id = '', ''
 local out = {}
 
@@ -31,6 +36,56 @@ local function matches(id, r)
   return true
 end
 
+-- Whether an entry comes strictly after the cursor (ties on the score: lower ids come later).
+local function after_cursor(s, id)
+  return not (after_score and (s > after_score or (s == after_score and id >= after_id)))
+end
+
+-- Examine one entry; true when the page is full or the budget spent.
+local function examine(id, score)
+  examined = examined + 1
+  last_score, last_id = score, id
+  local r = redis.call('HMGET', prefix .. id, 'state', 'name', 'queue', 'worker',
+                       'exc_type', 'exc_msg', 'args', 'kwargs')
+  if matches(id, r) then
+    out[#out + 1] = id
+    out[#out + 1] = score
+  end
+  return #out / 2 >= limit or examined >= budget
+end
+
+if mode == 'ids' then
+  local hi = top == '+inf' and math.huge or tonumber(top)
+  local lo = floor == '-inf' and -math.huge or tonumber(floor)
+  local ids = {}
+  for i = 2, #KEYS do
+    local got = redis.call('ZRANGEBYLEX', KEYS[i], '[' .. f.id_prefix, '[' .. f.id_prefix .. '\255')
+    for _, id in ipairs(got) do ids[#ids + 1] = id end
+  end
+  local rows = {}
+  for i = 1, #ids, 1000 do
+    local part = {unpack(ids, i, math.min(i + 999, #ids))}
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(part))
+    for j, id in ipairs(part) do
+      local raw = scores[j]
+      local s = tonumber(raw)
+      if s and s <= hi and s >= lo and after_cursor(s, id) then
+        rows[#rows + 1] = {s, id, raw}
+      end
+    end
+  end
+  table.sort(rows, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end)
+  exhausted = 1
+  for i, row in ipairs(rows) do
+    if examine(row[2], row[3]) then
+      if i < #rows then exhausted = 0 end
+      break
+    end
+  end
+  return {examined, exhausted, last_score, last_id, unpack(out)}
+end
+
+local batch, offset = 250, 0
 while #out / 2 < limit and examined < budget do
   local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, floor, 'WITHSCORES', 'LIMIT',
                           offset, batch)
@@ -38,18 +93,7 @@ while #out / 2 < limit and examined < budget do
   offset = offset + #rows / 2
   for i = 1, #rows, 2 do
     local id, score = rows[i], rows[i + 1]
-    local s = tonumber(score)
-    if not (after_score and (s > after_score or (s == after_score and id >= after_id))) then
-      examined = examined + 1
-      last_score, last_id = score, id
-      local r = redis.call('HMGET', prefix .. id, 'state', 'name', 'queue', 'worker',
-                           'exc_type', 'exc_msg', 'args', 'kwargs')
-      if matches(id, r) then
-        out[#out + 1] = id
-        out[#out + 1] = score
-      end
-      if #out / 2 >= limit or examined >= budget then break end
-    end
+    if after_cursor(tonumber(score), id) and examine(id, score) then break end
   end
 end
 return {examined, exhausted, last_score, last_id, unpack(out)}

@@ -1,9 +1,14 @@
-"""Task listing and search: filters over the recent-task index, newest first, by cursor.
+"""Task listing and search: filters over the task indexes, newest first, by cursor.
 
-The store keeps one index of task ids by last update (``P:recent``, trimmed to the task TTL), so
-a search walks it newest first and filters each record — inside Redis, in one read-only script
-(``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no data sent back for a
-record that does not match); only the matches are then read whole.
+The store keeps task ids by last update in ``P:recent`` and, at the same scores, in one index
+per task name and one per non-success state (``lua/flush.lua`` writes them, the retention sweep
+and the age trim clean them; ``docs/storage.md``). A search walks the most selective index its
+filters allow (the smaller of the name's and the state's over the time range, else
+``P:recent``) newest first and checks every filter on each record — inside Redis, in one
+read-only script (``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no
+data sent back for a record that does not match); only the matches are then read whole. An id
+prefix of two characters or more is answered from the id buckets (ids grouped by their first
+four hex digits, lexicographically ordered), so it examines only the ids that match it.
 Two bounds keep every page cheap whatever the filter: a page holds at most ``limit`` (≤ 200)
 items, and at most :data:`SCAN_BUDGET` records are examined per request. A page that ran out of
 budget returns what it found with a cursor to go on from (``complete: false``), so a search for
@@ -15,6 +20,7 @@ after it (ties on the score are ordered by id, as ``ZREVRANGEBYSCORE`` orders th
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +28,7 @@ from typing import Any
 import redis
 
 from celery_warden import scripts
-from celery_warden.keys import Keys
+from celery_warden.keys import INDEXED_STATES, Keys
 from celery_warden.read.tasks import task_status
 from celery_warden.redaction import Redactor
 
@@ -34,6 +40,10 @@ CALL_BUDGET = 1_000
 SUMMARY = ("task_id", "name", "state", "queue", "worker", "retries", "sent_at", "received_at",
            "started_at", "finished_at", "runtime", "queue_wait", "error", "dlq_entry",
            "parent_id", "root_id")
+#: An id prefix this long or longer is answered from the id buckets (a shorter one matches one
+#: id in 16: the walk finds a page of them at once; from the buckets it would read 4,096 keys).
+MIN_BUCKET_PREFIX = 2
+_HEX = "0123456789abcdef"
 
 
 class CursorError(ValueError):
@@ -61,6 +71,20 @@ class TaskFilter:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def id_buckets(keys: Keys, prefix: str) -> list[str]:
+    """The id buckets that can hold ids starting with ``prefix`` (``lua/flush.lua`` puts an id
+    whose first 4 characters are lowercase hex digits in that bucket, any other in ``~``); empty
+    when the prefix is too short to be worth it."""
+    if len(prefix) < MIN_BUCKET_PREFIX:
+        return []
+    head, other = prefix[:4], keys.task_id_bucket("~")
+    if any(c not in _HEX for c in head):
+        return [other]
+    tails = ("".join(t) for t in itertools.product(_HEX, repeat=4 - len(head)))
+    return [keys.task_id_bucket(head + tail) for tail in tails] + (
+        [other] if len(head) < 4 else [])
 
 
 def parse_cursor(cursor: str) -> tuple[float, str]:
@@ -92,16 +116,19 @@ class TaskSearch:
         found: list[tuple[str, float]] = []
         examined, exhausted = 0, False
         filters = json.dumps(f.script_filters())
+        buckets = id_buckets(self.keys, f.id_prefix or "")
+        keys, mode = ([self.keys.recent, *buckets], "ids") if buckets else (
+            [self.index(f)], "walk")
         while len(found) < limit and examined < budget and not exhausted:
             top = f.until
             if after is not None:  # start at the cursor's score, not at the newest record
                 top = after[0] if top is None else min(top, after[0])
             reply = scripts.script(self.redis, "task_search")(
-                keys=[self.keys.recent],
+                keys=keys,
                 args=[self.keys.task(""), "+inf" if top is None else repr(top),
                       "-inf" if f.since is None else repr(f.since),
                       "" if after is None else repr(after[0]), "" if after is None else after[1],
-                      limit - len(found), min(CALL_BUDGET, budget - examined), filters])
+                      limit - len(found), min(CALL_BUDGET, budget - examined), filters, mode])
             examined += int(reply[0])
             exhausted = bool(int(reply[1]))
             if reply[3]:
@@ -118,6 +145,22 @@ class TaskSearch:
         return {"items": items, "next_cursor": next_cursor,
                 "complete": exhausted or len(found) >= limit, "examined": examined}
 
+    def index(self, f: TaskFilter) -> str:
+        """The index to walk for ``f``: of the name's and the state's index, the one with fewer
+        entries in the time range (one ``ZCOUNT`` each); ``P:recent`` when neither applies."""
+        state = f.state.upper() if f.state else None
+        choices = ([self.keys.task_name_index(f.name)] if f.name else []) + (
+            [self.keys.task_state_index(state)] if state in INDEXED_STATES else [])
+        if len(choices) < 2:
+            return choices[0] if choices else self.keys.recent
+        lo = "-inf" if f.since is None else repr(f.since)
+        hi = "+inf" if f.until is None else repr(f.until)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in choices:
+            pipe.zcount(key, lo, hi)
+        counts = pipe.execute()
+        return min(zip(counts, choices, strict=True))[1]
+
     def summary(self, task_id: str, raw: dict[str, str], ts: float) -> dict[str, Any]:
         full = task_status(task_id, raw, redactor=self.redactor)
         out = {k: full.get(k) for k in SUMMARY}
@@ -125,4 +168,5 @@ class TaskSearch:
         return out
 
 
-__all__ = ["CALL_BUDGET", "SCAN_BUDGET", "CursorError", "TaskFilter", "TaskSearch", "parse_cursor"]
+__all__ = ["CALL_BUDGET", "MIN_BUCKET_PREFIX", "SCAN_BUDGET", "CursorError", "TaskFilter",
+           "TaskSearch", "id_buckets", "parse_cursor"]

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery_warden.keys import Keys
+from celery_warden.keys import INDEXED_STATES, Keys
 from celery_warden.record import totals
 from celery_warden.record.batch import Batch, BucketDelta, Preview, TaskDelta
 from celery_warden.record.order import delivery_seq
@@ -32,6 +32,8 @@ from celery_warden.settings import WardenSettings
 MAX_TASKS_PER_CALL = 200
 #: Error groups (distinct failure fingerprints) kept in the store; the least recently seen go.
 MAX_ERROR_GROUPS = 10_000
+#: The indexed states as the flush script looks them up (a set, as a JSON object).
+_IX_STATES = dict.fromkeys(INDEXED_STATES, 1)
 
 
 @dataclass(slots=True)
@@ -117,6 +119,8 @@ class Chunker:
             "writer_ttl": s.metrics_retention,
             "task_ttl": s.task_ttl,
             "recent": k.recent,
+            "ix": [k.task_name_index(""), k.task_state_index(""), k.task_id_bucket("")],
+            "ix_states": _IX_STATES,
             "workers": [],
             "worker_ttl": s.metrics_retention,
             "buckets": [],

@@ -22,7 +22,7 @@ from typing import cast
 
 import redis
 
-from celery_warden.keys import Keys
+from celery_warden.keys import INDEXED_STATES, Keys
 from celery_warden.scripts import script
 from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
@@ -35,6 +35,12 @@ BATCH = 2000
 MAX_EVICT = 5000
 #: Records whose size is sampled to turn the memory budget into a record count.
 SIZE_SAMPLE = 16
+#: Seconds before a kept success expires that it leaves the search indexes (at most; a quarter
+#: of ``WARDEN_SUCCESS_TTL`` when that is shorter): its hash must still say which name index
+#: holds it, and sweeps run every minute.
+AHEAD = 300.0
+#: Ids the age trim (``lua/index_trim.lua``) takes from ``P:recent`` per sweep.
+TRIM_BATCH = 10_000
 _FIELDS = ("classified", "plain", "removed", "shortened", "forgotten", "evicted_success",
            "evicted_other")
 
@@ -50,13 +56,18 @@ def record_bytes(client: redis.Redis, keys: Keys) -> float | None:
         pipe.memory_usage(keys.task(task_id), samples=0)
     pipe.memory_usage(keys.recent)
     pipe.zcard(keys.recent)
-    *sizes, index_bytes, count = pipe.execute()
+    bucket = keys.task_id_bucket(ids[0][:4])  # a small one: its encoding is what most cost
+    pipe.memory_usage(bucket, samples=0)
+    pipe.zcard(bucket)
+    *sizes, index_bytes, count, bucket_bytes, bucket_count = pipe.execute()
     present = [int(s) for s in sizes if s]
     if not present:
         return None
     per_entry = int(index_bytes or 0) / max(int(count), 1)
-    # A kept success also has an entry in P:retain:success, about the size of its P:recent one.
-    return sum(present) / len(present) + 2 * per_entry
+    per_id = int(bucket_bytes or 0) / max(int(bucket_count or 0), 1)
+    # A kept success also has an entry in P:retain:success and one in its name's index, each
+    # about the size of its P:recent one (a failure's state index entry is not counted).
+    return sum(present) / len(present) + 3 * per_entry + per_id
 
 
 def max_records(settings: WardenSettings, client: redis.Redis, keys: Keys) -> int:
@@ -67,6 +78,17 @@ def max_records(settings: WardenSettings, client: redis.Redis, keys: Keys) -> in
     if size is None:
         return 0
     return max(1, int(settings.records_max_mb * 1024 * 1024 / size))
+
+
+def trim_indexes(client: redis.Redis, keys: Keys, cutoff: float) -> tuple[int, int]:
+    """Trim every task index by age (``lua/index_trim.lua``): ids updated before ``cutoff``
+    leave ``P:recent`` (with their id bucket) and the name and state indexes. Returns (ids
+    from ``P:recent``, name and state index entries)."""
+    out = cast(list[int], script(client, "index_trim")(
+        keys=[keys.recent, keys.names],
+        args=[repr(cutoff), keys.task_name_index(""), keys.task_state_index(""),
+              keys.task_id_bucket(""), TRIM_BATCH, *INDEXED_STATES]))
+    return int(out[0]), int(out[1])
 
 
 def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
@@ -81,15 +103,19 @@ def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
     totals = dict.fromkeys(_FIELDS, 0)
     try:
         cap = max_records(settings, conn, keys)
+        stamp = time.time() if now is None else now
+        trim_indexes(conn, keys, stamp - settings.task_ttl)
+        ahead = min(AHEAD, settings.success_ttl / 4)
         run = script(conn, "retention")
         for _ in range(max_steps):
             result = cast(list[int], run(
                 keys=[keys.recent, keys.retain_success, keys.retain_cursor,
                       keys.stats("retention")],
-                args=[repr(time.time() if now is None else now), grace,
+                args=[repr(stamp), grace,
                       settings.success_records, settings.success_sample_rate,
                       settings.success_ttl, settings.task_ttl, settings.slow_task_seconds,
-                      BATCH, keys.task(""), cap, MAX_EVICT]))
+                      BATCH, keys.task(""), cap, MAX_EVICT, ahead, keys.task_name_index(""),
+                      keys.task_state_index(""), keys.task_id_bucket("")]))
             for name, value in zip(_FIELDS, result, strict=False):
                 totals[name] += int(value)
             if not result[-1]:
@@ -101,4 +127,4 @@ def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
     return totals
 
 
-__all__ = ["GRACE", "max_records", "record_bytes", "sweep_retention"]
+__all__ = ["AHEAD", "GRACE", "max_records", "record_bytes", "sweep_retention", "trim_indexes"]
