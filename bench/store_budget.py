@@ -136,6 +136,8 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
         rest = key[len(keys.prefix) + 1:]
         head = rest.split(":", 1)[0]
         return {"task": "task records", "m": "minute buckets", "h": "hourly buckets",
+                "fm": "fleet minute", "fh": "fleet hourly", "sm": "minute summaries",
+                "sh": "hourly summaries",
                 "recent": "record indexes", "retain": "record indexes"}.get(head, "other")
 
     def drain() -> None:
@@ -152,6 +154,11 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
             drain()
     drain()
     return kinds
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def lookups(settings: WardenSettings, client: redis.Redis, keys: Keys,
@@ -193,7 +200,9 @@ def main() -> None:
         settings = scaled(base, args.speed)
         client = redis.Redis.from_url(server.url, decode_responses=True)
         empty = int(client.info("memory")["used_memory"])
+        cpu0 = _redis_cpu(client)
         day = run_day(settings, args)
+        redis_cpu = _redis_cpu(client) - cpu0
         keys = Keys(settings.key_prefix)
         kinds = memory_by_kind(client, keys)  # its SCAN also reclaims keys already expired
         used = int(client.info("memory")["used_memory"]) - empty
@@ -202,7 +211,8 @@ def main() -> None:
         stats = client.hgetall(keys.stats("retention"))
         client.close()
     mb = 1024 * 1024
-    week = used + 6 * kinds.get("minute buckets", 0)
+    week = used + 6 * sum(kinds.get(k, 0) for k in ("minute buckets", "fleet minute",
+                                                        "minute summaries"))
     print(f"simulated day: {args.tasks:,} tasks, policy {args.policy}, speed x{args.speed:g}, "
           f"real {day['elapsed']:.0f} s (target {DAY / args.speed:.0f} s), "
           f"{day['sweeps']:.0f} sweeps, tasks written >5 s late: {day['late_seconds']:.0f}")
@@ -211,7 +221,9 @@ def main() -> None:
         print(f"{kind:<18}{size / mb:>10.1f}")
     print(f"{'used_memory':<18}{used / mb:>10.1f}   (Redis INFO, above an empty server)")
     print(f"{'7-day buckets':<18}{week / mb:>10.1f}   (used_memory + 6 more days of minute "
-          f"buckets: the steady state)")
+          f"buckets and summaries: the steady state)")
+    print(f"Redis CPU while writing (INFO used_cpu, user+sys, sweeps included): "
+          f"{redis_cpu:.2f} s, {redis_cpu / args.tasks * 1e6:.1f} us per task")
     print(f"records kept: {records:,} ({records / args.tasks:.1%} of the day), "
           f"{kinds.get('task records', 0) / max(records, 1):.0f} B per record hash, "
           f"{(kinds.get('task records', 0) + kinds.get('record indexes', 0)) / max(records, 1):.0f}"
