@@ -52,15 +52,18 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
             same = math.isclose(got.get(k, math.nan), v, rel_tol=1e-9, abs_tol=1e-9)
             if not same:
                 problems.append(f"{t}/{width}: fleet {k} = {got.get(k)}, names sum to {v}")
-        summary = cast(dict[str, str], client.hgetall(
+        packed = cast(dict[str, str], client.hgetall(
             keys.summary_hour(t) if hourly else keys.summary_minute(t)))
+        # Unpacked here on purpose (not with the reader's helper): "field:value,..." per name.
+        summary = {f"{part.split(':')[0]}:{n}": part.split(":")[1]
+                   for n, value in packed.items() for part in value.split(",")}
         expected: dict[str, float] = {}
         for n, b in per.items():
             for k, v in b.items():
                 counter = not (k[:1] in ("h", "w") and k[1:].isdigit())
                 if k in ("done", "dsum") or (counter and k not in ("wn", "wsum", "dmin", "dmax")):
                     expected[f"{k}:{n}"] = float(v)
-        if {k: float(v) for k, v in summary.items()}.keys() != expected.keys():
+        if summary.keys() != expected.keys():
             problems.append(f"{t}/{width}: summary fields differ: "
                             f"{sorted(set(summary) ^ set(expected))}")
         for k, v in expected.items():

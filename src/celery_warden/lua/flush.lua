@@ -66,6 +66,30 @@ for _, b in ipairs(p.buckets) do
   redis.call('EXPIRE', key, b[2])
 end
 
+-- Cross-name summaries (record/fold.py): one field per task name, its counters packed as
+-- "field:value,..." and added in place (one field per name keeps a big hash small).
+for _, s in ipairs(p.summaries) do
+  local key = s[1]
+  for name, inc in pairs(s[3]) do
+    local t, order = {}, {}
+    local cur = redis.call('HGET', key, name)
+    if cur then
+      for k, v in string.gmatch(cur, '([^:,]+):([^,]+)') do
+        t[k] = tonumber(v)
+        order[#order + 1] = k
+      end
+    end
+    for k, v in pairs(inc) do
+      if t[k] == nil then order[#order + 1] = k end
+      t[k] = (t[k] or 0) + v
+    end
+    local parts = {}
+    for i, k in ipairs(order) do parts[i] = k .. ':' .. string.format('%.17g', t[k]) end
+    redis.call('HSET', key, name, table.concat(parts, ','))
+  end
+  redis.call('EXPIRE', key, s[2])
+end
+
 -- Indexes of names and queues seen (score = last seen).
 for _, pair in ipairs(p.index) do
   local key, members = pair[1], pair[2]

@@ -1,11 +1,11 @@
 """Per-task-name counters over a window, from the cross-name summary hashes.
 
 The flusher writes one summary hash per minute and per hour (``P:sm:<minute>``,
-``P:sh:<hour>``; :mod:`celery_warden.record.fold`) with fields ``<field>:<name>``: every outcome,
-``retried``, ``done`` and ``dsum`` of every task name active in it. So the KPIs and the
-task-types list read ~60 hashes for one hour (and hourly ones plus the partial hours at both ends
-for 24 h and 7 d) instead of one bucket per name and minute. The sums are exact: the same
-increments as the name buckets, written by the same chunk.
+``P:sh:<hour>``; :mod:`celery_warden.record.fold`) with one field per task name active in it,
+its counters packed as ``field:value,...`` (every outcome, ``retried``, ``done``, ``dsum``). So
+the KPIs and the task-types list read ~60 hashes for one hour (and hourly ones plus the partial
+hours at both ends for 24 h and 7 d) instead of one bucket per name and minute. The sums are
+exact: the same increments as the name buckets, written by the same chunk.
 
 Why the raw hashes are kept (:class:`Summaries`): a page of the task-types list draws a sparkline
 per row from the same hashes, without another read.
@@ -39,17 +39,21 @@ class Summaries:
     def trend(self, name: str, fields: tuple[str, ...]) -> list[int]:
         """Sum of ``fields`` of one name per step: a minute for windows up to 6 h, an hour
         beyond (the partial hours' minutes folded into their hour)."""
-        wanted = [f"{f}:{name}" for f in fields]
         steps: dict[int, int] = {}
         for start, raw in self.slots:
             at = hour_of(start) if self.hourly else start
-            n = 0
-            for f in wanted:
-                v = raw.get(f)
-                if v is not None:
-                    n += int(float(v))
-            steps[at] = steps.get(at, 0) + n
+            row = unpack(raw.get(name, ""))
+            steps[at] = steps.get(at, 0) + int(sum(row.get(f, 0.0) for f in fields))
         return [steps[k] for k in sorted(steps)]
+
+
+def unpack(packed: str) -> dict[str, float]:
+    """One name's packed summary value (``success:12,done:12,dsum:0.84``) as a dict."""
+    out: dict[str, float] = {}
+    for part in packed.split(",") if packed else ():
+        f, _, v = part.partition(":")
+        out[f] = float(v)
+    return out
 
 
 def read_summaries(client: redis.Redis, keys: Keys, start: float, end: float) -> Summaries:
@@ -59,17 +63,17 @@ def read_summaries(client: redis.Redis, keys: Keys, start: float, end: float) ->
     for key in summary_keys(keys, start, end):
         pipe.hgetall(key)
     raws = cast(list[dict[str, str]], pipe.execute())
-    # Sum by raw field first (one dict operation per stored field), split names once after.
-    acc: dict[str, float] = {}
-    for raw in raws:
-        for f, v in raw.items():
-            acc[f] = acc.get(f, 0.0) + float(v)
     per: dict[str, dict[str, float]] = {}
-    for f, total in acc.items():
-        bucket_field, _, name = f.partition(":")
-        per.setdefault(name, {})[bucket_field] = total
+    for raw in raws:
+        for name, packed in raw.items():
+            row = per.get(name)
+            if row is None:
+                row = per[name] = {}
+            for part in packed.split(","):
+                f, _, v = part.partition(":")
+                row[f] = row.get(f, 0.0) + float(v)
     return Summaries(slots=[(t, raw) for (_, t), raw in zip(spans, raws, strict=True)],
                      per_name=per, hourly=end - start > MINUTES_ONLY_UP_TO)
 
 
-__all__ = ["Summaries", "read_summaries"]
+__all__ = ["Summaries", "read_summaries", "unpack"]

@@ -120,6 +120,7 @@ class Chunker:
             "workers": [],
             "worker_ttl": s.metrics_retention,
             "buckets": [],
+            "summaries": [],
             "index": [],
             "stats": [],
             "errors": [],
@@ -133,6 +134,7 @@ class Chunker:
         if not include_rest:
             return payload
         payload["buckets"] = fold.bucket_entries(batch, k, s)
+        payload["summaries"] = fold.summary_entries(batch, k, s)
         if batch.names:
             payload["index"].append([k.names, sorted(batch.names)])
         if batch.queues:
