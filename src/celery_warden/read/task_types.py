@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from celery_warden import scripts
 from celery_warden.keys import Keys
 from celery_warden.read.metrics import FINAL_OUTCOMES, Merged, MetricsReader, Window, window_label
 from celery_warden.record.histogram import quantiles
@@ -102,18 +103,15 @@ class TaskTypesReader:
         rows = sort_rows(rows, sort, descending)
         limit = max(1, min(limit, MAX_PAGE))
         shown = rows[offset : offset + limit]
+        # Each shown row's own buckets, merged in Redis (lua/merge_buckets.lua): one reply of
+        # ~40 fields per row instead of every bucket's fields.
+        merge = scripts.script(self.redis, "merge_buckets")
         pipe = self.redis.pipeline(transaction=False)
-        sizes = []
         for r in shown:
-            found = bucket_keys(self.keys, r["name"], end - seconds, end)
-            sizes.append(len(found))
-            for key in found:
-                pipe.hgetall(key)
-        results = iter(pipe.execute())
-        for r, size in zip(shown, sizes, strict=True):
+            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end), client=pipe)
+        for r, flat in zip(shown, pipe.execute(), strict=True):
             m = Merged()
-            for _ in range(size):
-                m.add(next(results))
+            m.add(dict(zip(flat[::2], flat[1::2], strict=True)))
             with_percentiles(r, m)
             r["spark"] = s.trend(r["name"], FINAL_OUTCOMES)
         more = offset + limit < len(rows)
