@@ -112,7 +112,7 @@ def run_day(settings: WardenSettings, args: argparse.Namespace) -> dict[str, flo
         r.task(task_id, static=static, attempt=attempt, retries=retries, rank=RANK_FINAL)
         r.observe(static["name"], attempt["finished"], outcome, attempt["runtime"],
                   attempt["wait"], static["queue"], retries > 0)
-        if i % FLUSH_EVERY == FLUSH_EVERY - 1:
+        if i % args.flush_every == args.flush_every - 1:
             for w in recorders:
                 w.flush()
         if time.monotonic() >= next_sweep:
@@ -192,6 +192,9 @@ def main() -> None:
     parser.add_argument("--retry", type=float, default=0.02)
     parser.add_argument("--slow", type=float, default=0.005)
     parser.add_argument("--max-mb", type=int, default=1024)
+    parser.add_argument("--flush-every", type=int, default=FLUSH_EVERY,
+                        help="tasks between flushes of all 16 writers (smaller: smaller chunks, "
+                             "as a fleet of many processes each flushing every 250 ms sends)")
     args = parser.parse_args()
     with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-budget-"), appendonly=False) as server:
         base = load_settings(REDIS_URL=server.url, WARDEN_KEY_PREFIX="budget",
