@@ -6,6 +6,7 @@ name's own minute and hour buckets back from Redis and adds them up here.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import cast
 
@@ -54,9 +55,9 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
                 problems.append(f"{t}/{width}: fleet {k} = {got.get(k)}, names sum to {v}")
         packed = cast(dict[str, str], client.hgetall(
             keys.summary_hour(t) if hourly else keys.summary_minute(t)))
-        # Unpacked here on purpose (not with the reader's helper): "field:value,..." per name.
-        summary = {f"{part.split(':')[0]}:{n}": part.split(":")[1]
-                   for n, value in packed.items() for part in value.split(",")}
+        # Unpacked here on purpose (not with the reader's helper): a JSON object per name.
+        summary = {f"{k}:{n}": v for n, value in packed.items()
+                   for k, v in json.loads(value).items()}
         expected: dict[str, float] = {}
         for n, b in per.items():
             for k, v in b.items():
@@ -67,7 +68,7 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
             problems.append(f"{t}/{width}: summary fields differ: "
                             f"{sorted(set(summary) ^ set(expected))}")
         for k, v in expected.items():
-            if not math.isclose(float(summary.get(k, "nan")), v, rel_tol=1e-9, abs_tol=1e-9):
+            if not math.isclose(float(summary.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
                 problems.append(f"{t}/{width}: summary {k} = {summary.get(k)}, bucket says {v}")
     return problems
 

@@ -16,7 +16,7 @@ key                                type     holds
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
 ``P:fm:<minute>`` / ``P:fh:<hour>``  hash     fleet-wide bucket: every name's bucket folded in
-``P:sm:<minute>`` / ``P:sh:<hour>``  hash     cross-name summary: name -> ``success:3,done:3,...``
+``P:sm:<minute>`` / ``P:sh:<hour>``  hash     cross-name summary: name -> ``{"success":3,...}``
 ``P:names``                        zset     task names by last time seen
 ``P:queues``                       zset     queue names by last time seen
 ``P:worker:<hostname>``            hash     a worker's latest heartbeat
@@ -115,7 +115,7 @@ class Keys(OperatorKeys):
 
     def summary_minute(self, minute: int) -> str:
         """A few counters of every task name in one minute: field = task name, value = its
-        counters packed as ``field:value,...`` (see :mod:`celery_warden.record.fold`)."""
+        counters as a JSON object (see :mod:`celery_warden.record.fold`)."""
         return f"{self.prefix}:sm:{minute}"
 
     def summary_hour(self, hour: int) -> str:

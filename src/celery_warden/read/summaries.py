@@ -2,7 +2,7 @@
 
 The flusher writes one summary hash per minute and per hour (``P:sm:<minute>``,
 ``P:sh:<hour>``; :mod:`celery_warden.record.fold`) with one field per task name active in it,
-its counters packed as ``field:value,...`` (every outcome, ``retried``, ``done``, ``dsum``). So
+its counters as a small JSON object (every outcome, ``retried``, ``done``, ``dsum``). So
 the KPIs and the task-types list read ~60 hashes for one hour (and hourly ones plus the partial
 hours at both ends for 24 h and 7 d) instead of one bucket per name and minute. The sums are
 exact: the same increments as the name buckets, written by the same chunk.
@@ -13,6 +13,7 @@ per row from the same hashes, without another read.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -48,12 +49,8 @@ class Summaries:
 
 
 def unpack(packed: str) -> dict[str, float]:
-    """One name's packed summary value (``success:12,done:12,dsum:0.84``) as a dict."""
-    out: dict[str, float] = {}
-    for part in packed.split(",") if packed else ():
-        f, _, v = part.partition(":")
-        out[f] = float(v)
-    return out
+    """One name's summary value (``{"success":12,"done":12,"dsum":0.84}``) as a dict."""
+    return cast(dict[str, float], json.loads(packed)) if packed else {}
 
 
 def read_summaries(client: redis.Redis, keys: Keys, start: float, end: float) -> Summaries:
@@ -68,10 +65,10 @@ def read_summaries(client: redis.Redis, keys: Keys, start: float, end: float) ->
         for name, packed in raw.items():
             row = per.get(name)
             if row is None:
-                row = per[name] = {}
-            for part in packed.split(","):
-                f, _, v = part.partition(":")
-                row[f] = row.get(f, 0.0) + float(v)
+                per[name] = json.loads(packed)
+                continue
+            for f, v in json.loads(packed).items():
+                row[f] = row.get(f, 0) + v
     return Summaries(slots=[(t, raw) for (_, t), raw in zip(spans, raws, strict=True)],
                      per_name=per, hourly=end - start > MINUTES_ONLY_UP_TO)
 

@@ -8,10 +8,10 @@ The flusher already holds every name's increments of the batch, so it adds them 
   the same fields (outcomes, ``done``, ``dsum``, the duration and queue-wait histograms,
   ``dmin``/``dmax``), so a fleet-wide summary reads one series instead of one per name;
 * **summaries** (``P:sm:<minute>``, ``P:sh:<hour>``): one hash per minute and hour with one
-  field per task name active in it, its counters packed into the value
-  (``success:12,done:12,dsum:0.84,...``: every outcome, ``retried``, ``done``, ``dsum``; no
+  field per task name active in it, its counters packed into the value as a small JSON object
+  (``{"success":12,"done":12,"dsum":0.84}``: every outcome, ``retried``, ``done``, ``dsum``; no
   histogram slots), so per-name totals over an hour are ~60 ``HGETALL``. Why packed: one field
-  per counter made the hash 3-4 times larger in Redis (a big hash pays ~70 B per field) and
+  per counter made the hash 4.5 times larger in Redis (a big hash pays ~70 B per field) and
   slower to read; the script adds a packed value in place, atomically, like ``HINCRBY``.
 
 Both are plain increments written by the same numbered chunk as the per-name buckets
@@ -81,7 +81,7 @@ def bucket_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[l
 def summary_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[list[Any]]:
     """The summaries of this batch in the flush script's format:
     ``[key, ttl, {task name: {field: increment}}]`` (the script adds them into the name's one
-    packed field, ``field:value,field:value``)."""
+    field, a JSON object)."""
     out = [[keys.summary_minute(m), settings.metrics_retention, rows]
            for m, rows in summary(batch.minutes).items()]
     out += [[keys.summary_hour(h), settings.rollup_retention, rows]
