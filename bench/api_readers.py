@@ -14,7 +14,11 @@ measures the server under load):
   name and state, by a 3-character id prefix (the id buckets), a filter without an index
   matching nothing (the full 5,000-record budget, in calls of 1,000), and 20 pages deep by
   cursor;
-* ``SeriesReader.rows``: the task-types table over 1 h for 50 task names.
+* the fleet-wide aggregates over metric buckets written through the real flush path
+  (``Recorder.observe`` → flush script) for ``--names`` task names (default 500), every name
+  active in every minute of the last hour: ``performance(None)`` (the fleet-wide buckets), the
+  KPIs and the per-name counts (the cross-name summaries), the task-types page of 50 rows
+  (summaries + the page's own buckets for p50/p95/p99), the fleet-wide 1 h and 24 h series.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from celery_warden.embedded import EmbeddedRedis
 from celery_warden.keys import Keys
 from celery_warden.read.metrics import MetricsReader
+from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.read.series import SeriesReader
 from celery_warden.read.task_detail import TaskDetail
 from celery_warden.read.task_search import TaskFilter, TaskSearch
+from celery_warden.read.task_types import TaskTypesReader
 from celery_warden.record.batch import Batch, TaskDelta
 from celery_warden.record.order import RANK_FINAL
+from celery_warden.record.recorder import Recorder
 from celery_warden.record.store import StoreWriter
 from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings, load_settings
@@ -76,6 +83,27 @@ def fill(settings: WardenSettings, client: redis.Redis, keys: Keys, n: int) -> l
     return ids
 
 
+def fill_buckets(settings: object, names: int, per_minute: int) -> int:
+    """``per_minute`` outcomes of each of ``names`` task names in every minute of the last hour,
+    through the recorder and the flush script (the buckets, fleet buckets and summaries the
+    flusher writes); returns how many."""
+    r = Recorder(settings)  # type: ignore[arg-type]
+    r.stop()  # explicit flushes
+    now = time.time()
+    n = 0
+    for minute in range(61):
+        for k in range(names):
+            for j in range(per_minute):
+                outcome = "failure" if (k + j + minute) % 50 == 0 else "success"
+                r.observe(f"example.task{k}", now - minute * 60 - j, outcome,
+                          0.001 * (1 + (k + j) % 200), 0.0005 * (1 + j % 40), "default",
+                          retried=j % 30 == 0)
+                n += 1
+        r.flush()
+    r.stop()
+    return n
+
+
 def timed(label: str, fn: Callable[[], object], runs: int) -> None:
     samples = []
     for _ in range(runs):
@@ -90,6 +118,9 @@ def timed(label: str, fn: Callable[[], object], runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--names", type=int, default=500)
+    parser.add_argument("--per-minute", type=int, default=2,
+                        help="outcomes per task name and minute in the aggregate fill")
     args = parser.parse_args()
     with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-bench-"), appendonly=False) as server:
         settings = load_settings(REDIS_URL=server.url, WARDEN_KEY_PREFIX=PREFIX)
@@ -121,8 +152,26 @@ def main() -> None:
                 cursor = search.page(TaskFilter(), cursor, 50)["next_cursor"]
 
         timed("search: 20 pages deep by cursor (total)", deep, 20)
-        rows = SeriesReader(MetricsReader(settings, client), client, keys)
-        timed("task types, 1 h, 50 names", lambda: rows.rows("1h"), 50)
+        t0 = time.perf_counter()
+        n = fill_buckets(settings, args.names, args.per_minute)
+        print(f"{n} outcomes of {args.names} names over 61 minutes in "
+              f"{time.perf_counter() - t0:.1f}s; used_memory "
+              f"{client.info('memory')['used_memory_human']}")
+        metrics = MetricsReader(settings, client)
+        monitor = CeleryMonitor(settings)
+        types = TaskTypesReader(metrics, client, keys)
+        series = SeriesReader(metrics, client, keys)
+        timed("performance, every name, 1 h", lambda: metrics.performance(None, "1h"), 50)
+        timed("KPIs, 1 h", lambda: monitor.get_kpis("1h"), 30)
+        timed("KPIs, 24 h", lambda: monitor.get_kpis("24h"), 30)
+        timed("per-name counts (fleet view), 1 h",
+              lambda: metrics.counts(("success", "failure"), "1h"), 30)
+        timed("task types, 1 h, page of 50 (by count)", lambda: types.page("1h"), 30)
+        timed("task types, 1 h, page 5 by name", lambda: types.page("1h", "name", False, 50,
+                                                                    200), 30)
+        timed("series, every name, 1 h", lambda: series.series(None, "1h"), 50)
+        timed("series, every name, 24 h", lambda: series.series(None, "24h"), 50)
+        monitor.redis.close()
         client.close()
 
 

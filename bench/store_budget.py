@@ -112,7 +112,7 @@ def run_day(settings: WardenSettings, args: argparse.Namespace) -> dict[str, flo
         r.task(task_id, static=static, attempt=attempt, retries=retries, rank=RANK_FINAL)
         r.observe(static["name"], attempt["finished"], outcome, attempt["runtime"],
                   attempt["wait"], static["queue"], retries > 0)
-        if i % FLUSH_EVERY == FLUSH_EVERY - 1:
+        if i % args.flush_every == args.flush_every - 1:
             for w in recorders:
                 w.flush()
         if time.monotonic() >= next_sweep:
@@ -136,7 +136,8 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
         rest = key[len(keys.prefix) + 1:]
         head = rest.split(":", 1)[0]
         return {"task": "task records", "m": "minute buckets", "h": "hourly buckets",
-                "recent": "record indexes", "retain": "record indexes",
+                "fm": "fleet minute", "fh": "fleet hourly", "sm": "minute summaries",
+                "sh": "hourly summaries", "recent": "record indexes", "retain": "record indexes",
                 "ix": "search indexes"}.get(head, "other")
 
     def drain() -> None:
@@ -153,6 +154,11 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
             drain()
     drain()
     return kinds
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def lookups(settings: WardenSettings, client: redis.Redis, keys: Keys,
@@ -186,6 +192,9 @@ def main() -> None:
     parser.add_argument("--retry", type=float, default=0.02)
     parser.add_argument("--slow", type=float, default=0.005)
     parser.add_argument("--max-mb", type=int, default=1024)
+    parser.add_argument("--flush-every", type=int, default=FLUSH_EVERY,
+                        help="tasks between flushes of all 16 writers (smaller: smaller chunks, "
+                             "as a fleet of many processes each flushing every 250 ms sends)")
     args = parser.parse_args()
     with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-budget-"), appendonly=False) as server:
         base = load_settings(REDIS_URL=server.url, WARDEN_KEY_PREFIX="budget",
@@ -194,7 +203,9 @@ def main() -> None:
         settings = scaled(base, args.speed)
         client = redis.Redis.from_url(server.url, decode_responses=True)
         empty = int(client.info("memory")["used_memory"])
+        cpu0 = _redis_cpu(client)
         day = run_day(settings, args)
+        redis_cpu = _redis_cpu(client) - cpu0
         keys = Keys(settings.key_prefix)
         kinds = memory_by_kind(client, keys)  # its SCAN also reclaims keys already expired
         used = int(client.info("memory")["used_memory"]) - empty
@@ -203,7 +214,8 @@ def main() -> None:
         stats = client.hgetall(keys.stats("retention"))
         client.close()
     mb = 1024 * 1024
-    week = used + 6 * kinds.get("minute buckets", 0)
+    week = used + 6 * sum(kinds.get(k, 0) for k in ("minute buckets", "fleet minute",
+                                                        "minute summaries"))
     print(f"simulated day: {args.tasks:,} tasks, policy {args.policy}, speed x{args.speed:g}, "
           f"real {day['elapsed']:.0f} s (target {DAY / args.speed:.0f} s), "
           f"{day['sweeps']:.0f} sweeps, tasks written >5 s late: {day['late_seconds']:.0f}")
@@ -212,7 +224,9 @@ def main() -> None:
         print(f"{kind:<18}{size / mb:>10.1f}")
     print(f"{'used_memory':<18}{used / mb:>10.1f}   (Redis INFO, above an empty server)")
     print(f"{'7-day buckets':<18}{week / mb:>10.1f}   (used_memory + 6 more days of minute "
-          f"buckets: the steady state)")
+          f"buckets and summaries: the steady state)")
+    print(f"Redis CPU while writing (INFO used_cpu, user+sys, sweeps included): "
+          f"{redis_cpu:.2f} s, {redis_cpu / args.tasks * 1e6:.1f} us per task")
     print(f"records kept: {records:,} ({records / args.tasks:.1%} of the day), "
           f"{kinds.get('task records', 0) / max(records, 1):.0f} B per record hash, "
           f"{(kinds.get('task records', 0) + kinds.get('record indexes', 0)) / max(records, 1):.0f}"

@@ -18,6 +18,8 @@ key                                type     holds
 ``P:retain:cursor``                string   update time up to which the retention sweep has run
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
+``P:fm:<minute>`` / ``P:fh:<hour>``  hash     fleet-wide bucket: every name's bucket folded in
+``P:sm:<minute>`` / ``P:sh:<hour>``  hash     cross-name summary: name -> ``{"success":3,...}``
 ``P:names``                        zset     task names by last time seen
 ``P:queues``                       zset     queue names by last time seen
 ``P:worker:<hostname>``            hash     a worker's latest heartbeat
@@ -124,6 +126,23 @@ class Keys(OperatorKeys):
     def hour_bucket(self, task_name: str, hour: int) -> str:
         """Bucket for the hour starting at epoch second ``hour`` (a multiple of 3600)."""
         return f"{self.prefix}:h:{task_name}:{hour}"
+
+    def fleet_minute(self, minute: int) -> str:
+        """Every task name's minute bucket folded into one (same fields, exact sums)."""
+        return f"{self.prefix}:fm:{minute}"
+
+    def fleet_hour(self, hour: int) -> str:
+        """Every task name's hourly roll-up folded into one."""
+        return f"{self.prefix}:fh:{hour}"
+
+    def summary_minute(self, minute: int) -> str:
+        """A few counters of every task name in one minute: field = task name, value = its
+        counters as a JSON object (see :mod:`celery_warden.record.fold`)."""
+        return f"{self.prefix}:sm:{minute}"
+
+    def summary_hour(self, hour: int) -> str:
+        """The same summary per hour."""
+        return f"{self.prefix}:sh:{hour}"
 
     @property
     def names(self) -> str:

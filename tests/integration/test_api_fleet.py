@@ -354,6 +354,20 @@ def test_performance_views(live):
     assert types["api.add"]["count"] >= N_ADD + 3 and types["api.add"]["failed"] == 0
     assert types["api.explode"]["failed"] >= 1 and types["api.explode"]["failure_rate_pct"] > 0
     assert get(live, "/api/v1/task-types/api.add")["name"] == "api.add"
+    # Server-side pages: sorted by name, one row a page, the cursor from the previous page.
+    everything = get(live, "/api/v1/task-types", window="15m", sort="name", order="asc")
+    first = get(live, "/api/v1/task-types", window="15m", sort="name", order="asc", limit=1)
+    assert first["total"] == everything["total"] >= 3 and len(first["items"]) == 1
+    second = get(live, "/api/v1/task-types", window="15m", sort="name", order="asc", limit=1,
+                 cursor=first["next_cursor"])
+    assert [first["items"][0]["name"], second["items"][0]["name"]] \
+        == [t["name"] for t in everything["items"][:2]]
+    assert sum(types["api.add"]["spark"]) == types["api.add"]["count"]
+    with live.server.client(live.tokens["read"]) as c:
+        for bad in ({"cursor": "x"}, {"cursor": "²"}, {"sort": "p95"}, {"limit": 0}):
+            assert c.get("/api/v1/task-types", params=bad).status_code == 422, bad
+    overall = get(live, "/api/v1/performance", window="15m")
+    assert overall["queue_wait_p95"] is not None and overall["queue_wait_p50"] >= 0
     series = get(live, "/api/v1/series", task_name="api.add", window="15m")
     assert series["step_seconds"] == 60 and 15 <= len(series["points"]) <= 16
     assert sum(p["succeeded"] for p in series["points"]) >= N_ADD + 3

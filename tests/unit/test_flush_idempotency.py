@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import redis
 
 from celery_warden.dlq.groups import describe
@@ -110,6 +111,22 @@ def test_reply_lost_after_redis_ran_the_batch_is_not_applied_again(settings, rec
     stats = CeleryMonitor(settings).get_performance_stats("t.work", "5m")
     assert (stats["count"], stats["failure"]) == (150, 150)
     assert [g["count"] for g in ErrorGroups(settings, client=redis_client).list(10)] == [150]
+
+
+def test_fleet_bucket_and_summary_are_applied_once_when_a_reply_is_lost(settings, recorders,
+                                                                        redis_client):
+    """The fleet-wide bucket and the cross-name summary ride in the same numbered chunk: a
+    chunk Redis ran but whose reply was lost adds them once (150, not 300)."""
+    r, _ = flaky_recorder(settings, recorders, {1}, lost=True)
+    finish(r, 150, "failure")
+    assert r.flush() is False
+    assert r.flush() is True
+    monitor = CeleryMonitor(settings)
+    assert monitor.get_performance_stats(None, "5m")["failure"] == 150
+    assert monitor.get_kpis("5m")["average_task_duration"]["value"]["t.work"] \
+        == pytest.approx(0.01)
+    assert monitor.metrics.counts(("failure",), "5m") == {"t.work": {"failure": 150}}
+    monitor.redis.close()
 
 
 def test_new_records_after_a_failed_flush_are_written_too(settings, recorders, redis_client):

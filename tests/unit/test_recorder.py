@@ -129,7 +129,8 @@ def test_records_get_a_ttl(settings_factory, redis_client, recorders):
 
 
 def test_metric_buckets_are_exact_for_minutes_and_hours(settings, redis_client, recorders):
-    """Counts, done, dsum, dmin/dmax, histogram and wait fields are exact in minute and hour."""
+    """Counts, done, dsum, dmin/dmax, duration and queue-wait histograms and wait fields are
+    exact in minute and hour."""
     r = manual(settings, recorders)
     hour = hour_of(time.time()) - 2 * HOUR
     m1, m2 = hour + 60, hour + 25 * 60  # two minutes of the same hour
@@ -143,16 +144,16 @@ def test_metric_buckets_are_exact_for_minutes_and_hours(settings, redis_client, 
     assert r.flush() is True
     keys = Keys(settings.key_prefix)
 
-    def hist(values: list[float]) -> dict[str, str]:
+    def hist(values: list[float], slot: str = "h") -> dict[str, str]:
         out: dict[str, int] = {}
         for v in values:
-            out[f"h{bucket_index(v)}"] = out.get(f"h{bucket_index(v)}", 0) + 1
+            out[f"{slot}{bucket_index(v)}"] = out.get(f"{slot}{bucket_index(v)}", 0) + 1
         return {k: str(v) for k, v in out.items()}
 
     b1 = redis_client.hgetall(keys.minute_bucket("fleet.add", minute_of(m1)))
     assert {k: v for k, v in b1.items() if not k.startswith(("dsum", "wsum", "dmin", "dmax"))} \
         == {"success": "3", "failure": "1", "done": "4", "wn": "3",
-            **hist([*durations_m1, 1.0])}
+            **hist([*durations_m1, 1.0]), **hist([0.1] * 3, "w")}
     assert float(b1["dsum"]) == pytest.approx(1.53)
     assert float(b1["wsum"]) == pytest.approx(0.3)
     assert (float(b1["dmin"]), float(b1["dmax"])) == (0.010, 1.0)
@@ -163,7 +164,7 @@ def test_metric_buckets_are_exact_for_minutes_and_hours(settings, redis_client, 
     h = redis_client.hgetall(keys.hour_bucket("fleet.add", hour))
     assert {k: v for k, v in h.items() if not k.startswith(("dsum", "wsum", "dmin", "dmax"))} \
         == {"success": "3", "failure": "1", "retry": "1", "revoked": "1", "done": "5",
-            "wn": "4", **hist([*durations_m1, 1.0, 0.25])}
+            "wn": "4", **hist([*durations_m1, 1.0, 0.25]), **hist([0.1] * 3 + [0.3], "w")}
     assert float(h["dsum"]) == pytest.approx(1.78)
     assert float(h["wsum"]) == pytest.approx(0.6)
     assert (float(h["dmin"]), float(h["dmax"])) == (0.010, 1.0)

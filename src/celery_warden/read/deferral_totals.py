@@ -2,7 +2,9 @@
 
 The guards count a deferral in the task name's minute bucket (``deferred_circuit``,
 ``deferred_rate``, ``deferred_duplicate``, ``deferred_store``: see
-:mod:`celery_warden.fleet.guards`), and minute buckets expire — a counter summed from them would
+:mod:`celery_warden.fleet.guards`), which the flusher also folds into the fleet-wide minute
+bucket (``P:fm:<minute>``, read here: one hash per minute whatever the number of task names),
+and minute buckets expire — a counter summed from them would
 fall, which Prometheus reads as a reset. So at each scrape the completed minutes since the last
 fold are summed once into ``P:totals:deferrals`` (no TTL), by a compare-and-set script
 (``lua/fold_totals.lua``): replicas folding the same minutes add them once, and the counter
@@ -47,14 +49,12 @@ def fold(client: redis.Redis, keys: Keys, now: float | None = None) -> bool:
         return False
     end = min(last, through + 60 * MAX_MINUTES)
     minutes = range(through + 60, end + 60, 60)
-    names = cast(list[str], client.zrangebyscore(keys.names, through, "+inf"))
     fields = list(REASONS)
     pipe = client.pipeline(transaction=False)
-    for name in names:
-        for minute in minutes:
-            pipe.hmget(keys.minute_bucket(name, minute), fields)
+    for minute in minutes:
+        pipe.hmget(keys.fleet_minute(minute), fields)
     sums = dict.fromkeys(fields, 0)
-    for row in pipe.execute() if names else []:
+    for row in pipe.execute():
         for field, value in zip(fields, row, strict=True):
             if value:
                 sums[field] += int(value)

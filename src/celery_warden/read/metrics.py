@@ -1,7 +1,9 @@
 """Metric buckets, read: performance over a window for one task name or all of them.
 
 A summary reads at most ~290 small hashes in one pipeline (see
-:mod:`celery_warden.record.windows`); percentiles come from the merged log-scale histogram
+:mod:`celery_warden.record.windows`): one name's buckets, or for every name the fleet-wide
+buckets the flusher folds (:mod:`celery_warden.record.fold`) — one series whatever the number of
+names. Percentiles of duration and of queue wait come from the merged log-scale histograms
 (:mod:`celery_warden.record.histogram`, relative error <= 4.4 %).
 """
 
@@ -14,9 +16,12 @@ from typing import Any, cast
 
 import redis
 
+from celery_warden import scripts
 from celery_warden.keys import Keys
+from celery_warden.read.summaries import Summaries, read_summaries
+from celery_warden.record.batch import is_slot
 from celery_warden.record.histogram import RELATIVE_ERROR, quantiles
-from celery_warden.record.windows import bucket_keys, parse_window
+from celery_warden.record.windows import bucket_keys, fleet_keys, parse_window
 from celery_warden.settings import WardenSettings
 from celery_warden.units import percent
 
@@ -32,6 +37,8 @@ class Merged:
 
     counts: dict[str, int] = field(default_factory=dict)
     hist: dict[int, int] = field(default_factory=dict)
+    #: Queue-wait histogram (``w<i>`` slots, the same log scale).
+    whist: dict[int, int] = field(default_factory=dict)
     dsum: float = 0.0
     wsum: float = 0.0
     dmin: float | None = None
@@ -47,9 +54,10 @@ class Merged:
                 self.dmin = float(value) if self.dmin is None else min(self.dmin, float(value))
             elif name == "dmax":
                 self.dmax = float(value) if self.dmax is None else max(self.dmax, float(value))
-            elif name.startswith("h"):
+            elif is_slot(name):
+                hist = self.hist if name[0] == "h" else self.whist
                 idx = int(name[1:])
-                self.hist[idx] = self.hist.get(idx, 0) + int(value)
+                hist[idx] = hist.get(idx, 0) + int(value)
             else:
                 self.counts[name] = self.counts.get(name, 0) + int(value)
 
@@ -75,58 +83,42 @@ class MetricsReader:
         cutoff = time.time() - self.settings.metrics_retention
         return cast(list[str], self.redis.zrevrangebyscore(self.keys.names, "+inf", cutoff))
 
-    def merged(self, names: list[str], start: float, end: float) -> Merged:
+    def merged(self, names: list[str] | None, start: float, end: float) -> Merged:
+        """Buckets of ``names`` merged over [start, end]; ``None``: the fleet-wide buckets.
+        Each series is merged in Redis (``lua/merge_buckets.lua``): one reply of ~40 fields
+        instead of every bucket's."""
+        merge = scripts.script(self.redis, "merge_buckets")
         pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            for key in bucket_keys(self.keys, name, start, end):
-                pipe.hgetall(key)
+        if names is None:
+            merge(keys=fleet_keys(self.keys, start, end), client=pipe)
+        for name in names or ():
+            merge(keys=bucket_keys(self.keys, name, start, end), client=pipe)
         merged = Merged()
-        for bucket in pipe.execute():
-            merged.add(bucket)
+        for flat in pipe.execute():
+            merged.add(dict(zip(flat[::2], flat[1::2], strict=True)))
         return merged
-
-    def sums(self, names: list[str], fields: tuple[str, ...], start: float,
-             end: float) -> dict[str, dict[str, float]]:
-        """Selected bucket fields summed per task name over [start, end]: an ``HMGET`` of only
-        those fields per bucket, so a fleet-wide number (the KPIs) does not parse every
-        histogram slot of every bucket."""
-        pipe = self.redis.pipeline(transaction=False)
-        spans: list[tuple[str, int]] = []
-        for name in names:
-            found = bucket_keys(self.keys, name, start, end)
-            spans.append((name, len(found)))
-            for key in found:
-                pipe.hmget(key, fields)
-        rows = iter(pipe.execute())
-        out: dict[str, dict[str, float]] = {}
-        for name, n in spans:
-            acc = [0.0] * len(fields)
-            for _ in range(n):
-                for i, value in enumerate(next(rows)):
-                    if value is not None:
-                        acc[i] += float(value)
-            out[name] = dict(zip(fields, acc, strict=True))
-        return out
 
     def performance(self, task_name: str | None = None, window: Window = "1h") -> dict[str, Any]:
         """Counts, rates, average and percentile durations and throughput over a window.
 
-        ``task_name=None`` aggregates every task name. Rates are percentages of every task
-        finished in the window (``count``: succeeded, failed, revoked, rejected, ignored), as the
-        spec defines its KPIs: ``success_rate = success / count x 100``, ``failure_rate``
-        likewise, ``retry_rate = retried / count x 100`` where ``retried`` counts tasks that
-        finished after at least one retry (``retry`` counts the retry events themselves).
+        ``task_name=None`` aggregates every task name (the fleet-wide buckets). Rates are
+        percentages of every task finished in the window (``count``: succeeded, failed, revoked,
+        rejected, ignored), as the spec defines its KPIs: ``success_rate = success / count x
+        100``, ``failure_rate`` likewise, ``retry_rate = retried / count x 100`` where
+        ``retried`` counts tasks that finished after at least one retry (``retry`` counts the
+        retry events themselves).
+        Queue wait: its mean and its p50/p95/p99 from the queue-wait histogram.
         """
         seconds = self.window_seconds(window)
         end = time.time()
-        names = [task_name] if task_name else self.task_names()
-        m = self.merged(names, end - seconds, end)
+        m = self.merged([task_name] if task_name else None, end - seconds, end)
         c = m.counts
         finished = sum(c.get(o, 0) for o in FINAL_OUTCOMES)
         success, failure, retry = c.get("success", 0), c.get("failure", 0), c.get("retry", 0)
         retried = c.get("retried", 0)
         done = c.get("done", 0)
         q = quantiles(m.hist, (0.5, 0.95, 0.99), m.dmin, m.dmax)
+        w = quantiles(m.whist, (0.5, 0.95, 0.99))
         return {
             "task_name": task_name,
             "window": window_label(window, seconds),
@@ -149,19 +141,25 @@ class MetricsReader:
             "min_duration": m.dmin,
             "max_duration": m.dmax,
             "avg_queue_wait": m.wsum / c["wn"] if c.get("wn") else None,
+            "queue_wait_p50": w[0.5],
+            "queue_wait_p95": w[0.95],
+            "queue_wait_p99": w[0.99],
             "throughput_per_second": finished / seconds,
             "throughput_per_minute": finished * 60.0 / seconds,
             "histogram_relative_error": round(RELATIVE_ERROR, 4),
         }
 
-    def counts(self, fields: tuple[str, ...], window: Window) -> dict[str, dict[str, int]]:
-        """Selected counters per task name over a window (names where any is non-zero)."""
+    def summaries(self, window: Window) -> Summaries:
+        """Every name's counters over a window, from the cross-name summary hashes."""
         seconds = self.window_seconds(window)
         end = time.time()
+        return read_summaries(self.redis, self.keys, end - seconds, end)
+
+    def counts(self, fields: tuple[str, ...], window: Window) -> dict[str, dict[str, int]]:
+        """Selected counters per task name over a window (names where any is non-zero)."""
         out: dict[str, dict[str, int]] = {}
-        for name in self.task_names():
-            counts = self.merged([name], end - seconds, end).counts
-            row = {f: int(counts.get(f, 0)) for f in fields}
+        for name, sums in self.summaries(window).per_name.items():
+            row = {f: int(sums.get(f, 0)) for f in fields}
             if any(row.values()):
                 out[name] = row
         return out

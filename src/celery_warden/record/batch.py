@@ -46,9 +46,18 @@ class TaskDelta:
         return retries_of(self.seq)
 
 
+def is_slot(field_name: str) -> bool:
+    """A histogram slot (``h<i>`` duration, ``w<i>`` queue wait), not a counter."""
+    return field_name[:1] in ("h", "w") and field_name[1:].isdigit()
+
+
 @dataclass(slots=True)
 class BucketDelta:
-    """Buffered increments to one metric bucket (per task name and minute or hour)."""
+    """Buffered increments to one metric bucket (per task name and minute or hour, or the
+    fleet-wide fold of every name's: see :mod:`celery_warden.record.fold`).
+
+    Queue wait has its own histogram (``w<i>``, the duration histogram's log-scale slots), so
+    wait percentiles merge across minutes, names and processes exactly like duration ones."""
 
     counts: dict[str, int] = field(default_factory=dict)
     floats: dict[str, float] = field(default_factory=dict)
@@ -58,7 +67,7 @@ class BucketDelta:
     def outcomes(self) -> int:
         """Outcomes counted (success, failure, ...; not the timing and histogram fields)."""
         return sum(v for k, v in self.counts.items()
-                   if k not in ("done", "wn") and not k.startswith("h"))
+                   if k not in ("done", "wn") and not is_slot(k))
 
     def add(self, outcome: str, duration: float | None, wait: float | None,
             retried: bool) -> None:
@@ -77,8 +86,11 @@ class BucketDelta:
             if self.dmax is None or duration > self.dmax:
                 self.dmax = duration
         if wait is not None:
+            wait = max(wait, 0.0)
             c["wn"] = c.get("wn", 0) + 1
-            self.floats["wsum"] = self.floats.get("wsum", 0.0) + max(wait, 0.0)
+            w = f"w{bucket_index(wait)}"
+            c[w] = c.get(w, 0) + 1
+            self.floats["wsum"] = self.floats.get("wsum", 0.0) + wait
 
     def merge(self, other: BucketDelta) -> None:
         for k, v in other.counts.items():
@@ -211,4 +223,4 @@ class Batch:
             h.merge(b)
 
 
-__all__ = ["RECENT_IDS", "Batch", "BucketDelta", "ErrorDelta", "Preview", "TaskDelta"]
+__all__ = ["RECENT_IDS", "Batch", "BucketDelta", "ErrorDelta", "Preview", "TaskDelta", "is_slot"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery_warden.keys import INDEXED_STATES, Keys
-from celery_warden.record import totals
-from celery_warden.record.batch import Batch, BucketDelta, Preview, TaskDelta
+from celery_warden.record import fold, totals
+from celery_warden.record.batch import Batch, Preview, TaskDelta
 from celery_warden.record.order import delivery_seq
 from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
@@ -124,6 +124,7 @@ class Chunker:
             "workers": [],
             "worker_ttl": s.metrics_retention,
             "buckets": [],
+            "summaries": [],
             "index": [],
             "stats": [],
             "errors": [],
@@ -136,11 +137,8 @@ class Chunker:
         # cjson encodes an empty dict as an empty array; both iterate as empty in Lua.
         if not include_rest:
             return payload
-        for (name, minute), b in batch.minutes.items():
-            payload["buckets"].append(_bucket(k.minute_bucket(name, minute),
-                                              s.metrics_retention, b))
-        for (name, hour), b in batch.hours.items():
-            payload["buckets"].append(_bucket(k.hour_bucket(name, hour), s.rollup_retention, b))
+        payload["buckets"] = fold.bucket_entries(batch, k, s)
+        payload["summaries"] = fold.summary_entries(batch, k, s)
         if batch.names:
             payload["index"].append([k.names, sorted(batch.names)])
         if batch.queues:
@@ -209,17 +207,6 @@ def sent_record(task_key: Any, entry: tuple[Any, ...]) -> list[Any]:
     if not retries:
         out += ("state", "SENT", "retries", "0")
     return out
-
-
-def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
-    return [
-        key,
-        ttl,
-        b.counts or {},
-        {f: repr(v) for f, v in b.floats.items()} or {},
-        "" if b.dmin is None else repr(b.dmin),
-        "" if b.dmax is None else repr(b.dmax),
-    ]
 
 
 __all__ = ["MAX_ERROR_GROUPS", "MAX_TASKS_PER_CALL", "SEND_FIELDS", "Chunk", "Chunker",

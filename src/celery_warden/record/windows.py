@@ -45,18 +45,36 @@ def parse_window(window: str | int | float | timedelta, longest: int | None = No
     return int(seconds)
 
 
-def bucket_keys(keys: Keys, name: str, start: float, end: float) -> list[str]:
-    """Keys of the minute and hour buckets that together cover [start, end]."""
+def cover(start: float, end: float) -> list[tuple[bool, int]]:
+    """The (hourly?, period start) pairs whose buckets together cover [start, end]."""
     first_minute = minute_of(start)
     last_minute = minute_of(end)
     if end - start <= MINUTES_ONLY_UP_TO:
-        return [keys.minute_bucket(name, m) for m in range(first_minute, last_minute + 1, MINUTE)]
+        return [(False, m) for m in range(first_minute, last_minute + 1, MINUTE)]
     first_hour = -(-first_minute // HOUR) * HOUR  # first whole hour inside the window
     last_hour = (last_minute // HOUR) * HOUR  # start of the partial hour at the end
-    out = [keys.minute_bucket(name, m) for m in range(first_minute, first_hour, MINUTE)]
-    out += [keys.hour_bucket(name, h) for h in range(first_hour, last_hour, HOUR)]
-    out += [keys.minute_bucket(name, m) for m in range(last_hour, last_minute + 1, MINUTE)]
+    out = [(False, m) for m in range(first_minute, first_hour, MINUTE)]
+    out += [(True, h) for h in range(first_hour, last_hour, HOUR)]
+    out += [(False, m) for m in range(last_hour, last_minute + 1, MINUTE)]
     return out
 
 
-__all__ = ["bucket_keys", "parse_window"]
+def bucket_keys(keys: Keys, name: str, start: float, end: float) -> list[str]:
+    """Keys of one task name's minute and hour buckets that together cover [start, end]."""
+    return [keys.hour_bucket(name, t) if hourly else keys.minute_bucket(name, t)
+            for hourly, t in cover(start, end)]
+
+
+def fleet_keys(keys: Keys, start: float, end: float) -> list[str]:
+    """The same cover from the fleet-wide buckets (every name folded in)."""
+    return [keys.fleet_hour(t) if hourly else keys.fleet_minute(t)
+            for hourly, t in cover(start, end)]
+
+
+def summary_keys(keys: Keys, start: float, end: float) -> list[str]:
+    """The same cover from the cross-name summaries (a few counters of every name)."""
+    return [keys.summary_hour(t) if hourly else keys.summary_minute(t)
+            for hourly, t in cover(start, end)]
+
+
+__all__ = ["bucket_keys", "cover", "fleet_keys", "parse_window", "summary_keys"]

@@ -21,11 +21,18 @@ class TaskType(Open):
     p99_ms: float | None
     avg_ms: float | None
     rate_per_min: float
+    #: Finished per minute (per hour beyond 6 h) over the window; in list pages only.
+    spark: list[int] | None = None
 
 
 class TaskTypes(Open):
     window: str
     items: list[TaskType]
+    sort: str
+    order: str
+    #: Task names in the whole list (every page).
+    total: int
+    next_cursor: str | None
 
 
 class Point(Open):
@@ -38,7 +45,9 @@ class Point(Open):
     p95_ms: float | None
     p99_ms: float | None
     wait_avg_ms: float | None
+    wait_p50_ms: float | None
     wait_p95_ms: float | None
+    wait_p99_ms: float | None
 
 
 class Series(Open):

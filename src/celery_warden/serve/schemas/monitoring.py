@@ -102,6 +102,9 @@ class Performance(Open):
     min_duration: float | None
     max_duration: float | None
     avg_queue_wait: float | None
+    queue_wait_p50: float | None
+    queue_wait_p95: float | None
+    queue_wait_p99: float | None
     throughput_per_second: float
     throughput_per_minute: float
     histogram_relative_error: float

@@ -114,7 +114,10 @@ async function loadCharts() {
     ],
   });
   const waitSeries = [{ label: 'mean wait', values: seriesOf('wait_avg_ms') }];
-  if (points.some((p) => p.wait_p95_ms !== null && p.wait_p95_ms !== undefined)) waitSeries.push({ label: 'p95 wait', values: seriesOf('wait_p95_ms') });
+  for (const q of ['p50', 'p95', 'p99']) {
+    const key = `wait_${q}_ms`;
+    if (points.some((p) => p[key] !== null && p[key] !== undefined)) waitSeries.push({ label: `${q} wait`, values: seriesOf(key) });
+  }
   timeChart(els.wait, { xs, fmt: (v) => f.ms(v), series: waitSeries });
 }
 
@@ -202,8 +205,8 @@ function layout() {
 export async function init({ live }) {
   layout();
   const guard = (fn) => () => fn().then(() => showError(null)).catch(showError);
-  // The KPI tiles fill in when /kpis answers (it reads every task name's buckets, the slowest
-  // call with many names); the rest of the page does not wait for it.
+  // The KPI tiles fill in when /kpis answers (it reads the cross-name summaries, ~60 hashes
+  // for 1 h); the rest of the page does not wait for it.
   loadKpis().then(() => performance.mark('warden:kpis')).catch(showError);
   await Promise.all([loadCharts(), loadCounts(), loadFleet(), loadDepths()].map((p) => p.catch(showError)));
   const counts = throttle(guard(loadCounts), 1000);
