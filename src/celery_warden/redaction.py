@@ -82,6 +82,12 @@ class Redactor:
             {re.escape(k).replace("_", "[_.-]?") for k in self.keys}, key=len, reverse=True
         )
         self._hint = re.compile("|".join(hints), re.IGNORECASE)
+        # A cheaper gate in front of that one (~0.3 µs instead of ~6 µs per short string, and
+        # every field of every API answer is a string to check): a key can only be secret when
+        # the lower-cased text holds its first ``_``-separated word — normalise_key lower-cases
+        # per character, so a key matched by is_secret always leaves that word in text.lower().
+        anchors = sorted({re.escape(k.split("_")[0]) for k in self.keys}, key=len, reverse=True)
+        self._anchor = re.compile("|".join(anchors))
 
     # -- keys ------------------------------------------------------------------------------
     def is_secret(self, key: str) -> bool:
@@ -105,9 +111,9 @@ class Redactor:
         """
         if isinstance(value, str):
             return self.redact_text(value)
-        if _depth >= MAX_DEPTH:
-            return value
-        if isinstance(value, Mapping):
+        if value is None or isinstance(value, int | float) or _depth >= MAX_DEPTH:
+            return value  # the common scalars first: the Mapping check below is an ABC's
+        if isinstance(value, dict | Mapping):
             return {
                 k: MASK if isinstance(k, str) and self.is_secret(k)
                 else self.redact(v, _depth + 1)
@@ -121,7 +127,7 @@ class Redactor:
         """``text`` with ``key=value``-style secrets and URL passwords masked (idempotent: text
         masked once comes back unchanged)."""
         text = mask_url_passwords(text)
-        if not self._hint.search(text):
+        if not self._anchor.search(text.lower()) or not self._hint.search(text):
             return text
         out: list[str] = []
         pos = 0

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from celery_warden.keys import Keys
+from celery_warden.serve.auth_cache import CACHE_SECONDS
 from celery_warden.serve.binding import ServeRefused, check_bind
 from celery_warden.serve.tokens import TokenStore
 from tests.api_server import BIN, ApiServer
@@ -65,10 +67,26 @@ def test_each_scope_is_allowed_and_refused(server):
         assert refused["code"] == "forbidden" and "'operate'" in refused["message"]
 
 
-def test_a_revoked_token_is_refused_at_once(server):
+def refused_within_cache(check: Callable[[], int], expected: int = 401) -> float:
+    """Seconds until ``check()`` answers ``expected``: a server trusts a valid credential for
+    ``CACHE_SECONDS`` without reading the store, so a revocation made elsewhere (the CLI,
+    another replica) must land within that — and not before the request after it reads Redis
+    again. Fails if it takes longer than the window (plus scheduling slack)."""
+    started = time.monotonic()
+    while (code := check()) != expected:
+        waited = time.monotonic() - started
+        assert waited < CACHE_SECONDS + 3, f"still {code} after {waited:.1f}s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_the_cache_window(server):
+    """Revoked by another process (as `warden token revoke` does): refused within
+    CACHE_SECONDS; a token unknown to the store is never cached, so it is refused every time."""
     srv, t = server.srv, server.tokens
     assert status(srv, t["read"], READ) == 200
     assert server.store.revoke("t-read")
+    refused_within_cache(lambda: status(srv, t["read"], READ))
     assert status(srv, t["read"], READ) == 401
 
 
@@ -136,7 +154,8 @@ def test_session_cookie_and_same_origin_rule(server):
         again = c.post("/api/v1/session", json={"token": t["read"]})
         assert again.status_code == 200
         assert c.get("/api/v1/tasks").status_code == 200
-        server.store.revoke("t-read")
+        server.store.revoke("t-read")  # by another process: within the cache window
+        refused_within_cache(lambda: c.get("/api/v1/tasks").status_code)
         gone = c.get("/api/v1/tasks")
         assert gone.status_code == 401 and gone.json()["error"]["code"] == "session_expired"
 
@@ -306,6 +325,7 @@ def test_admin_manages_tokens_through_the_api(server):
         assert c.post("/api/v1/tokens", json={"name": "<script>", "scope": "read"}
                       ).status_code == 422
         assert c.delete("/api/v1/tokens/grafana").json()["name"] == "grafana"
+        assert status(srv, secret, READ) == 401  # revoked here: at once, though just cached
         assert c.delete("/api/v1/tokens/grafana").status_code == 404
         actions = [e["action"] for e in c.get("/api/v1/audit").json()["items"]]
         audit_text = c.get("/api/v1/audit").text

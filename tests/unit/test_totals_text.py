@@ -51,7 +51,9 @@ def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettin
                                                           redis_client: redis.Redis) -> None:
     buf = TaskBuffer(settings)
     for i in range(60):
-        name, host, queue = f"svc.t{i % 7}", f"celery@h{i % 3}", ("default", "low")[i % 2]
+        # One name with text-format and printf specials: labels are inserted after the numbers.
+        name = f"svc.t{i % 7}" if i % 7 else 'svc.100%d"\\n%s'
+        host, queue = f"celery@h{i % 3}", ("default", "low")[i % 2]
         buf.total(("sent", name, "client", queue, ""))
         buf.total(("received", name, host, queue, ""))
         outcome = ("succeeded", "failed", "retried")[i % 3]

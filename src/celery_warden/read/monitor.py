@@ -81,6 +81,12 @@ class CeleryMonitor:
             services.recorder.flush()
         return self.tasks.status(task_id)
 
+    def buffers(self, task_id: str) -> bool:
+        """Whether this process's recorder still holds an unwritten change to ``task_id`` (no
+        I/O: an async caller reads the store itself unless this says to flush first)."""
+        services = services_for(self._app)
+        return services is not None and services.recorder.holds(task_id)
+
     def list_recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The most recently updated tasks, newest first."""
         return self.tasks.recent(limit)

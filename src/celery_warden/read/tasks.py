@@ -119,6 +119,11 @@ class TaskReader:
     def status(self, task_id: str) -> dict[str, Any]:
         """State, timestamps, runtime, queue wait, worker, queue, retries and error of a task."""
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.task(task_id)))
+        return self.shape(task_id, raw)
+
+    def shape(self, task_id: str, raw: dict[str, str]) -> dict[str, Any]:
+        """:meth:`status` from the record's fields as read (``{}``: unknown), for a caller that
+        read them itself (the API server awaits its asyncio client)."""
         return task_status(task_id, raw, redactor=self.redactor) if raw else self.unknown(task_id)
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:

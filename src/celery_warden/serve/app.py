@@ -47,6 +47,7 @@ def create_app(settings: WardenSettings | None = None, *,
                     await stack.enter_async_context(start(ctx))
                 yield
         finally:
+            await ctx.aclose()
             ctx.close()
 
     app = FastAPI(

@@ -12,29 +12,35 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import redis
+import redis.asyncio as aredis
 from celery import Celery
 from fastapi import Depends, Request
 
 from celery_warden.keys import Keys
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.redaction import Redactor
+from celery_warden.serve.aio_store import async_client
 from celery_warden.serve.audit import AuditLog
+from celery_warden.serve.auth_cache import AuthCache
 from celery_warden.serve.tokens import TokenStore
 from celery_warden.settings import WardenSettings
 
 
 @dataclass(eq=False)
 class ServeContext:
-    """Settings, the Celery app, the monitor (readers), the store client, keys, redactor,
-    tokens and the audit log of one server process."""
+    """Settings, the Celery app, the monitor (readers), the store clients (blocking, and
+    asyncio for the hot path: :mod:`.aio_store`), keys, redactor, tokens (and their cached
+    check, :mod:`.auth_cache`) and the audit log of one server process."""
 
     settings: WardenSettings
     celery: Celery
     monitor: CeleryMonitor
     redis: redis.Redis = field(init=False)
+    aredis: aredis.Redis = field(init=False)
     keys: Keys = field(init=False)
     redactor: Redactor = field(init=False)
     tokens: TokenStore = field(init=False)
+    auth: AuthCache = field(init=False)
     audit: AuditLog = field(init=False)
     #: Shared state of background tasks (e.g. the alert evaluator), by name.
     extras: dict[str, Any] = field(default_factory=dict)
@@ -43,7 +49,9 @@ class ServeContext:
         self.redis = self.monitor.redis
         self.keys = self.monitor.keys
         self.redactor = Redactor(self.settings.redact_keys)
+        self.aredis = async_client(self.settings.redis_url)
         self.tokens = TokenStore(self.redis, self.keys)
+        self.auth = AuthCache(self.aredis, self.keys)
         self.audit = AuditLog(self.redis, self.keys, self.redactor,
                               self.settings.audit_max_age)
 
@@ -59,9 +67,14 @@ class ServeContext:
     def close(self) -> None:
         self.monitor.redis.close()
 
+    async def aclose(self) -> None:
+        """Close the asyncio client's connections (on the loop that opened them)."""
+        await self.aredis.aclose()
 
-def get_ctx(request: Request) -> ServeContext:
-    """FastAPI dependency: this process's :class:`ServeContext`."""
+
+async def get_ctx(request: Request) -> ServeContext:
+    """FastAPI dependency: this process's :class:`ServeContext` (``async``, so FastAPI calls
+    it on the loop instead of sending it to the thread pool)."""
     ctx: ServeContext = request.app.state.ctx
     return ctx
 

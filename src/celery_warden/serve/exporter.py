@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -127,53 +128,86 @@ class StoreCollector(Collector):
         self.sources = sources
         self.up = up
 
-    def collect(self) -> Iterator[Metric]:
+    def read(self) -> tuple[list[Metric], dict[str, int]]:
+        """Every family but the source gauge, and which sources answered (source -> 0/1)."""
         s = self.sources
-        up: dict[str, int] = dict(self.up or {})
+        up: dict[str, int] = {}
+        out: list[Metric] = []
 
-        def read(source: str, fn: Callable[[], Iterable[Metric]]) -> Iterator[Metric]:
+        def read(source: str, fn: Callable[[], Iterable[Metric]]) -> None:
             try:
                 families = list(fn())
             except Exception as exc:  # one missing source never fails the scrape
                 logger.warning("warden: /metrics could not read %s: %s: %s", source,
                                type(exc).__name__, exc)
                 up[source] = 0
-                return iter(())
+                return
             up.setdefault(source, 1)
-            return iter(families)
+            out.extend(families)
 
-        yield from read("store", lambda: worker_families(s.workers()))
-        yield from read("broker", lambda: queue_families(*s.queues()))
-        yield from read("store", lambda: [dlq_family(s.dlq_by_reason())])
-        yield from read("store", lambda: breaker_families(s.breakers()))
-        yield from read("store", lambda: [labelled_counter(
+        read("store", lambda: worker_families(s.workers()))
+        read("broker", lambda: queue_families(*s.queues()))
+        read("store", lambda: [dlq_family(s.dlq_by_reason())])
+        read("store", lambda: breaker_families(s.breakers()))
+        read("store", lambda: [labelled_counter(
             "warden_deferrals", "Deliveries a guard re-scheduled without spending a retry, "
             "by reason.", "reason", s.deferrals())])
-        yield from read("store", lambda: [scalar_counter(
+        read("store", lambda: [scalar_counter(
             "warden_recorder_dropped", "Records the recorders dropped because the store was "
             "unreachable longer than their buffers last.", s.recorder_dropped())])
-        yield from read("alerts", lambda: [alert_family(s.firing())])
-        g = GaugeMetricFamily("warden_exporter_source_up",
-                              "1 when the exporter could read the source at this scrape.",
-                              labels=["source"])
-        for source in ("store", "broker", "alerts"):
-            g.add_metric([source], up.get(source, 0))
-        yield g
+        read("alerts", lambda: [alert_family(s.firing())])
+        return out, up
+
+    def collect(self) -> Iterator[Metric]:
+        families, found = self.read()
+        for source, ok in (self.up or {}).items():  # a source is up only if every read was
+            found[source] = min(ok, found.get(source, ok))
+        yield from families
+        yield source_up_family(found)
+
+
+def source_up_family(up: dict[str, int]) -> Metric:
+    """``warden_exporter_source_up``: a source is up when every read of it answered."""
+    g = GaugeMetricFamily("warden_exporter_source_up",
+                          "1 when the exporter could read the source at this scrape.",
+                          labels=["source"])
+    for source in ("store", "broker", "alerts"):
+        g.add_metric([source], up.get(source, 0))
+    return g
+
+
+class _Read(Collector):
+    """Families already read (for :func:`generate_latest`)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
 def exposition(sources: ExportSources) -> bytes:
     """One scrape: the task families (:mod:`celery_warden.serve.totals_text`), then the
-    collector's. Everything is read now; nothing is kept for the next scrape."""
-    up: dict[str, int] = {}
-    try:
-        head = sources.task_text()
-        up["store"] = 1
-    except Exception as exc:  # the store is down: the other sources may still answer
-        logger.warning("warden: /metrics could not read the task totals: %s: %s",
-                       type(exc).__name__, exc)
-        head, up["store"] = "", 0
+    collector's. Everything is read now; nothing is kept for the next scrape.
+
+    The collector's sources (heartbeats, the broker's queues, the DLQ, ...: a dozen round
+    trips, mostly waiting) are read in a helper thread while this one renders the task
+    families, so their waits hide behind that work instead of adding to it."""
+    collector = StoreCollector(sources)
+    with ThreadPoolExecutor(1, thread_name_prefix="warden-metrics-sources") as pool:
+        others = pool.submit(collector.read)
+        try:
+            head = sources.task_text()
+            store_up = 1
+        except Exception as exc:  # the store is down: the other sources may still answer
+            logger.warning("warden: /metrics could not read the task totals: %s: %s",
+                           type(exc).__name__, exc)
+            head, store_up = "", 0
+        families, up = others.result()
+    if not store_up:
+        up["store"] = 0
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(sources, up))
+    registry.register(_Read([*families, source_up_family(up)]))
     return head.encode() + generate_latest(registry)
 
 

@@ -21,6 +21,8 @@ _ALWAYS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
+_OURS = frozenset(h for h, _ in _ALWAYS)
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeaders:
@@ -38,10 +40,10 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() not in {h for h, _ in _ALWAYS}]
-                headers.extend(_ALWAYS)
+                           if k.lower() not in _OURS]
                 if api and not any(k.lower() == b"cache-control" for k, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append(_NO_STORE)
+                headers.extend(_ALWAYS)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -32,6 +32,8 @@ from celery_warden.timefmt import iso
 TOKEN_PREFIX = "wdn_"
 #: Token names: what the audit log shows as "who".
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
+#: Longest token and session id looked up (anything longer is refused without a read).
+MAX_SECRET, MAX_SID = 512, 128
 
 
 class Scope(enum.StrEnum):
@@ -95,7 +97,7 @@ class TokenStore:
 
     def list(self) -> list[TokenInfo]:
         raw = cast(dict[str, str], self.redis.hgetall(self.keys.api_tokens))
-        found = [t for d, v in raw.items() if (t := _parse(d, v)) is not None]
+        found = [t for d, v in raw.items() if (t := parse_entry(d, v)) is not None]
         return sorted(found, key=lambda t: t.created)
 
     def any(self) -> bool:
@@ -111,13 +113,13 @@ class TokenStore:
 
     def check(self, secret: str) -> TokenInfo | None:
         """The token ``secret`` is, or ``None``; digests compared in constant time."""
-        if not secret or len(secret) > 512:
+        if not secret or len(secret) > MAX_SECRET:
             return None
         return self._by_digest(digest(secret))
 
     def _by_digest(self, wanted: str) -> TokenInfo | None:
         raw = cast(str | None, self.redis.hget(self.keys.api_tokens, wanted))
-        info = _parse(wanted, raw) if raw is not None else None
+        info = parse_entry(wanted, raw) if raw is not None else None
         if info is None or not hmac.compare_digest(info.digest, wanted):
             return None
         return info
@@ -130,17 +132,18 @@ class TokenStore:
         return sid
 
     def session(self, sid: str) -> TokenInfo | None:
-        if not sid or len(sid) > 128:
+        if not sid or len(sid) > MAX_SID:
             return None
         token_digest = cast(str | None, self.redis.get(self.keys.api_session(digest(sid))))
         return self._by_digest(token_digest) if token_digest else None
 
     def close_session(self, sid: str) -> None:
-        if sid and len(sid) <= 128:
+        if sid and len(sid) <= MAX_SID:
             self.redis.delete(self.keys.api_session(digest(sid)))
 
 
-def _parse(token_digest: str, value: str) -> TokenInfo | None:
+def parse_entry(token_digest: str, value: str) -> TokenInfo | None:
+    """A stored ``P:api:tokens`` entry as a :class:`TokenInfo` (``None`` when malformed)."""
     try:
         data = json.loads(value)
         return TokenInfo(str(data["name"]), Scope(data["scope"]), float(data["created"]),
@@ -149,4 +152,5 @@ def _parse(token_digest: str, value: str) -> TokenInfo | None:
         return None
 
 
-__all__ = ["NAME_RE", "TOKEN_PREFIX", "Scope", "TokenInfo", "TokenStore", "digest"]
+__all__ = ["MAX_SECRET", "MAX_SID", "NAME_RE", "TOKEN_PREFIX", "Scope", "TokenInfo", "TokenStore",
+           "digest", "parse_entry"]

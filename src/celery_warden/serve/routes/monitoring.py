@@ -5,16 +5,18 @@ Thin: each is one call into a reader of the :class:`~celery_warden.read.monitor.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from celery_warden.read.health import fleet_health
 from celery_warden.serve.audited import audited
 from celery_warden.serve.auth import Operator, Reader
 from celery_warden.serve.context import Ctx
 from celery_warden.serve.errors import ERROR_RESPONSES
+from celery_warden.serve.fast_response import model_json
 from celery_warden.serve.params import TaskId, TaskName, Window
 from celery_warden.serve.schemas.monitoring import (
     DlqProcessed,
@@ -46,10 +48,17 @@ def workers(who: Reader, ctx: Ctx) -> Any:
 
 
 @router.get("/tasks/{task_id}", response_model=TaskStatus)
-def task(task_id: TaskId, who: Reader, ctx: Ctx) -> Any:
+async def task(task_id: TaskId, who: Reader, ctx: Ctx) -> Any:
     """One task's state, timestamps, runtime, queue wait, worker, retries and error (an
     unknown id answers ``known: false``, state PENDING, as Celery does)."""
-    return ctx.masked(ctx.monitor.get_task_status(task_id))
+    # The API's hottest read: one HGETALL awaited on the loop, shaped by the reader, masked,
+    # answered without a second pass through the model (serve/fast_response.py).
+    if ctx.monitor.buffers(task_id):  # published from this very process: flush it first
+        body = await run_in_threadpool(ctx.monitor.get_task_status, task_id)
+    else:
+        raw = await ctx.aredis.hgetall(ctx.keys.task(task_id))
+        body = ctx.monitor.tasks.shape(task_id, cast(dict[str, str], raw))
+    return model_json(TaskStatus, ctx.masked(body))
 
 
 @router.get("/performance", response_model=Performance)

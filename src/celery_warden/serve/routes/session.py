@@ -36,7 +36,7 @@ def login(body: Login, request: Request, response: Response, ctx: Ctx) -> Sessio
     """Exchange a token for a session cookie (the token itself is never stored in it)."""
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         raise ApiError(403, "cross_site", "log in from the dashboard's own origin")
-    info = ctx.tokens.check(body.token)
+    info = ctx.tokens.check(body.token)  # uncached: a login always reads the store
     if info is None:
         raise ApiError(401, "invalid_token", "unknown or revoked token")
     sid = ctx.tokens.open_session(info, ctx.settings.session_ttl)
@@ -48,10 +48,10 @@ def login(body: Login, request: Request, response: Response, ctx: Ctx) -> Sessio
 
 
 @router.get("", response_model=SessionInfo)
-def whoami(request: Request, ctx: Ctx) -> SessionInfo:
+async def whoami(request: Request, ctx: Ctx) -> SessionInfo:
     """Who this request is (token, cookie, or anonymous when reads are open)."""
     try:
-        who = identify(request, ctx)
+        who = await identify(request, ctx)
     except ApiError as exc:
         if exc.code != "session_expired" or not open_for(ctx, Scope.READ):
             raise
@@ -70,6 +70,7 @@ def logout(request: Request, response: Response, ctx: Ctx) -> SessionInfo:
     who = ctx.tokens.session(sid) if sid else None
     if sid:
         ctx.tokens.close_session(sid)
+        ctx.auth.forget_all()  # ended at once here; other processes within the cache's 2 s
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     if who is None:
         return SessionInfo(name="anonymous", scope="read", via=None)
