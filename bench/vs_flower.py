@@ -330,31 +330,31 @@ def print_table(rows: dict[str, dict[str, Any]], n: int, tail: int, large: int) 
     fr, wr = rows["events+flower"], rows["warden"]
     print(f"\nvs Flower: {n} no-op tasks, 1 worker x 2 processes (prefork), own "
           f"redis-server as broker and store, {os.cpu_count()} CPUs; every figure measured")
-    print(f"{'measure':<48}{'plain':>10}{'events+Flower':>15}{'Warden':>12}")
-    print(f"{'drain throughput (tasks/s)':<48}" + "".join(
+    print(f"{'measure':<52}{'plain':>10}{'events+Flower':>15}{'Warden':>12}")
+    print(f"{'drain throughput (tasks/s)':<52}" + "".join(
         f"{rows[a]['rate']:>{w}.0f}" for a, w in (("plain", 10), ("events+flower", 15),
                                                     ("warden", 12))))
-    print(f"{'ratio to plain':<48}{1.0:>10.2f}{fr['rate'] / plain:>15.2f}"
+    print(f"{'ratio to plain':<52}{1.0:>10.2f}{fr['rate'] / plain:>15.2f}"
           f"{wr['rate'] / plain:>12.2f}")
-    print(f"{f'monitor memory at {n:,} tasks (MiB)':<48}{'-':>10}"
+    print(f"{f'monitor memory at {n:,} tasks (MiB)':<52}{'-':>10}"
           f"{fr['rss_full'] / 2**20:>15.1f}{wr['redis@n'] / 2**20:>12.1f}")
-    print(f"{'  (Flower: its RSS; Warden: its Redis keys)':<48}{'-':>10}"
+    print(f"{'  (Flower: its RSS; Warden: its Redis keys)':<52}{'-':>10}"
           f"{fr['known_before_restart']:>15}{wr['records@n']:>12}  tasks held")
     if "serve_rss@n" in wr:
-        print(f"{f'warden serve RSS at {n:,} tasks (MiB)':<48}{'-':>10}{'-':>15}"
+        print(f"{f'warden serve RSS at {n:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
               f"{wr['serve_rss@n'] / 2**20:>12.1f}")
     if "redis@large" in wr:
         held = wr["records@large"]
-        print(f"{f'Warden Redis at {held:,} tasks (MiB)':<48}{'-':>10}{'-':>15}"
+        print(f"{f'Warden Redis at {held:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
               f"{wr['redis@large'] / 2**20:>12.1f}")
         if "serve_rss@large" in wr:
-            print(f"{f'warden serve RSS at {held:,} tasks (MiB)':<48}{'-':>10}{'-':>15}"
+            print(f"{f'warden serve RSS at {held:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
                   f"{wr['serve_rss@large'] / 2**20:>12.1f}")
-        print(f"{'  (filled through the recorder path)':<48}{'-':>10}{'-':>15}"
+        print(f"{'  (filled through the recorder path)':<52}{'-':>10}{'-':>15}"
               f"{wr['filled']:>12}")
-    print(f"{f'tasks known after a monitor restart (+{tail} after)':<48}{'-':>10}"
+    print(f"{f'tasks known after a monitor restart (+{tail} after)':<52}{'-':>10}"
           f"{fr['known_after_restart']:>15}{wr['known_after_restart']:>12}")
-    print(f"{'  (known before the restart)':<48}{'-':>10}"
+    print(f"{'  (known before the restart)':<52}{'-':>10}"
           f"{fr['known_before_restart']:>15}{wr['records@n']:>12}")
     for key, at in (("n", n), ("large", wr.get("records@large"))):
         lat = wr.get(f"latency@{key}")
@@ -363,7 +363,7 @@ def print_table(rows: dict[str, dict[str, Any]], n: int, tail: int, large: int) 
         for what, label in (("lookup", "task lookup"), ("list", "task list (20 newest)")):
             for i, pct in ((0, "p50"), (1, "p99")):
                 flower = f"{fr['latency'][what][i]:>15.1f}" if key == "n" else f"{'-':>15}"
-                print(f"{f'API {label} {pct} at {at:,} tasks (ms)':<48}{'-':>10}{flower}"
+                print(f"{f'API {label} {pct} at {at:,} tasks (ms)':<52}{'-':>10}{flower}"
                       f"{lat[what][i]:>12.1f}")
     if "latency@n" not in wr:
         print("API latency (Flower API vs warden serve): not measured (no `warden serve` in "
