@@ -189,9 +189,9 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
     killed_after: dict[str, str] = {}
     for (tid, _retries), pids in starts.items():
         for pid, at in pids[:-1]:
-            report.reexecutions[_explain(tid, pid, at, log, processor_killed_at)] += 1
-            if pid in log.killed:
-                killed_after[tid] = f"{log.killed[pid]} (pid {pid}) after an earlier run"
+            why = _explain(tid, pid, at, log, processor_killed_at)
+            report.reexecutions[why] += 1
+            killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
     report.counts = counts.check(store, keys, done_list, successes, killed_after)
     store.close()
     return report
