@@ -29,15 +29,18 @@ class CountCheck:
 
 
 def check(store: redis.Redis, keys: Keys, done: list[str], successes: dict[str, str],
-          killed_after: dict[str, str]) -> CountCheck:
+          killed_after: dict[str, str], finished: list[str] | None = None) -> CountCheck:
     """``done``: the truth's done list (with repeats); ``successes``: every id the truth says
-    succeeded → its task name; ``killed_after``: id → the fault that killed an earlier run."""
+    succeeded → its task name; ``killed_after``: id → the fault that killed an earlier run;
+    ``finished``: successful deliveries of idempotent tasks, duplicates included."""
     got, _ = read_totals(store, keys)
     warden: Counter[str] = Counter()
     for c in got:
         if c.event == "succeeded":
             warden[c.name] += c.value
     times = Counter(done)
+    for tid, n in Counter(finished or []).items():  # a duplicate's deliveries count too
+        times[tid] = max(times[tid], n)
     truth: Counter[str] = Counter(successes.values())
     out = CountCheck()
     for name in sorted(set(truth) | set(warden)):
@@ -51,7 +54,7 @@ def check(store: redis.Redis, keys: Keys, done: list[str], successes: dict[str, 
                                    f"(re-runs that may count twice: {allowed})")
         elif extra > 0:
             out.explained += [f"{tid} ({name}) ran to its end {k + 1} times: "
-                              f"{killed_after.get(tid, 'an earlier run killed')}"
+                              f"{killed_after.get(tid, 'delivered again after its first delivery finished')}"
                               for tid, k in sorted(reruns.items())]
     return out
 

@@ -192,7 +192,8 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             why = _explain(tid, pid, at, log, processor_killed_at)
             report.reexecutions[why] += 1
             killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
-    report.counts = counts.check(store, keys, done_list, successes, killed_after)
+    finished = [str(t) for t in truth_client.lrange(truth.FINISHED, 0, -1)]
+    report.counts = counts.check(store, keys, done_list, successes, killed_after, finished)
     store.close()
     return report
 
