@@ -53,8 +53,9 @@ def check(store: redis.Redis, keys: Keys, done: list[str], successes: dict[str, 
             out.unexplained.append(f"{name}: truth {truth[name]}, Warden {warden[name]} "
                                    f"(re-runs that may count twice: {allowed})")
         elif extra > 0:
+            again = "delivered again after its first delivery finished"
             out.explained += [f"{tid} ({name}) ran to its end {k + 1} times: "
-                              f"{killed_after.get(tid, 'delivered again after its first delivery finished')}"
+                              f"{killed_after.get(tid, again)}"
                               for tid, k in sorted(reruns.items())]
     return out
 
