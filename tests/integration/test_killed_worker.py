@@ -95,7 +95,8 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
     assert states == {"SUCCESS"}, "no task left STARTED (or without a record)"
     assert "STARTED" not in {monitor.get_task_status(r.id)["state"] for r in results}
     w.stop()
-    left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
+    left = [p.name for p in (tmp_path / "spool").rglob("*")
+            if p.is_file() and p.name != "replay.guard"]
     assert left == [], "replayed spools and a clean stop leave no files"
 
 
@@ -150,5 +151,37 @@ def test_pool_children_killed_mid_run_are_replayed_without_a_worker_restart(
     states = [monitor.get_task_status(r.id)["state"] for r in results]
     assert states.count("SUCCESS") == TASKS, {s: states.count(s) for s in set(states)}
     w.stop()
-    left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
+    left = [p.name for p in (tmp_path / "spool").rglob("*")
+            if p.is_file() and p.name != "replay.guard"]
     assert left == [], "replayed spools and a clean stop leave no files"
+
+
+def test_success_stored_before_the_child_was_killed_is_recorded_once(settings_factory, workers,
+                                                                     tmp_path, redis_client):
+    """The child dies in ``on_success``: the result is stored, its ``task_postrun`` never runs.
+    Celery's main process acknowledges the message without a signal; Warden's main process
+    records the success (and the start) once, after its reaper showed no spool held it."""
+    settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"),
+                                WARDEN_FLUSH_INTERVAL=1.0)
+    app = client_app(settings)
+    w = WorkerProcess(settings).start()
+    workers.append(w)
+    results = [app.send_task("fleet.dies_after_success", (i,)) for i in range(3)]
+    results += [app.send_task("fleet.noop") for _ in range(10)]
+    wait_for(lambda: all(r.ready() for r in results), 90, 0.2, "every task to complete")
+    assert all(r.successful() for r in results)
+    assert "succeeded before the worker was lost" in w.log()
+    keys = Keys(settings.key_prefix)
+
+    def counted(event: str) -> int:
+        got, _ = read_totals(redis_client, keys)
+        return sum(c.value for c in got if c.event == event
+                   and c.name == "fleet.dies_after_success")
+
+    wait_for(lambda: counted("succeeded") >= 3, 30, 0.2, "3 successes counted")
+    time.sleep(3.0)  # a double count (child spool and main both) would land by now
+    assert counted("succeeded") == 3
+    assert counted("started") == 3
+    monitor = CeleryMonitor(settings, app=app)
+    assert {monitor.get_task_status(r.id)["state"] for r in results[:3]} == {"SUCCESS"}
+    assert monitor.get_performance_stats("fleet.dies_after_success", "1h")["success"] == 3

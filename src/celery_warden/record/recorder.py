@@ -118,7 +118,8 @@ class Recorder(TaskBuffer):
         if not deliver_dlq(sending, self.dlq_sink):
             self._dlq_next = time.monotonic() + DLQ_RETRY_EVERY
 
-    def replay_dead(self) -> ReplayReport | None:
+    def replay_dead(self, after: Callable[[ReplayReport], None] | None = None
+                    ) -> ReplayReport | None:
         """Replay the spools of dead processes on this host (a worker's start, then the
         worker main's reaper every second: :mod:`celery_warden.record.reaper`)."""
         directory = spool_dir(self.settings.spool_dir, self.settings.key_prefix)
@@ -135,7 +136,7 @@ class Recorder(TaskBuffer):
 
         return replay_dead(directory, lambda: redis_client(self.settings.redis_url),
                            Keys(self.settings.key_prefix), make, self.dlq_sink,
-                           own=self.flusher.writer_id)
+                           own=self.flusher.writer_id, after=after)
 
     # -- the flusher thread ----------------------------------------------------------------
     def _start(self) -> None:

@@ -106,6 +106,7 @@ class ReplayReport:
     entries: int = 0
     dlq_entries: int = 0
     kept: int = 0  # writers whose spool could not be replayed yet (store down)
+    busy: bool = False  # another look on this host was running: nothing done
 
 
 def _plan(segment: Path, applied: Callable[[str], int]) -> tuple[list[tuple[Any, ...]], bool, bool]:
@@ -185,11 +186,20 @@ def deliver_dlq(path: Path, sink: DLQSink | None, report: ReplayReport | None = 
 
 def replay_dead(directory: Path, connect: Callable[[], redis.Redis], keys: Keys,
                 make: Callable[[list[Path]], tuple[TaskBuffer, Replayer]],
-                dlq_sink: DLQSink | None, own: str | None = None) -> ReplayReport:
+                dlq_sink: DLQSink | None, own: str | None = None,
+                after: Callable[[ReplayReport], None] | None = None) -> ReplayReport:
     """Replay every spool in ``directory`` whose process is gone. ``connect`` is called only
-    when there is one (the worker's reaper looks every second, and usually finds none)."""
+    when there is one (the worker's reaper looks every second, and usually finds none).
+
+    One look at a time per host (the ``replay.guard`` file's ``flock``; a look finding it held
+    returns at once with ``busy``), so once a look ends every spool that was dead when it began
+    is in the store or still on disk (``kept``); ``after`` runs at that point, still guarded."""
     report = ReplayReport()
     client: redis.Redis | None = None
+    guard = _guard(directory)
+    if guard is None:
+        report.busy = True
+        return report
     try:
         for lock in sorted(directory.glob("*.lock")):
             writer = lock.name[: -len(".lock")]
@@ -212,7 +222,11 @@ def replay_dead(directory: Path, connect: Callable[[], redis.Redis], keys: Keys,
             finally:
                 _HELD.discard(fd)
                 os.close(fd)
+        if after is not None:
+            after(report)
     finally:
+        _HELD.discard(guard)
+        os.close(guard)
         if client is not None:
             client.close()
     if report.entries or report.dlq_entries:
@@ -237,6 +251,22 @@ def _close_held() -> None:
 
 
 os.register_at_fork(after_in_child=_close_held)
+
+
+def _guard(directory: Path) -> int | None:
+    """The host-wide replay guard, taken (None: another look is running)."""
+    try:
+        fd = os.open(directory / "replay.guard", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    _HELD.add(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        _HELD.discard(fd)
+        os.close(fd)
+        return None
+    return fd
 
 
 def _lock_if_dead(lock: Path) -> int | None:

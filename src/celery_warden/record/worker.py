@@ -19,6 +19,7 @@ from typing import Any
 from celery.worker import state as worker_state
 
 from celery_warden import headers as h
+from celery_warden.record import lost
 from celery_warden.record.facts import Bounded, exc_fields
 from celery_warden.record.order import RANK_FINAL, RANK_RECEIVED, delivery_seq
 from celery_warden.record.ports import FailureSink, ReadyHook
@@ -198,12 +199,19 @@ class WorkerHandlers:
         # this host left — now, and whenever a pool child dies while the worker runs (in a
         # thread: a store that does not answer never delays the start).
         self.recorder.enable_spool()
+        lost.install(self.on_lost_success)
         self.reaper.start()
         for hook in self.on_ready_hooks:
             hook()
         beat = self.services.heartbeat
         if beat is not None:
             beat.beat("online")
+
+    def on_lost_success(self, request: Any) -> None:
+        """A pool child stored this task's SUCCESS and was lost before recording it, maybe
+        (see :mod:`celery_warden.record.lost`): the reaper decides and records."""
+        if getattr(request.task, "app", None) is self.app:
+            self.reaper.lost_success(lost.LostSuccess.of(request, self.hostname))
 
     def on_worker_shutting_down(self, sender: Any = None, **_: Any) -> None:
         self.reaper.stop()
