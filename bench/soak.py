@@ -127,6 +127,14 @@ class Dashboard:
         self._stop.set()
 
 
+def rss_line(fleet: ChaosFleet, serve: tuple[subprocess.Popen[bytes], int] | None) -> list[float]:
+    """RSS (MiB) of serve (if any), then each worker's main and its children."""
+    out = [rss(serve[0].pid) / 2**20] if serve is not None else []
+    for w in fleet.workers:
+        out += [rss(w.pid) / 2**20, sum(rss(p) for p in w.children()) / 2**20]
+    return out
+
+
 def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int,
            serve: tuple[subprocess.Popen[bytes], int] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -160,6 +168,7 @@ def main() -> int:
         "start": sample(fleet, store, keys, base_mem, serve)}
     stop = threading.Event()
     sent = [0]
+    trace: list[list[float]] = []
 
     def publish() -> None:
         begin = time.monotonic()
@@ -177,10 +186,14 @@ def main() -> int:
     try:
         time.sleep(ns.warmup)
         samples["after warm-up"] = sample(fleet, store, keys, base_mem, serve)
+        next_trace = time.monotonic() + 60
         while time.monotonic() - begin < ns.minutes * 60:
             time.sleep(5)
             if dashboard is not None:
                 dashboard.refresh()
+            if time.monotonic() >= next_trace:  # a minute-by-minute trace: plateau or leak?
+                next_trace += 60
+                trace.append(rss_line(fleet, serve))
         stop.set()
         publisher.join(10)
         achieved = sent[0] / (time.monotonic() - begin)
@@ -220,6 +233,9 @@ def main() -> int:
             flagged.append(name)
         print(f"{name:<28}{s:>12.1f}{w:>16.1f}{e:>12.1f}{growth:>9.1f}%{mark}")
     print("flat (<= 5 % after warm-up)" if not flagged else f"GROWTH > 5 %: {flagged}")
+    print("RSS MiB each minute (serve, then main/children per worker):")
+    for minute, row in enumerate(trace, start=1):
+        print(f"  {minute:>3} min  " + "  ".join(f"{v:7.1f}" for v in row))
     return 0
 
 
