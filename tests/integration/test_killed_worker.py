@@ -95,8 +95,7 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
     assert states == {"SUCCESS"}, "no task left STARTED (or without a record)"
     assert "STARTED" not in {monitor.get_task_status(r.id)["state"] for r in results}
     w.stop()
-    left = [p.name for p in (tmp_path / "spool").rglob("*")
-            if p.is_file() and p.name != "replay.guard"]
+    left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
     assert left == [], "replayed spools and a clean stop leave no files"
 
 
@@ -151,8 +150,7 @@ def test_pool_children_killed_mid_run_are_replayed_without_a_worker_restart(
     states = [monitor.get_task_status(r.id)["state"] for r in results]
     assert states.count("SUCCESS") == TASKS, {s: states.count(s) for s in set(states)}
     w.stop()
-    left = [p.name for p in (tmp_path / "spool").rglob("*")
-            if p.is_file() and p.name != "replay.guard"]
+    left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
     assert left == [], "replayed spools and a clean stop leave no files"
 
 

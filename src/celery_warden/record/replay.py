@@ -191,7 +191,7 @@ def replay_dead(directory: Path, connect: Callable[[], redis.Redis], keys: Keys,
     """Replay every spool in ``directory`` whose process is gone. ``connect`` is called only
     when there is one (the worker's reaper looks every second, and usually finds none).
 
-    One look at a time per host (the ``replay.guard`` file's ``flock``; a look finding it held
+    One look at a time per host (a ``flock`` on the spool directory; a look finding it held
     returns at once with ``busy``), so once a look ends every spool that was dead when it began
     is in the store or still on disk (``kept``); ``after`` runs at that point, still guarded."""
     report = ReplayReport()
@@ -255,8 +255,8 @@ os.register_at_fork(after_in_child=_close_held)
 
 def _guard(directory: Path) -> int | None:
     """The host-wide replay guard, taken (None: another look is running)."""
-    try:
-        fd = os.open(directory / "replay.guard", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:  # the directory itself (flock works on a directory): no file left behind
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
     _HELD.add(fd)
