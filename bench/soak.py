@@ -8,7 +8,9 @@ workers x 2 processes (``tests/apps/fleet.py``, the ``fleet.noop`` task), a publ
 ``--rate``. Sampled at the start, after the warm-up and at the end:
 
 * RSS of each worker's main process and of its pool children (summed per worker), and of
-  ``warden serve`` when this checkout has one (its task list polled every 5 s);
+  ``warden serve`` when this checkout has one, used the way an open dashboard uses it: the
+  live stream held open and read, and every 5 s the overview page's reads (the dashboard's
+  polling mode, ``dashboard/static/js/live.js``) plus the task list;
 * Redis ``used_memory`` above the empty server, divided by the task records it holds — the
   store's cost per retained task (records live ``WARDEN_TASK_TTL``, so the total grows by
   design; the per-task figure must not).
@@ -74,14 +76,63 @@ def start_serve(settings: WardenSettings) -> tuple[subprocess.Popen[bytes], int]
     return None
 
 
-def poll_api(port: int) -> bool:
+#: What the dashboard's overview page reads on each refresh (plus its task list).
+DASHBOARD_READS = (
+    "/api/v1/performance?window=1h", "/api/v1/kpis?window=1h", "/api/v1/series?window=1h",
+    "/api/v1/queues", "/api/v1/workers", "/api/v1/dlq/stats", "/api/v1/breakers",
+    "/api/v1/alerts", "/api/v1/tasks?limit=20",
+)
+
+
+def poll_api(port: int, path: str = "/api/v1/tasks?limit=20") -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/tasks?limit=20",
-                                    timeout=10) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
             resp.read()
         return True
     except OSError:
         return False
+
+
+class Dashboard:
+    """One open dashboard: the live stream read in a thread, the overview's reads polled."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.polls = 0
+        self.failed = 0
+        self.stream_bytes = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._stream, daemon=True).start()
+
+    def _stream(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/stream",
+                                            timeout=30) as resp:
+                    while not self._stop.is_set():
+                        line = resp.readline()
+                        if not line:
+                            break
+                        self.stream_bytes += len(line)
+            except OSError:
+                self._stop.wait(1.0)
+
+    def refresh(self) -> None:
+        for path in DASHBOARD_READS:
+            self.polls += 1
+            if not poll_api(self.port, path):
+                self.failed += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def rss_line(fleet: ChaosFleet, serve: tuple[subprocess.Popen[bytes], int] | None) -> list[float]:
+    """RSS (MiB) of serve (if any), then each worker's main and its children."""
+    out = [rss(serve[0].pid) / 2**20] if serve is not None else []
+    for w in fleet.workers:
+        out += [rss(w.pid) / 2**20, sum(rss(p) for p in w.children()) / 2**20]
+    return out
 
 
 def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int,
@@ -117,6 +168,7 @@ def main() -> int:
         "start": sample(fleet, store, keys, base_mem, serve)}
     stop = threading.Event()
     sent = [0]
+    trace: list[list[float]] = []
 
     def publish() -> None:
         begin = time.monotonic()
@@ -127,16 +179,21 @@ def main() -> int:
             if ahead > 0:
                 time.sleep(ahead)
 
+    dashboard = Dashboard(serve[1]) if serve is not None else None
     publisher = threading.Thread(target=publish, daemon=True)
     begin = time.monotonic()
     publisher.start()
     try:
         time.sleep(ns.warmup)
         samples["after warm-up"] = sample(fleet, store, keys, base_mem, serve)
+        next_trace = time.monotonic() + 60
         while time.monotonic() - begin < ns.minutes * 60:
             time.sleep(5)
-            if serve is not None:
-                poll_api(serve[1])
+            if dashboard is not None:
+                dashboard.refresh()
+            if time.monotonic() >= next_trace:  # a minute-by-minute trace: plateau or leak?
+                next_trace += 60
+                trace.append(rss_line(fleet, serve))
         stop.set()
         publisher.join(10)
         achieved = sent[0] / (time.monotonic() - begin)
@@ -146,6 +203,8 @@ def main() -> int:
             match=f"{settings.broker_key_prefix}*", _type="list"))
     finally:
         stop.set()
+        if dashboard is not None:
+            dashboard.stop()
         if serve is not None:
             serve[0].terminate()
             serve[0].wait(30)
@@ -158,7 +217,10 @@ def main() -> int:
     if serve is None:
         print("warden serve: not measured (this checkout has no `warden serve`)")
     else:
-        print("warden serve: running on the same store, its task list polled every 5 s")
+        assert dashboard is not None
+        print(f"warden serve: on the same store, used like an open dashboard (stream read: "
+              f"{dashboard.stream_bytes} bytes; {dashboard.polls} overview reads every 5 s, "
+              f"{dashboard.failed} failed)")
     names = list(samples["start"])
     print(f"{'figure':<28}{'start':>12}{'after warm-up':>16}{'end':>12}{'growth':>10}")
     flagged = []
@@ -171,6 +233,9 @@ def main() -> int:
             flagged.append(name)
         print(f"{name:<28}{s:>12.1f}{w:>16.1f}{e:>12.1f}{growth:>9.1f}%{mark}")
     print("flat (<= 5 % after warm-up)" if not flagged else f"GROWTH > 5 %: {flagged}")
+    print("RSS MiB each minute (serve, then main/children per worker):")
+    for minute, row in enumerate(trace, start=1):
+        print(f"  {minute:>3} min  " + "  ".join(f"{v:7.1f}" for v in row))
     return 0
 
 

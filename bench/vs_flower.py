@@ -14,11 +14,16 @@ Three arms drain the same ``--tasks`` no-op tasks (``bench/apps.py``) from an ow
 * ``warden``: ``Warden(app)``, no events, no extra process.
 
 Per arm: drain throughput (all tasks published first; the clock runs from the worker's
-"ready" to an empty queue and an empty ``unacked`` hash) and its ratio to plain. Then memory at
-``--tasks``: Flower's RSS vs the Redis memory Warden's records take. Then the restart test: the
-monitor is stopped and started mid-run and asked how many of the tasks it knows — Flower keeps
-them in process memory; Warden's are in Redis, so any reader (a restarted ``warden status``, a
-new ``warden serve`` replica) still has all of them. Prints one table. Nothing is asserted.
+"ready" to an empty queue and an empty ``unacked`` hash) and its ratio to plain. Then, every
+figure measured (none extrapolated): memory at ``--tasks`` — Flower's RSS holding every task
+of the drain vs the Redis memory of Warden's keys (``MEMORY USAGE``, sampled) and a fresh
+``warden serve``'s RSS after serving the latency run; then Warden's store filled to
+``--large`` records (1,000,000) through the real recorder path (``bench/store_fill.py``:
+``TaskBuffer`` and the flush script, as a fleet writes them) and measured again. The restart
+test: each monitor is stopped and started, and the fleet goes on with ``--tasks / 50`` more
+tasks — Flower keeps tasks in process memory, so it knows only those; Warden's are in Redis,
+so any reader (a restarted ``warden serve``, a new replica) still has all of them. Prints one
+table. Nothing is asserted.
 
 When this checkout has ``warden serve``, the API arm times task lookups and task-list pages
 (p50/p99, sequential, after the drain) against Flower's API (``/api/task/info/<id>``,
@@ -45,9 +50,12 @@ from typing import Any
 import psutil
 import redis
 
-from celery_warden.embedded import EmbeddedRedis, free_port
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.store_fill import Shape, fill  # noqa: E402
+from celery_warden.embedded import EmbeddedRedis, free_port  # noqa: E402
+from celery_warden.settings import load_settings  # noqa: E402
 
 
 class Run:
@@ -130,6 +138,13 @@ class Run:
                 did_midway = True
             time.sleep(0.2)
         return time.monotonic() - start
+
+    def tail(self, env: dict[str, str], tag: str, n: int, events: bool) -> None:
+        """``n`` more tasks through a new worker (the run going on after a monitor restart)."""
+        self.publish(env, n)
+        w = self.worker(env, tag, events)
+        self.drain(tag, w)
+        stop(w)
 
     def warden_records(self, tag: str) -> tuple[int, int]:
         """(task records, bytes) under the Warden arm's key prefix (MEMORY USAGE, sampled)."""
@@ -216,9 +231,44 @@ def start_serve(env: dict[str, str], port: int, logs: Path) -> subprocess.Popen[
     raise RuntimeError(f"warden serve did not start: see {logs}")
 
 
+def warden_ids(run: Run, tag: str, n: int = 2000) -> list[str]:
+    return [k.decode().split(":task:", 1)[1] for k in
+            run.client.scan_iter(match=f"vsf{tag}:task:*", count=5000)][:n]
+
+
+def warden_at(run: Run, env: dict[str, str], tag: str, row: dict[str, Any], at: str) -> None:
+    """Measured with the store holding what it holds now: records, their Redis memory, and a
+    fresh ``warden serve``'s lookup/list latency and its RSS after serving them."""
+    records, used = run.warden_records(tag)
+    row[f"records@{at}"], row[f"redis@{at}"] = records, used
+    if not serve_available():
+        return
+    port = free_port()
+    srv = start_serve(env, port, run.logs)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        row[f"latency@{at}"] = latency(base, "/api/v1/monitoring/tasks/{id}",
+                                       "/api/v1/tasks?limit=20", warden_ids(run, tag))
+        row[f"serve_rss@{at}"] = rss_tree(srv.pid)
+    finally:
+        stop(srv)
+
+
+def fill_to(run: Run, tag: str, total: int) -> int:
+    """Add records through the real recorder path (``bench/store_fill.py``) up to ``total``."""
+    have = sum(1 for _ in run.client.scan_iter(match=f"vsf{tag}:task:*", count=5000))
+    if total > have:
+        fill(load_settings(REDIS_URL=run.url, WARDEN_KEY_PREFIX=f"vsf{tag}"), total - have,
+             Shape(names=1), spread=1800.0)
+    return total - have
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--large", type=int, default=1_000_000,
+                        help="records Warden's store is filled to for the second memory and "
+                        "latency figure (0: skip)")
     ns = parser.parse_args()
     try:
         import flower  # noqa: F401
@@ -228,104 +278,96 @@ def main() -> int:
     server = EmbeddedRedis(tempfile.mkdtemp(prefix="vs-flower-redis-"), appendonly=False)
     server.start()
     run = Run(server.url, ns.tasks)
+    tail = max(1000, ns.tasks // 50)
     rows: dict[str, dict[str, Any]] = {}
+    n = ns.tasks
     try:
         for arm in ("plain", "events+flower", "warden"):
             tag = uuid.uuid4().hex[:6]
             env = run.env(arm, tag)
-            run.publish(env, ns.tasks)
+            run.publish(env, n)
             fl = None
             port = free_port()
-            restart: dict[str, Any] = {}
             if arm == "events+flower":
                 fl = run.flower(env, port)
-                restart["rss_start"] = rss_tree(fl.pid)
-
-                def midway(env: dict[str, str] = env, port: int = port,
-                           restart: dict[str, Any] = restart) -> None:
-                    nonlocal fl
-                    assert fl is not None
-                    restart["before"] = flower_known(port)
-                    restart["rss_before"] = rss_tree(fl.pid)
-                    stop(fl)
-                    fl = run.flower(env, port)
-
-            else:
-                midway = None
             w = run.worker(env, tag, events=arm == "events+flower")
-            seconds = run.drain(tag, w, midway)
+            seconds = run.drain(tag, w)
             stop(w)
-            row: dict[str, Any] = {"seconds": seconds, "rate": ns.tasks / seconds}
+            row: dict[str, Any] = {"seconds": seconds, "rate": n / seconds}
             if fl is not None:
                 time.sleep(2)
-                row["known_after_restart"] = flower_known(port)
-                row["known_before_restart"] = restart.get("before")
-                row["rss_start"], row["rss_before"] = restart["rss_start"], restart["rss_before"]
+                row["known_before_restart"] = flower_known(port)
+                row["rss_full"] = rss_tree(fl.pid)  # holding every task of the drain
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tasks?limit=2000",
                                             timeout=120) as resp:
                     ids = list(json.loads(resp.read()))
                 row["latency"] = latency(f"http://127.0.0.1:{port}", "/api/task/info/{id}",
                                          "/api/tasks?limit=20", ids)
+                stop(fl)  # the monitor restarts; the fleet goes on with `tail` more tasks
+                fl = run.flower(env, port)
+                run.tail(env, tag, tail, events=True)
+                time.sleep(2)
+                row["known_after_restart"] = flower_known(port)
                 stop(fl)
             if arm == "warden":
                 time.sleep(1)
-                records, used = run.warden_records(tag)
-                row["records"], row["warden_redis"] = records, used
-                if serve_available():
-                    sport = free_port()
-                    srv = start_serve(env, sport, run.logs)
-                    try:
-                        row["serve_rss"] = rss_tree(srv.pid)
-                        ids = [k.decode().split(":task:", 1)[1] for k in
-                               run.client.scan_iter(match=f"vsf{tag}:task:*", count=5000)][:2000]
-                        row["latency"] = latency(f"http://127.0.0.1:{sport}",
-                                                 "/api/v1/monitoring/tasks/{id}",
-                                                 "/api/v1/tasks?limit=20", ids)
-                        row["serve_rss_after"] = rss_tree(srv.pid)
-                    finally:
-                        stop(srv)
+                warden_at(run, env, tag, row, "n")  # `warden serve` started, used, stopped
+                run.tail(env, tag, tail, events=False)
+                row["known_after_restart"] = run.warden_records(tag)[0]
+                if ns.large > 0:
+                    row["filled"] = fill_to(run, tag, ns.large)
+                    warden_at(run, env, tag, row, "large")
             rows[arm] = row
     finally:
         run.client.close()
         server.stop()
+    print_table(rows, n, tail, ns.large)
+    return 0
+
+
+def print_table(rows: dict[str, dict[str, Any]], n: int, tail: int, large: int) -> None:
     plain = rows["plain"]["rate"]
-    print(f"\nvs Flower: {ns.tasks} no-op tasks, 1 worker x 2 processes (prefork), own "
-          f"redis-server as broker and store, {os.cpu_count()} CPUs")
-    print(f"{'measure':<44}{'plain':>12}{'events+Flower':>15}{'Warden':>12}")
-    print(f"{'drain throughput (tasks/s)':<44}" + "".join(
-        f"{rows[a]['rate']:>{w}.0f}" for a, w in (("plain", 12), ("events+flower", 15),
-                                                    ("warden", 12))))
-    print(f"{'ratio to plain':<44}{1.0:>12.2f}{rows['events+flower']['rate'] / plain:>15.2f}"
-          f"{rows['warden']['rate'] / plain:>12.2f}")
     fr, wr = rows["events+flower"], rows["warden"]
-    known = fr["known_before_restart"] or 1
-    per_task_flower = (fr["rss_before"] - fr["rss_start"]) / known
-    per_task_warden = wr["warden_redis"] / max(1, wr["records"])
-    print(f"{'monitor memory (MiB): Flower RSS, Warden':<44}{'-':>12}"
-          f"{fr['rss_before'] / 2**20:>15.1f}{wr['warden_redis'] / 2**20:>12.1f}")
-    print(f"{'  ...holding (tasks)':<44}{'-':>12}{known:>15}{wr['records']:>12}")
-    print(f"{'  (Flower: process RSS; Warden: its Redis keys)':<44}")
-    print(f"{'memory per task (bytes; Flower: RSS growth)':<44}{'-':>12}"
-          f"{per_task_flower:>15.0f}{per_task_warden:>12.0f}")
-    for n in (100_000, 1_000_000):
-        print(f"{f'  at {n:,} tasks (MiB, per-task x n)':<44}{'-':>12}"
-              f"{(fr['rss_start'] + per_task_flower * n) / 2**20:>15.0f}"
-              f"{per_task_warden * n / 2**20:>12.0f}")
-    print(f"{'tasks known after a monitor restart':<44}{'-':>12}"
-          f"{fr['known_after_restart']:>15}{wr['records']:>12}")
-    print(f"{'  (Flower knew before its restart)':<44}{'-':>12}"
-          f"{fr['known_before_restart']!s:>15}{'-':>12}")
-    if "latency" in wr:
+    print(f"\nvs Flower: {n} no-op tasks, 1 worker x 2 processes (prefork), own "
+          f"redis-server as broker and store, {os.cpu_count()} CPUs; every figure measured")
+    print(f"{'measure':<52}{'plain':>10}{'events+Flower':>15}{'Warden':>12}")
+    print(f"{'drain throughput (tasks/s)':<52}" + "".join(
+        f"{rows[a]['rate']:>{w}.0f}" for a, w in (("plain", 10), ("events+flower", 15),
+                                                    ("warden", 12))))
+    print(f"{'ratio to plain':<52}{1.0:>10.2f}{fr['rate'] / plain:>15.2f}"
+          f"{wr['rate'] / plain:>12.2f}")
+    print(f"{f'monitor memory at {n:,} tasks (MiB)':<52}{'-':>10}"
+          f"{fr['rss_full'] / 2**20:>15.1f}{wr['redis@n'] / 2**20:>12.1f}")
+    print(f"{'  (Flower: its RSS; Warden: its Redis keys)':<52}{'-':>10}"
+          f"{fr['known_before_restart']:>15}{wr['records@n']:>12}  tasks held")
+    if "serve_rss@n" in wr:
+        print(f"{f'warden serve RSS at {n:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
+              f"{wr['serve_rss@n'] / 2**20:>12.1f}")
+    if "redis@large" in wr:
+        held = wr["records@large"]
+        print(f"{f'Warden Redis at {held:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
+              f"{wr['redis@large'] / 2**20:>12.1f}")
+        if "serve_rss@large" in wr:
+            print(f"{f'warden serve RSS at {held:,} tasks (MiB)':<52}{'-':>10}{'-':>15}"
+                  f"{wr['serve_rss@large'] / 2**20:>12.1f}")
+        print(f"{'  (filled through the recorder path)':<52}{'-':>10}{'-':>15}"
+              f"{wr['filled']:>12}")
+    print(f"{f'tasks known after a monitor restart (+{tail} after)':<52}{'-':>10}"
+          f"{fr['known_after_restart']:>15}{wr['known_after_restart']:>12}")
+    print(f"{'  (known before the restart)':<52}{'-':>10}"
+          f"{fr['known_before_restart']:>15}{wr['records@n']:>12}")
+    for key, at in (("n", n), ("large", wr.get("records@large"))):
+        lat = wr.get(f"latency@{key}")
+        if lat is None:
+            continue
         for what, label in (("lookup", "task lookup"), ("list", "task list (20 newest)")):
             for i, pct in ((0, "p50"), (1, "p99")):
-                print(f"{f'API {label} {pct} at {ns.tasks} tasks (ms)':<44}{'-':>12}"
-                      f"{fr['latency'][what][i]:>15.1f}{wr['latency'][what][i]:>12.1f}")
-        print(f"{'warden serve RSS (MiB; state is in Redis)':<44}{'-':>12}{'-':>15}"
-              f"{wr['serve_rss_after'] / 2**20:>12.1f}")
-    else:
+                flower = f"{fr['latency'][what][i]:>15.1f}" if key == "n" else f"{'-':>15}"
+                print(f"{f'API {label} {pct} at {at:,} tasks (ms)':<52}{'-':>10}{flower}"
+                      f"{lat[what][i]:>12.1f}")
+    if "latency@n" not in wr:
         print("API latency (Flower API vs warden serve): not measured (no `warden serve` in "
               "this checkout)")
-    return 0
 
 
 if __name__ == "__main__":

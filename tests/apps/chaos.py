@@ -14,7 +14,7 @@ import signal
 import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from celery_warden import Warden, celery_config, load_settings
 from celery_warden.fleet.breaker import CircuitBreaker
@@ -95,6 +95,16 @@ def idempotent(self: Any, i: int, key: str) -> int:
     """Submitted in pairs with one key: the body runs once per key."""
     truth.done(_begin(self))
     return i
+
+
+@signals.task_postrun.connect
+def _idempotent_finished(sender: Any = None, task_id: str | None = None,
+                         state: str | None = None, **_: Any) -> None:
+    """Every delivery of an idempotent task that ends in SUCCESS — a duplicate returns the
+    first run's result without its body, so ``done`` cannot see it run to its end twice (a
+    duplicate redelivered after a worker SIGKILL)."""
+    if getattr(sender, "name", None) == "chaos.idempotent" and state == "SUCCESS" and task_id:
+        truth.finished(task_id)
 
 
 @app.task(bind=True, base=BaseTask, name="chaos.guarded", max_retries=0)

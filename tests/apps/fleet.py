@@ -52,6 +52,20 @@ def fail(message: str = "boom") -> None:
     raise ValueError(message)
 
 
+class _DiesAfterSuccess(app.Task):  # type: ignore[name-defined,misc]
+    """Its pool process is SIGKILLed after Celery stored the result, before ``task_postrun``."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        import signal as _signal
+
+        os.kill(os.getpid(), _signal.SIGKILL)
+
+
+@app.task(name="fleet.dies_after_success", base=_DiesAfterSuccess)
+def dies_after_success(x: int) -> int:
+    return x
+
+
 @app.task(name="fleet.retry_then_succeed", bind=True, max_retries=5)
 def retry_then_succeed(self: Any, times: int) -> int:
     if self.request.retries < times:

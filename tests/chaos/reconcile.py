@@ -16,7 +16,7 @@ import redis
 
 from celery_warden.keys import Keys
 from celery_warden.settings import WardenSettings
-from tests.chaos import truth
+from tests.chaos import counts, truth
 from tests.chaos.fleet import FaultLog
 from tests.chaos.workload import Submission
 
@@ -39,10 +39,12 @@ class Report:
     reexecutions: Counter[str] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)
     publish_retries: int = 0
+    counts: counts.CountCheck = field(default_factory=counts.CountCheck)
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.miscounted and not self.reexecutions.get("unexplained")
+        return (not self.lost and not self.miscounted and not self.counts.unexplained
+                and not self.reexecutions.get("unexplained"))
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [(f"fault: {k}", str(v)) for k, v in sorted(self.faults.items())]
@@ -53,6 +55,12 @@ class Report:
         rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.lost_causes.items())]
         rows += [("miscounted (must be 0)", str(len(self.miscounted)))]
         rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.miscount_causes.items())]
+        truth_n = sum(r[1] for r in self.counts.rows)
+        warden_n = sum(r[2] for r in self.counts.rows)
+        rows += [("success counters: truth", str(truth_n)), ("success counters: Warden",
+                                                              str(warden_n)),
+                 ("  counted twice, explained by id (re-runs)", str(len(self.counts.explained))),
+                 ("  names off, unexplained (must be 0)", str(len(self.counts.unexplained)))]
         rows += [
                  ("re-executions", str(sum(self.reexecutions.values())))]
         rows += [(f"  explained: {k}", str(v)) for k, v in sorted(self.reexecutions.items())]
@@ -65,6 +73,8 @@ class Report:
         lines = [f"chaos run, broker={self.broker}", "-" * (width + 12)]
         lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]
         for label, ids in (("LOST", self.lost), ("MISCOUNTED", self.miscounted),
+                           ("COUNTER OFF", self.counts.unexplained),
+                           ("COUNTED TWICE", self.counts.explained),
                            ("UNEXPECTED OUTCOME", self.unexpected)):
             for line in ids[:limit]:
                 lines.append(f"{label}: {line}")
@@ -102,7 +112,9 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     report = Report(broker, dict(log.counts), submitted=len(sent))
-    done = set(truth_client.lrange(truth.DONE, 0, -1))
+    done_list = [str(t) for t in truth_client.lrange(truth.DONE, 0, -1)]
+    done = set(done_list)
+    successes: dict[str, str] = {}  # every id the truth saw succeed -> its task name
     starts: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for line in truth_client.lrange(truth.STARTED, 0, -1):
         tid, pid, retries, at = line.split()
@@ -129,12 +141,15 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             last = _json_list(entry.get("requeued_task_ids"))[-1]
             if last in done:
                 outcome = "SUCCESS"
+                successes.update({t: s.name for t in _json_list(entry.get("requeued_task_ids"))
+                                  if t in done})
                 report.requeued_then_succeeded += 1
                 warden_ok = recs.get(last, {}).get("state") == "SUCCESS"
             else:
                 outcome, warden_ok = "LOST", False
         elif ran:
             outcome = "SUCCESS"
+            successes[s.task_id] = s.name  # an idempotent duplicate succeeds without its body
             warden_ok = rec.get("state") == "SUCCESS"
         elif entry is not None:
             outcome = f"DLQ:{entry.get('reason')}"
@@ -171,9 +186,14 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
                                      f"warden={rec.get('state')}: {cause}")
         if outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
             report.unexpected.append(f"{s.task_id} expected {s.expect}, got {outcome}")
+    killed_after: dict[str, str] = {}
     for (tid, _retries), pids in starts.items():
         for pid, at in pids[:-1]:
-            report.reexecutions[_explain(tid, pid, at, log, processor_killed_at)] += 1
+            why = _explain(tid, pid, at, log, processor_killed_at)
+            report.reexecutions[why] += 1
+            killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
+    finished = [str(t) for t in truth_client.lrange(truth.FINISHED, 0, -1)]
+    report.counts = counts.check(store, keys, done_list, successes, killed_after, finished)
     store.close()
     return report
 

@@ -5,6 +5,8 @@ keys — so the reconciliation compares Warden's store with facts Warden did not
 
 - ``chaos:started`` list of ``"<task id> <pid> <retries> <unix time>"``: every execution that began;
 - ``chaos:done`` list of task ids: every body that ran to its successful end;
+- ``chaos:finished`` list of task ids: every delivery of ``chaos.idempotent`` that ended in
+  SUCCESS, duplicates included (their body does not run);
 - ``chaos:fixed`` flag: set by the driver once "failing" tasks may succeed (DLQ requeue test).
 
 A write retries while the server restarts (the Redis-restart fault), so the truth itself is
@@ -21,6 +23,7 @@ import redis
 
 STARTED = "chaos:started"
 DONE = "chaos:done"
+FINISHED = "chaos:finished"
 FIXED = "chaos:fixed"
 #: How long a truth write waits for a restarting server before giving up (it then raises).
 PATIENCE = 60.0
@@ -56,6 +59,10 @@ def started(task_id: str, retries: int) -> None:
 
 def done(task_id: str) -> None:
     _retrying(lambda c: c.rpush(DONE, task_id))
+
+
+def finished(task_id: str) -> None:
+    _retrying(lambda c: c.rpush(FINISHED, task_id))
 
 
 def fixed() -> bool:

@@ -1,9 +1,11 @@
-"""Records survive a killed process: the whole worker SIGKILLed mid-run, twice.
+"""Records survive a killed process: the whole worker SIGKILLed mid-run, twice; pool children
+SIGKILLed while their worker runs on.
 
 Ground truth is kept outside Warden: every execution of ``fleet.record_order`` appends its
 label to a Redis list as the body's last step, and Celery's results say every task succeeded.
 What the pool children had buffered when they were killed comes back from their spool files at
-the next worker start on this host.
+the next worker start on this host, or — a child killed while its worker runs on — from the
+worker main's reaper within a second or two.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from celery_warden.read.totals import read_totals
 from tests.support import WorkerProcess, client_app, wait_for
 
 TASKS = 600
+#: Pool-child kills in the second test, spread over its run.
+CHILD_KILLS = 4
 
 
 def kill_group(worker: WorkerProcess) -> None:
@@ -93,3 +97,89 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
     w.stop()
     left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
     assert left == [], "replayed spools and a clean stop leave no files"
+
+
+def test_pool_children_killed_mid_run_are_replayed_without_a_worker_restart(
+        settings_factory, workers, tmp_path, redis_client):
+    # The longest flush interval: each killed child takes up to 5 s of finished tasks with it.
+    settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"),
+                                WARDEN_FLUSH_INTERVAL=5.0, WARDEN_MAX_DELIVERIES=10)
+    truth = f"{settings.key_prefix}:order"
+    app = client_app(settings)
+    results = [app.send_task("fleet.record_order", (f"c{i}",)) for i in range(TASKS)]
+    w = WorkerProcess(settings).start()
+    workers.append(w)
+    main_pid = w.pid
+
+    def executed() -> int:
+        return int(redis_client.llen(truth))
+
+    killed: list[int] = []
+    for k in range(CHILD_KILLS):
+        wait_for(lambda n=TASKS * (k + 1) // (CHILD_KILLS + 1): executed() >= n, 120, 0.01,
+                 "tasks executed")
+        children = w.children()
+        assert children, "the pool has children"
+        os.kill(children[k % len(children)], signal.SIGKILL)
+        killed.append(children[k % len(children)])
+        wait_for(lambda: len(set(w.children()) - set(killed)) >= 2, 30, 0.05,
+                 "the pool to replace the killed child")
+    wait_for(lambda: all(r.ready() for r in results), 180, 0.2, "every task to complete")
+    assert all(r.successful() for r in results)
+    labels = list(redis_client.lrange(truth, 0, -1))
+    assert {r.result for r in results} == {f"c{i}" for i in range(TASKS)}
+    monitor = CeleryMonitor(settings, app=app)
+    keys = Keys(settings.key_prefix)
+
+    def succeeded() -> int:
+        got, _ = read_totals(redis_client, keys)
+        return sum(c.value for c in got if c.event == "succeeded"
+                   and c.name == "fleet.record_order")
+
+    wait_for(lambda: succeeded() >= TASKS, 30, 0.2, f"{TASKS} successes counted")
+    time.sleep(6.0)  # past a flush interval: any double count would have arrived
+    # The worker never restarted: what came back came from its reaper.
+    assert w.process is not None and w.process.poll() is None and w.pid == main_pid
+    assert "replayed the spools of" in w.log()
+    count = succeeded()
+    # A child killed after its postrun but before the pool heard of the result ran the task
+    # to success once more (at-least-once): never fewer successes than tasks, never more
+    # than executions.
+    assert TASKS <= count <= len(labels), (TASKS, count, len(labels))
+    assert monitor.get_performance_stats("fleet.record_order", "1h")["success"] == count
+    states = [monitor.get_task_status(r.id)["state"] for r in results]
+    assert states.count("SUCCESS") == TASKS, {s: states.count(s) for s in set(states)}
+    w.stop()
+    left = [p.name for p in (tmp_path / "spool").rglob("*") if p.is_file()]
+    assert left == [], "replayed spools and a clean stop leave no files"
+
+
+def test_success_stored_before_the_child_was_killed_is_recorded_once(settings_factory, workers,
+                                                                     tmp_path, redis_client):
+    """The child dies in ``on_success``: the result is stored, its ``task_postrun`` never runs.
+    Celery's main process acknowledges the message without a signal; Warden's main process
+    records the success (and the start) once, after its reaper showed no spool held it."""
+    settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"),
+                                WARDEN_FLUSH_INTERVAL=1.0)
+    app = client_app(settings)
+    w = WorkerProcess(settings).start()
+    workers.append(w)
+    results = [app.send_task("fleet.dies_after_success", (i,)) for i in range(3)]
+    results += [app.send_task("fleet.noop") for _ in range(10)]
+    wait_for(lambda: all(r.ready() for r in results), 90, 0.2, "every task to complete")
+    assert all(r.successful() for r in results)
+    assert "succeeded before the worker was lost" in w.log()
+    keys = Keys(settings.key_prefix)
+
+    def counted(event: str) -> int:
+        got, _ = read_totals(redis_client, keys)
+        return sum(c.value for c in got if c.event == event
+                   and c.name == "fleet.dies_after_success")
+
+    wait_for(lambda: counted("succeeded") >= 3, 30, 0.2, "3 successes counted")
+    time.sleep(3.0)  # a double count (child spool and main both) would land by now
+    assert counted("succeeded") == 3
+    assert counted("started") == 3
+    monitor = CeleryMonitor(settings, app=app)
+    assert {monitor.get_task_status(r.id)["state"] for r in results[:3]} == {"SUCCESS"}
+    assert monitor.get_performance_stats("fleet.dies_after_success", "1h")["success"] == 3

@@ -118,24 +118,25 @@ class Recorder(TaskBuffer):
         if not deliver_dlq(sending, self.dlq_sink):
             self._dlq_next = time.monotonic() + DLQ_RETRY_EVERY
 
-    def replay_dead(self) -> ReplayReport | None:
-        """Replay the spools of dead processes on this host (a worker's start)."""
+    def replay_dead(self, after: Callable[[ReplayReport], None] | None = None
+                    ) -> ReplayReport | None:
+        """Replay the spools of dead processes on this host (a worker's start, then the
+        worker main's reaper every second: :mod:`celery_warden.record.reaper`)."""
         directory = spool_dir(self.settings.spool_dir, self.settings.key_prefix)
         if directory is None or not directory.is_dir():
             return None
-        client = redis_client(self.settings.redis_url)
 
-        def make(segments: list[Path]) -> tuple[Recorder, Recorder]:
-            rec = Recorder(self.settings, self._writer_factory)
-            rec.stop()  # no thread: flushed explicitly
-            rec.flusher.adopt(segments)
-            return rec, rec
+        def make(segments: list[Path]) -> tuple[TaskBuffer, Flusher]:
+            # A bare buffer and flusher, no Recorder: no thread, and nothing registered per
+            # replay (a Recorder registers fork and exit hooks that live as long as the process).
+            buf = TaskBuffer(self.settings)
+            flusher = Flusher(buf, self._writer_factory)
+            flusher.adopt(segments)
+            return buf, flusher
 
-        try:
-            return replay_dead(directory, client, Keys(self.settings.key_prefix), make,
-                               self.dlq_sink, own=self.flusher.writer_id)
-        finally:
-            client.close()
+        return replay_dead(directory, lambda: redis_client(self.settings.redis_url),
+                           Keys(self.settings.key_prefix), make, self.dlq_sink,
+                           own=self.flusher.writer_id, after=after)
 
     # -- the flusher thread ----------------------------------------------------------------
     def _start(self) -> None:

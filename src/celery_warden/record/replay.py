@@ -33,7 +33,7 @@ import redis
 
 from celery_warden.keys import Keys
 from celery_warden.record.running import TaskBuffer
-from celery_warden.record.spool import Spool, read_entries
+from celery_warden.record.spool import Spool, frame, read_entries
 
 logger = logging.getLogger("celery_warden.spool")
 
@@ -106,6 +106,7 @@ class ReplayReport:
     entries: int = 0
     dlq_entries: int = 0
     kept: int = 0  # writers whose spool could not be replayed yet (store down)
+    busy: bool = False  # another look on this host was running: nothing done
 
 
 def _plan(segment: Path, applied: Callable[[str], int]) -> tuple[list[tuple[Any, ...]], bool, bool]:
@@ -177,47 +178,111 @@ def deliver_dlq(path: Path, sink: DLQSink | None, report: ReplayReport | None = 
         path.unlink(missing_ok=True)
         return True
     if done:
-        from celery_warden.record.spool import frame
-
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(b"".join(frame(e) for e in entries[done:]))
         os.replace(tmp, path)
     return False
 
 
-def replay_dead(directory: Path, client: redis.Redis, keys: Keys,
+def replay_dead(directory: Path, connect: Callable[[], redis.Redis], keys: Keys,
                 make: Callable[[list[Path]], tuple[TaskBuffer, Replayer]],
-                dlq_sink: DLQSink | None, own: str | None = None) -> ReplayReport:
-    """Replay every spool in ``directory`` whose process is gone."""
+                dlq_sink: DLQSink | None, own: str | None = None,
+                after: Callable[[ReplayReport], None] | None = None) -> ReplayReport:
+    """Replay every spool in ``directory`` whose process is gone. ``connect`` is called only
+    when there is one (the worker's reaper looks every second, and usually finds none).
+
+    One look at a time per host (a ``flock`` on the spool directory; a look finding it held
+    returns at once with ``busy``), so once a look ends every spool that was dead when it began
+    is in the store or still on disk (``kept``); ``after`` runs at that point, still guarded."""
     report = ReplayReport()
-    for lock in sorted(directory.glob("*.lock")):
-        writer = lock.name[: -len(".lock")]
-        if writer == own:
-            continue
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+    client: redis.Redis | None = None
+    guard = _guard(directory)
+    if guard is None:
+        report.busy = True
+        return report
+    try:
+        for lock in sorted(directory.glob("*.lock")):
+            writer = lock.name[: -len(".lock")]
+            if writer == own:
+                continue
+            fd = _lock_if_dead(lock)
+            if fd is None:
                 continue  # alive (or another worker is replaying it right now)
-            replay_writer(directory, writer, client, keys, make, dlq_sink, report)
-            if not Spool(directory, writer).leftovers():
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-        except (redis.RedisError, OSError) as exc:
-            logger.warning("warden: spool of %s not replayed yet (%s: %s)", writer,
-                           type(exc).__name__, exc)
-            report.kept += 1
-        finally:
-            os.close(fd)
+            try:
+                if client is None:
+                    client = connect()
+                replay_writer(directory, writer, client, keys, make, dlq_sink, report)
+                if not Spool(directory, writer).leftovers():
+                    with contextlib.suppress(FileNotFoundError):
+                        lock.unlink()
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("warden: spool of %s not replayed yet (%s: %s)", writer,
+                               type(exc).__name__, exc)
+                report.kept += 1
+            finally:
+                _HELD.discard(fd)
+                os.close(fd)
+        if after is not None:
+            after(report)
+    finally:
+        _HELD.discard(guard)
+        os.close(guard)
+        if client is not None:
+            client.close()
     if report.entries or report.dlq_entries:
         logger.warning("warden: replayed the spools of %d dead processes: %d records, %d DLQ "
                        "entries (%d spools kept for later)", report.writers, report.entries,
                        report.dlq_entries, report.kept)
     return report
+
+
+#: Lock descriptors a replay holds right now. A pool child forked meanwhile inherits them —
+#: with the ``flock`` on them, which would then live as long as that child, and a spool the
+#: replay had to keep (store down) could not be replayed until it died — so they are closed in
+#: every forked child (closing the child's copy leaves this process's lock alone).
+_HELD: set[int] = set()
+
+
+def _close_held() -> None:
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held)
+
+
+def _guard(directory: Path) -> int | None:
+    """The host-wide replay guard, taken (None: another look is running)."""
+    try:  # the directory itself (flock works on a directory): no file left behind
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    _HELD.add(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        _HELD.discard(fd)
+        os.close(fd)
+        return None
+    return fd
+
+
+def _lock_if_dead(lock: Path) -> int | None:
+    """The lock file's descriptor, locked, if its process is gone; None if it lives."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    _HELD.add(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        _HELD.discard(fd)
+        os.close(fd)
+        return None
+    return fd
 
 
 __all__ = ["DLQSink", "ReplayReport", "ReplayRun", "apply_entry", "deliver_dlq", "replay_dead",

@@ -113,14 +113,23 @@ class Spool:
         """Take this writer's lock (the "I am alive" sign); False if the spool is unusable."""
         if not ensure_dir(self.dir):
             return False
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            logger.warning("warden: cannot lock spool %s (%s); no spool", self.lock_path, exc)
-            return False
-        self._lock_fd = fd
-        return True
+        for _ in range(3):
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                logger.warning("warden: cannot lock spool %s (%s); no spool", self.lock_path,
+                               exc)
+                return False
+            # A replay that found the new file before our flock took it for a dead process's
+            # and unlinked it: our lock would be on a file nobody sees, and our segments never
+            # replayed. Lock the file that is there.
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
+                    self._lock_fd = fd
+                    return True
+            os.close(fd)
+        return False
 
     def segment_path(self, n: int) -> Path:
         return self.dir / f"{self.writer}.{n}.seg"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 import weakref
 from typing import Any
@@ -20,9 +19,11 @@ from typing import Any
 from celery.worker import state as worker_state
 
 from celery_warden import headers as h
+from celery_warden.record import lost
 from celery_warden.record.facts import Bounded, exc_fields
 from celery_warden.record.order import RANK_FINAL, RANK_RECEIVED, delivery_seq
 from celery_warden.record.ports import FailureSink, ReadyHook
+from celery_warden.record.reaper import SpoolReaper
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.totals import UNKNOWN
 from celery_warden.services import Services
@@ -52,6 +53,7 @@ class WorkerHandlers:
         # Requests this worker holds (for outcomes the main process reports itself); entries
         # vanish with the Request object, so no bound or clean-up is needed.
         self._requests: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self.reaper = SpoolReaper(recorder)
 
     def consumer_ours(self, sender: Any) -> bool:
         """Consumer signals (rejected, unknown) are global in Celery and their sender is the
@@ -194,22 +196,25 @@ class WorkerHandlers:
     # -- lifecycle -------------------------------------------------------------------------
     def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
         # Spool this process's records from now on, and replay what processes that died on
-        # this host left (in a thread: a store that does not answer never delays the start).
+        # this host left — now, and whenever a pool child dies while the worker runs (in a
+        # thread: a store that does not answer never delays the start).
         self.recorder.enable_spool()
-        threading.Thread(target=self._replay, name="warden-replay", daemon=True).start()
+        lost.install(self.on_lost_success)
+        self.reaper.start()
         for hook in self.on_ready_hooks:
             hook()
         beat = self.services.heartbeat
         if beat is not None:
             beat.beat("online")
 
-    def _replay(self) -> None:
-        try:
-            self.recorder.replay_dead()
-        except Exception:
-            logger.exception("warden: replaying the spools of dead processes failed")
+    def on_lost_success(self, request: Any) -> None:
+        """A pool child stored this task's SUCCESS and was lost before recording it, maybe
+        (see :mod:`celery_warden.record.lost`): the reaper decides and records."""
+        if getattr(request.task, "app", None) is self.app:
+            self.reaper.lost_success(lost.LostSuccess.of(request, self.hostname))
 
     def on_worker_shutting_down(self, sender: Any = None, **_: Any) -> None:
+        self.reaper.stop()
         beat = self.services.heartbeat
         if beat is not None:
             beat.beat("stopping")
