@@ -79,10 +79,41 @@ def child(tasks: int, rate: float) -> dict[str, float]:
             rd["warden_received"] = time.time()
         fast_trace_task("bench.noop", tid, rd, body, "application/json", "utf-8")
 
+    fprof = None
+    if warden is not None and os.environ.get("BENCH_CPROFILE_FLUSH"):  # the flusher thread
+        import cProfile
+
+        fprof = cProfile.Profile(time.thread_time)
+        flush = warden.recorder.flush
+
+        def profiled_flush() -> bool:
+            fprof.enable()  # type: ignore[union-attr]
+            try:
+                return flush()
+            finally:
+                fprof.disable()  # type: ignore[union-attr]
+
+        warden.recorder.flush = profiled_flush  # type: ignore[method-assign]
+    import gc
+
+    gc_time = [0.0, 0.0, 0.0]
+    gc_runs = [0, 0, 0]
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_start[0] = time.thread_time()
+        else:
+            gc_time[info["generation"]] += time.thread_time() - gc_start[0]
+            gc_runs[info["generation"]] += 1
+
+    gc.callbacks.append(on_gc)
     for _ in range(200):  # warm-up: imports, the flusher thread and its connection
         one()
     time.sleep(0.3)
     before, cpu0, wall0 = threads(), time.process_time(), time.perf_counter()
+    gc_time[:] = [0.0, 0.0, 0.0]
+    gc_runs[:] = [0, 0, 0]
     gap = 1.0 / rate
     prof = None
     if os.environ.get("BENCH_CPROFILE"):  # the task thread only (cProfile is per thread)
@@ -102,12 +133,16 @@ def child(tasks: int, rate: float) -> dict[str, float]:
         prof.dump_stats(os.environ["BENCH_CPROFILE"])
     if warden is not None:
         warden.recorder.flush()  # the flush of the last tasks is theirs too
+    if fprof is not None:
+        fprof.dump_stats(os.environ["BENCH_CPROFILE_FLUSH"])
     after, cpu1, wall1 = threads(), time.process_time(), time.perf_counter()
     task_thread = (after.get(pid, 0.0) - before.get(pid, 0.0)) / tasks * 1e6
     total = (cpu1 - cpu0) / tasks * 1e6
     return {"process_us": total, "task_thread_us": task_thread,
             "other_threads_us": total - task_thread,
-            "achieved_rate": tasks / (wall1 - wall0)}
+            "achieved_rate": tasks / (wall1 - wall0),
+            **{f"gc{g}_us": gc_time[g] / tasks * 1e6 for g in range(3)},
+            **{f"gc{g}_runs": float(gc_runs[g]) for g in range(3)}}
 
 
 def main() -> None:
@@ -142,6 +177,8 @@ def main() -> None:
                 for item in opts.env + extra:
                     k, _, v = item.partition("=")
                     env[k] = v
+                if env.get("BENCH_SRC"):  # another checkout's package, to compare versions
+                    env["PYTHONPATH"] = os.pathsep.join([env["BENCH_SRC"], str(ROOT)])
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", spec, "--tasks", str(opts.tasks),
                      "--rate", str(opts.rate)], env=env, cwd=ROOT, capture_output=True,
