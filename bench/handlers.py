@@ -159,10 +159,12 @@ def handler_arms(settings: Any, calls: int, repeat: int, results: dict[str, floa
 
     ids = [f"c-{i}" for i in range(300)]
 
-    def child_handlers(repeats: int) -> tuple[float, float]:
-        """(prerun, postrun) µs: timed around the handler calls only, best of ``repeats``
-        runs over 300 tasks, each run starting with an empty buffer."""
-        pre = post = float("inf")
+    def child_handlers(repeats: int) -> tuple[float, float, float]:
+        """(prerun, postrun, take) µs: timed around the handler calls only, best of
+        ``repeats`` runs over 300 tasks, each run starting with an empty buffer; ``take`` is the
+        flusher's share per task when it takes the buffer (postrun queues a finished task raw,
+        the take builds its record, bucket and totals)."""
+        pre = post = take = float("inf")
         now = time.time()
         for _ in range(repeats):
             recorder.take()
@@ -178,9 +180,12 @@ def handler_arms(settings: Any, calls: int, repeat: int, results: dict[str, floa
                 t_pre += t1 - t0
                 t_post += t2 - t1
                 task.pop_request()
+            t0 = time.perf_counter()
+            recorder.take()
+            take = min(take, (time.perf_counter() - t0) / len(ids) * 1e6)
             pre = min(pre, t_pre / len(ids) * 1e6)
             post = min(post, t_post / len(ids) * 1e6)
-        return pre, post
+        return pre, post, take
 
     recorder.stop()  # no flusher thread: each run starts with an empty buffer (``drop``)
     recorder._running = True  # as with a flusher thread running (it is not: nothing is written)
@@ -189,12 +194,13 @@ def handler_arms(settings: Any, calls: int, repeat: int, results: dict[str, floa
         recorder.take()
 
     small, more = min(calls, 300), repeat * 5
-    pre, post = child_handlers(more)
+    pre, post, take = child_handlers(more)
     results["handler: task_prerun (pool child)"] = pre
-    results["handler: task_postrun (pool child: record, bucket, totals)"] = post
+    results["handler: task_postrun (pool child: one tuple queued)"] = post
+    results["flusher: queued finished task -> record, bucket, totals (per task)"] = take
     recorder._stopping.clear()
     if recorder.enable_spool():
-        pre, post = child_handlers(more)
+        pre, post, take = child_handlers(more)
         results["handler: task_postrun, spooling (worker processes)"] = post
     recorder._running = False
     recorder._stopping.clear()

@@ -68,6 +68,8 @@ def read(req: Any, name: str) -> Any:
 
 def as_int(value: Any, default: int = 0) -> int:
     """A header value as an int (headers come from the network: anything may be in them)."""
+    if value is None:  # the usual case (header absent): no exception raised and caught
+        return default
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -91,17 +91,8 @@ class Warden:
         a queue that exists with other arguments into one clear error (rabbitmq.hooks)."""
         amqp = self.app.amqp
         original = amqp.send_task_message
-        guarded_send = publish_guard(self.app, self.settings, original)
-        app = self.app
-
-        def send_task_message(*args: Any, **kwargs: Any) -> Any:
-            token = PUBLISHING_APP.set(app)
-            try:
-                return guarded_send(*args, **kwargs)
-            finally:
-                PUBLISHING_APP.reset(token)
-
-        amqp.__dict__["send_task_message"] = send_task_message
+        amqp.__dict__["send_task_message"] = publish_guard(self.app, self.settings, original,
+                                                           PUBLISHING_APP)
         self._original_sender = original
         # A worker declares its queues when it starts consuming: refuse to start clearly.
         self._original_consumer = amqp.TaskConsumer

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from amqp.exceptions import PreconditionFailed
@@ -51,11 +52,14 @@ def refusal_error(app: Celery, settings: WardenSettings,
     return QueueArgumentsMismatch(message, reply)
 
 
-def publish_guard(app: Celery, settings: WardenSettings,
-                  send: Callable[..., Any]) -> Callable[..., Any]:
-    """``send_task_message`` that raises :class:`QueueArgumentsMismatch` on a refusal."""
+def publish_guard(app: Celery, settings: WardenSettings, send: Callable[..., Any],
+                  publishing: ContextVar[Any] | None = None) -> Callable[..., Any]:
+    """``send_task_message`` that raises :class:`QueueArgumentsMismatch` on a refusal, and sets
+    ``publishing`` to ``app`` while it runs (one wrapper: Celery passes ~20 keyword arguments,
+    and each wrapper layer repacks them on every publish)."""
 
     def send_task_message(*args: Any, **kwargs: Any) -> Any:
+        token = publishing.set(app) if publishing is not None else None
         try:
             return send(*args, **kwargs)
         except PreconditionFailed as exc:
@@ -63,6 +67,9 @@ def publish_guard(app: Celery, settings: WardenSettings,
             if error is None:
                 raise
             raise error from None
+        finally:
+            if token is not None:
+                publishing.reset(token)  # type: ignore[union-attr]
 
     return send_task_message
 

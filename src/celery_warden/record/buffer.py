@@ -50,6 +50,8 @@ class RecordBuffer:
         self._carried = 0  # task records the flusher still holds after a failed write
         self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
         self._in_flight: dict[str, Any] = {}  # tasks started here and not finished yet
+        #: Tasks finished here, queued raw for the flusher (``TaskBuffer.end``).
+        self._ended: list[tuple[Any, ...]] = []
         self._running = False
         self._spool: Spool | None = None
         #: Published tasks (a publisher's SENT records), raw tuples appended without a lock
@@ -67,6 +69,8 @@ class RecordBuffer:
         """Swap the buffer out: (batch, drops to report, carried records to evict, the spool
         segment holding exactly this batch's changes)."""
         with self._lock:
+            if self._ended:
+                self._drain_ended_locked()
             batch, self._batch = self._batch, Batch()
             dropped, self._dropped_unreported = self._dropped_unreported, 0
             evict, self._carry_evict = self._carry_evict, 0
@@ -78,6 +82,9 @@ class RecordBuffer:
             sent.append(e)
             totals.count(counters, ("sent", e[1], e[9], e[2], ""))
         return batch, dropped, evict, segment
+
+    def _drain_ended_locked(self) -> None:
+        """Merge queued finished tasks into the batch (``TaskBuffer``; nothing here)."""
 
     def _spooled(self, entry: tuple[Any, ...]) -> None:
         """Append one change to the spool (caller holds the lock). A spool that fails (disk
@@ -99,6 +106,7 @@ class RecordBuffer:
         """Whether a change to this task's record waits in this process (buffered, running,
         or carried after a failed write)."""
         return (task_id in self._batch.tasks or task_id in self._in_flight
+                or any(t[0] == task_id for t in list(self._ended))
                 or any(t[0] == task_id for t in list(self._sent))
                 or (self._carried > 0 and self.carries(task_id)))
 
@@ -112,7 +120,7 @@ class RecordBuffer:
 
     def buffered(self) -> int:
         with self._lock:
-            return len(self._batch.tasks) + len(self._sent) + self._carried
+            return len(self._batch.tasks) + len(self._ended) + len(self._sent) + self._carried
 
     def sent(self, entry: tuple[Any, ...]) -> None:
         """A task was published: ``(id, name, queue, sent, priority, parent_id, root_id, eta,
@@ -165,6 +173,8 @@ class RecordBuffer:
     def _task_locked(self, task_id: str, static: dict[str, Any] | None,
                      attempt: dict[str, Any] | None, retries: int, rank: int, defers: int,
                      total: totals.CounterKey | None) -> None:
+        if self._ended:  # finished tasks queued before this change come first
+            self._drain_ended_locked()
         if total is not None:
             totals.count(self._batch.counters, total)
         tasks = self._batch.tasks

@@ -49,7 +49,9 @@ class Run:
         self.pid = pid
         self.req = req  # the request context; read again only when the record is written
         self.retries = int(req.retries or 0)
-        self.defers = h.defers(req)
+        # h.defers() in full only when the header could be there (it rarely is).
+        self.defers = (h.defers(req) if getattr(req, h.DEFERS, None) is not None
+                       or getattr(req, "headers", None) else 0)
         self.queue: str = (req.delivery_info or {}).get("routing_key") or ""
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
@@ -142,7 +144,7 @@ class ChildHandlers:
         now = time.time()
         runtime = time.monotonic() - run.mono
         final: dict[str, Any] = {"state": state, "finished": now, "runtime": runtime}
-        deferred = getattr(task.request, h.DEFERRED_ATTR, None)
+        deferred = getattr(run.req, h.DEFERRED_ATTR, None)  # the request a guard marked
         if state == "IGNORED" and deferred:
             # A guard (circuit breaker, fleet rate limit) re-scheduled this delivery.
             state = final["state"] = "DEFERRED"

@@ -61,21 +61,40 @@ class TaskBuffer(RecordBuffer):
 
     def end(self, task_id: str, run: Running, name: str, final: dict[str, Any], rank: int,
             outcome: str, finished: float, runtime: float, wait: float | None) -> None:
-        """A task finished here: its record and its metrics, under one lock acquisition.
+        """A task finished here: one tuple queued (and spooled) under one lock acquisition.
 
-        The record keeps a reference to ``run``; its start fields are expanded by the store at
-        flush time (:meth:`TaskDelta.run`), so nothing is built or formatted here.
+        Why queued: building the record, the minute bucket and the totals for each task on the
+        task's path cost a pool child ~15 µs of cold-cache work per task (``bench/child_path.py``);
+        the flusher does the same for every finished task in one warm loop when it takes the
+        buffer (:meth:`_drain_ended_locked`), which is cheaper and off the task's path. Whether
+        the start is counted here is decided now, under the lock, so the flusher's
+        :meth:`started_records` and the spool entry agree on it.
         """
         self._in_flight.pop(task_id, None)
         if not self._running:
             self._start()
-        seq = delivery_seq(run.retries, run.defers)
         final["retries"] = run.retries
         with self._lock:
+            counted = run.flushed
+            run.flushed = True
             if self._spool is not None:
                 self._spooled(("E", task_id, name, final, rank, outcome, finished, runtime, wait,
-                               run.facts(), run.flushed))
-            tasks = self._batch.tasks
+                               run.facts(), counted))
+            ended = self._ended
+            ended.append((task_id, run, name, final, rank, outcome, finished, runtime, wait,
+                          counted))
+            if len(ended) + len(self._batch.tasks) + self._carried >= self.settings.buffer_size:
+                self._drain_ended_locked()  # the bound applies as if nothing were queued
+
+    def _drain_ended_locked(self) -> None:
+        """Turn the queued finished tasks into records, bucket counts and totals (the caller
+        holds the lock: the flusher's :meth:`take`, or a change that must come after them)."""
+        ended, self._ended = self._ended, []
+        batch = self._batch
+        tasks, counters, hists = batch.tasks, batch.counters, batch.hists
+        count, observe = totals.count, totals.observe
+        for task_id, run, name, final, rank, outcome, finished, runtime, wait, counted in ended:
+            seq = delivery_seq(run.retries, run.defers)
             delta = tasks.get(task_id)
             if delta is None:
                 self._make_room_locked(tasks)
@@ -91,15 +110,16 @@ class TaskBuffer(RecordBuffer):
                 delta.updated = finished
             self._observe_locked(name, finished, outcome, runtime, wait, None,
                                  rank == RANK_FINAL and run.retries > 0)
-            if not run.flushed:
-                run.flushed = True
-                self._count_start_locked(run)
+            worker, queue = run.worker, run.queue
+            if not counted:
+                count(counters, ("started", name, worker, queue, ""))
+                if run.wait is not None:
+                    observe(hists, ("queue_wait", name, worker, queue), run.wait)
             event = totals.OUTCOME_EVENTS.get(outcome)
             if event is not None:
-                totals.count(self._batch.counters, (
-                    event, name, run.worker, run.queue,
-                    final.get("exc_type") or "" if event == "failed" else ""))
-            totals.observe(self._batch.hists, ("runtime", name, run.worker, run.queue), runtime)
+                count(counters, (event, name, worker, queue,
+                                 final.get("exc_type") or "" if event == "failed" else ""))
+            observe(hists, ("runtime", name, worker, queue), runtime)
 
     def forget(self, task_id: str) -> None:
         """A task that started here will not finish here (its outcome is reported elsewhere)."""

@@ -68,11 +68,10 @@ class WorkerHandlers:
         rd = request.request_dict
         rd[h.RECEIVED] = now
         self._requests[request.id] = request
+        info = request.delivery_info or {}
         total = ("received", request.name, request.hostname or self.hostname,
-                 (request.delivery_info or {}).get("routing_key") or "", "")
-        if (request.delivery_info or {}).get("redelivered") and self.failures.redelivered(
-            request
-        ):
+                 info.get("routing_key") or "", "")
+        if info.get("redelivered") and self.failures.redelivered(request):
             # Poison pill: now in the DLQ; revoke locally so this delivery is acknowledged
             # without running (Request.execute_using_pool checks the revoked set).
             worker_state.revoked.add(request.id)
