@@ -279,7 +279,7 @@ def spool_arm(settings: Any, calls: int, repeat: int, results: dict[str, float])
 
     without = best(total(plain), calls, repeat)
     with_spool = best(total(spooled), calls, repeat)
-    results["spool: one write() per change (recorder.total, with - without)"] = (
+    results["spool: one entry per change (recorder.total, with - without)"] = (
         with_spool - without)
     for r in (plain, spooled):
         r._stopping.clear()

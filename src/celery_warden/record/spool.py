@@ -2,9 +2,9 @@
 
 Why: a worker process buffers records between flushes (``WARDEN_FLUSH_INTERVAL``); SIGKILL,
 the OOM killer or a lost pool child took that buffer with it — finished tasks stayed STARTED,
-counts came out short. Every change a handler makes to the buffer is also appended here as one
-``write()`` (no fsync: this survives the death of the process, not of the machine), under the
-buffer's lock, so the file holds exactly what the buffer holds.
+counts came out short. Every change a handler makes to the buffer is also appended here (no
+fsync: this survives the death of the process, not of the machine), under the buffer's lock, so
+the file holds exactly what the buffer holds.
 
 Files, in :func:`spool_dir` (mode 0700), per process (writer id ``W`` = its chunk writer id,
 see :mod:`celery_warden.record.chunks`):
