@@ -54,9 +54,9 @@ logger = logging.getLogger("celery_warden.spool")
 _LEN = struct.Struct("<I")
 #: Largest entry accepted when reading (a corrupt length must not allocate gigabytes).
 MAX_ENTRY = 16 * 1024 * 1024
-#: Bytes reserved and mapped per segment at first (~300 entries; a flush interval that needs
+#: Bytes reserved and mapped per segment at first (~5,000 entries; a flush interval that needs
 #: more grows the map).
-SEGMENT_MAP = 1 << 16
+SEGMENT_MAP = 1 << 20
 
 
 def spool_dir(setting: str, key_prefix: str) -> Path | None:
