@@ -10,7 +10,7 @@ from celery_warden import CeleryMonitor
 from celery_warden.keys import Keys
 from celery_warden.read.totals import read_totals
 from celery_warden.record.recorder import Recorder
-from celery_warden.record.spool import SEGMENT_MAP, Spool, frame, read_entries, spool_dir
+from celery_warden.record.spool import Spool, frame, read_entries, spool_dir
 from tests.unit.test_totals import FakeRun
 
 
@@ -91,9 +91,7 @@ def test_flushed_but_not_yet_deleted_segment_is_not_counted_again(spool_settings
     dead = spooling(spool_settings, recorders)
     finish(dead, 10)
     segments_before = dead._spool.segments()  # type: ignore[union-attr]
-    # Its entries as the flusher leaves the file once it takes the buffer (a live segment is
-    # mapped with a reserved zero tail; a rotated one is cut to its entries).
-    kept = [b"".join(frame(e) for e in read_entries(p)) for p in segments_before]
+    kept = [p.read_bytes() for p in segments_before]
     assert dead.flush() is True
     assert counts(spool_settings, redis_client) == {"started": 10, "succeeded": 10}
     # Put the applied segment (with its marker) back, as if the process died before deleting.
@@ -154,23 +152,3 @@ def test_spool_refuses_a_directory_others_can_read(tmp_path: Path):
     assert Spool(shared, "w1").open() is False
     assert spool_dir("off", "p") is None
     assert spool_dir("", "a/b:c").name == "a_b_c"  # type: ignore[union-attr]
-
-
-def test_a_segment_grows_past_its_first_map_and_reads_back_whole(tmp_path: Path):
-    """Entries are copied into a memory map; one flush interval may need more than it holds,
-    and what a killed process leaves (a zero tail) reads as exactly what it had appended."""
-    spool = Spool(tmp_path, "w1")
-    assert spool.open()
-    entries = [("S", "x" * 500, i) for i in range(2 * SEGMENT_MAP // 500)]
-    for e in entries:
-        spool.append(e)
-    path = spool.segment_path(0)
-    assert path.stat().st_size > SEGMENT_MAP
-    spool.forget()  # killed: nothing truncated, the map's pages are the kernel's now
-    assert list(read_entries(path)) == entries
-    again = Spool(tmp_path, "w2")
-    assert again.open()
-    again.append(("S", "y", 1))
-    rotated = again.rotate()
-    assert rotated is not None and rotated.stat().st_size == len(frame(("S", "y", 1)))
-    again.close(remove=False)

@@ -20,19 +20,8 @@ see :mod:`celery_warden.record.chunks`):
   once the store answers, or by the next worker start on the host.
 
 Entry framing: a 4-byte little-endian length and a :mod:`marshal` payload (a tuple of plain
-values); a torn tail (impossible for a killed process, possible for a full disk) is ignored on
-read, and so is a zero tail (length 0).
-
-The hot path copies each entry into a shared memory map of the current segment instead of a
-``write()`` per change (measured 3-6 µs per syscall on ext4, ~0.3 µs per copy, once in the
-worker's main process and once in the pool child per task): the pages of a ``MAP_SHARED`` file
-mapping belong to the page cache, so a killed process leaves them to the kernel, which writes
-them back like any ``write()`` — the same durability (process death, not machine death). The
-payload is copied before its length, so a reader sees a whole entry or none. The segment's
-blocks are reserved up front (``posix_fallocate``), so a full disk fails when a segment is
-opened (an ``OSError``: the spool is given up, loudly) and never as a ``SIGBUS`` on the task's
-path. A rotated or closed segment is truncated to what was written; a dead process's segment
-may end in zeros, where reading stops.
+values), in one ``write()``; a torn tail (impossible for a killed process, possible for a full
+disk) is ignored on read.
 """
 
 from __future__ import annotations
@@ -41,7 +30,6 @@ import contextlib
 import fcntl
 import logging
 import marshal
-import mmap
 import os
 import struct
 import tempfile
@@ -54,9 +42,6 @@ logger = logging.getLogger("celery_warden.spool")
 _LEN = struct.Struct("<I")
 #: Largest entry accepted when reading (a corrupt length must not allocate gigabytes).
 MAX_ENTRY = 16 * 1024 * 1024
-#: Bytes reserved and mapped per segment at first (~5,000 entries; a flush interval that needs
-#: more grows the map).
-SEGMENT_MAP = 1 << 20
 
 
 def spool_dir(setting: str, key_prefix: str) -> Path | None:
@@ -117,8 +102,6 @@ class Spool:
         self.writer = writer_id
         self._segment = 0
         self._fd: int | None = None
-        self._map: mmap.mmap | None = None
-        self._offset = 0  # bytes of the current segment written
         self._written = False
         self._lock_fd: int | None = None
         self.lock_path = directory / f"{writer_id}.lock"
@@ -153,55 +136,12 @@ class Spool:
 
     # -- hot path (caller holds the buffer's lock) ------------------------------------------
     def append(self, entry: tuple[Any, ...]) -> None:
-        data = marshal.dumps(entry)
-        mm = self._map
-        start = self._offset
-        end = start + _LEN.size + len(data)
-        if mm is None or end > len(mm):
-            mm = self._mapped(end)
-            start = self._offset
-            end = start + _LEN.size + len(data)
-        mm[start + _LEN.size:end] = data
-        mm[start:start + _LEN.size] = _LEN.pack(len(data))  # last: the entry is whole now
-        self._offset = end
+        fd = self._fd
+        if fd is None:
+            fd = self._fd = os.open(self.segment_path(self._segment),
+                                    os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.write(fd, frame(entry))
         self._written = True
-
-    def _mapped(self, end: int) -> mmap.mmap:
-        """The current segment's map, opened (or grown) to hold ``end`` bytes."""
-        if self._map is None:
-            fd = os.open(self.segment_path(self._segment),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                self._offset = os.fstat(fd).st_size  # a segment reopened after restart()
-                size = self._offset + max(SEGMENT_MAP, end)
-                os.posix_fallocate(fd, 0, size)
-                self._map = mmap.mmap(fd, size, mmap.MAP_SHARED,
-                                      mmap.PROT_READ | mmap.PROT_WRITE)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            end += self._offset
-        if end > len(self._map):
-            size = max(2 * len(self._map), end)
-            os.posix_fallocate(self._fd, 0, size)  # type: ignore[arg-type]
-            self._map.resize(size)
-        return self._map
-
-    def _close_segment(self, *, truncate: bool) -> None:
-        """Unmap and close the current segment; ``truncate``: cut it to what was written."""
-        if self._map is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self._map.close()
-            self._map = None
-        if self._fd is not None:
-            if truncate:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self._offset)
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-        self._offset = 0
 
     # -- flusher side -----------------------------------------------------------------------
     def rotate(self) -> Path | None:
@@ -210,7 +150,9 @@ class Spool:
         if not self._written:
             return None
         path = self.segment_path(self._segment)
-        self._close_segment(truncate=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._segment += 1
         self._written = False
         return path
@@ -243,7 +185,9 @@ class Spool:
 
     def close(self, *, remove: bool) -> None:
         """Release the files (``remove``: nothing is left to replay)."""
-        self._close_segment(truncate=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if remove and not self._written:
             with contextlib.suppress(FileNotFoundError):
                 self.segment_path(self._segment).unlink()
@@ -255,13 +199,12 @@ class Spool:
             self._lock_fd = None
 
     def forget(self) -> None:
-        """In a forked child: drop the parent's descriptors and map without touching its
-        files (what SIGKILL leaves, too)."""
-        self._close_segment(truncate=False)
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-        self._lock_fd = None
+        """In a forked child: drop the parent's descriptors without touching its files."""
+        for fd in (self._fd, self._lock_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._lock_fd = None
 
     def leftovers(self) -> bool:
         """Whether anything is left to replay or deliver."""
