@@ -11,8 +11,8 @@ Bounded: new records plus what the flusher still carries after a failed write st
 every drop is counted and reported.
 
 Durable across a killed process (worker processes): each change is also appended to this
-process's spool (:mod:`celery_warden.record.spool`), one copy into its memory map under the
-same lock, as a tuple :func:`celery_warden.record.replay.apply_entry` can apply again.
+process's spool (:mod:`celery_warden.record.spool`), one ``write()`` under the same lock,
+as a tuple :func:`celery_warden.record.replay.apply_entry` can apply again.
 """
 
 from __future__ import annotations
