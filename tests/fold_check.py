@@ -12,7 +12,7 @@ from typing import cast
 
 import redis
 
-from celery_warden.keys import HOUR, MINUTE, Keys
+from celery_warden.keys import BLOCK, HOUR, MINUTE, Keys
 
 FLOATS = ("dsum", "wsum")
 
@@ -34,8 +34,8 @@ def expected_fleet(buckets: list[dict[str, str]]) -> dict[str, float]:
 
 def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
                end: int) -> list[str]:
-    """Differences between folded and per-name data for every minute and hour in
-    [start, end] (epoch seconds); empty when they agree."""
+    """Differences between folded and per-name data for every minute, 10-minute block and
+    hour in [start, end] (epoch seconds); empty when they agree."""
     problems: list[str] = []
     periods = [(m, MINUTE) for m in range(start - start % MINUTE, end + 1, MINUTE)]
     periods += [(h, HOUR) for h in range(start - start % HOUR, end + 1, HOUR)]
@@ -70,6 +70,24 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
         for k, v in expected.items():
             if not math.isclose(float(summary.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
                 problems.append(f"{t}/{width}: summary {k} = {summary.get(k)}, bucket says {v}")
+    for b in range(start - start % BLOCK, end + 1, BLOCK):
+        per_block: dict[str, float] = {}
+        for n in names:
+            for m in range(b, b + BLOCK, MINUTE):
+                for k, v in cast(dict[str, str], client.hgetall(keys.minute_bucket(n, m))).items():
+                    counter = not (k[:1] in ("h", "w") and k[1:].isdigit())
+                    if k in ("done", "dsum") or (counter and k not in ("wn", "wsum", "dmin",
+                                                                       "dmax")):
+                        per_block[f"{k}:{n}"] = per_block.get(f"{k}:{n}", 0.0) + float(v)
+        packed = cast(dict[str, str], client.hgetall(keys.summary_block(b)))
+        got = {f"{k}:{n}": v for n, value in packed.items()
+               for k, v in json.loads(value).items()}
+        if got.keys() != per_block.keys():
+            problems.append(f"{b}/block: summary fields differ: "
+                            f"{sorted(set(got) ^ set(per_block))}")
+        for k, v in per_block.items():
+            if not math.isclose(float(got.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
+                problems.append(f"{b}/block: summary {k} = {got.get(k)}, buckets say {v}")
     return problems
 
 

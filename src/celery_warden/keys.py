@@ -20,6 +20,7 @@ key                                type     holds
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
 ``P:fm:<minute>`` / ``P:fh:<hour>``  hash     fleet-wide bucket: every name's bucket folded in
 ``P:sm:<minute>`` / ``P:sh:<hour>``  hash     cross-name summary: name -> ``{"success":3,...}``
+``P:s10:<start>``                  hash     the same summary per 10 minutes
 ``P:names``                        zset     task names by last time seen
 ``P:queues``                       zset     queue names by last time seen
 ``P:worker:<hostname>``            hash     a worker's latest heartbeat
@@ -75,6 +76,7 @@ from dataclasses import dataclass
 from celery_warden.operator_keys import OperatorKeys
 
 MINUTE = 60
+BLOCK = 600
 HOUR = 3600
 #: States with an index of their own (``P:ix:s:<state>``): every Celery state but SUCCESS (the
 #: bulk of the records, found through the name index or the recent index instead). A custom
@@ -139,6 +141,10 @@ class Keys(OperatorKeys):
         """A few counters of every task name in one minute: field = task name, value = its
         counters as a JSON object (see :mod:`celery_warden.record.fold`)."""
         return f"{self.prefix}:sm:{minute}"
+
+    def summary_block(self, start: int) -> str:
+        """The same summary for the 10 minutes from ``start`` (a multiple of 600)."""
+        return f"{self.prefix}:s10:{start}"
 
     def summary_hour(self, hour: int) -> str:
         """The same summary per hour."""
@@ -273,4 +279,10 @@ def hour_of(ts: float) -> int:
     return int(ts // HOUR) * HOUR
 
 
-__all__ = ["HOUR", "INDEXED_STATES", "MINUTE", "Keys", "hour_of", "minute_of"]
+def block_of(ts: float) -> int:
+    """Start of the 10-minute block containing ``ts``."""
+    return int(ts // BLOCK) * BLOCK
+
+
+__all__ = ["BLOCK", "HOUR", "INDEXED_STATES", "MINUTE", "Keys", "block_of", "hour_of",
+           "minute_of"]

@@ -25,6 +25,9 @@ def test_store_budget_simulates_a_day_and_prints_memory_by_kind() -> None:
     out = run("bench/store_budget.py", "--tasks", "20000", "--speed", "8640", "--names", "20")
     assert re.search(r"simulated day: 20,000 tasks, policy recent", out)
     assert re.search(r"task records\s+\d+\.\d", out)
+    assert re.search(r"minute summaries\s+\d+\.\d", out)
+    assert re.search(r"fleet minute\s+\d+\.\d", out)
+    assert re.search(r"Redis CPU while writing .* \d+\.\d us per task", out)
     assert re.search(r"lookup of a kept record .* p99 \d+\.\d+ ms", out)
 
 

@@ -121,3 +121,25 @@ def test_hour_aligned_window():
     assert spans[0][2] == "h"
     assert [k for _, _, k in spans].count("h") == 24
     assert spans[-1] == (int(end), int(end) + MINUTE, "m")
+
+
+def test_summary_cover_partitions_the_window_with_aligned_periods() -> None:
+    """The cross-name summaries covering a window: every minute of it exactly once, each period
+    aligned to its width, hours only past 6 h, and 1 h in at most 24 hashes (not 61)."""
+    from celery_warden.keys import BLOCK, HOUR, MINUTE
+    from celery_warden.record.windows import summary_cover
+
+    for start in (1_700_000_000.0, 1_700_000_337.5, 1_700_003_599.0):
+        for seconds in (300, 3600, 6 * 3600, 24 * 3600 + 7):
+            spans = summary_cover(start, start + seconds)
+            minutes = [m for width, t in spans for m in range(t, t + width, MINUTE)]
+            first = int(start // MINUTE) * MINUTE
+            assert minutes == list(range(first, int((start + seconds) // MINUTE) * MINUTE + 1,
+                                         MINUTE))
+            assert all(t % width == 0 for width, t in spans)
+            if seconds > 6 * 3600:
+                assert sum(w == HOUR for w, _ in spans) >= 22
+            else:
+                assert {w for w, _ in spans} <= {BLOCK, MINUTE}
+            if seconds == 3600:
+                assert len(spans) <= 24

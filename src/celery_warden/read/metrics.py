@@ -94,7 +94,7 @@ class MetricsReader:
         for name in names or ():
             merge(keys=bucket_keys(self.keys, name, start, end), client=pipe)
         merged = Merged()
-        for flat in pipe.execute():
+        for flat, _ in pipe.execute():
             merged.add(dict(zip(flat[::2], flat[1::2], strict=True)))
         return merged
 

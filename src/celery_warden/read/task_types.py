@@ -1,10 +1,11 @@
 """The task-types list: one row per task name, sorted and paginated server-side.
 
 Why two reads: the counters of every name (count, failures, retries, average duration, rate)
-come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, ~60 hashes for
+come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, 15-24 hashes for
 1 h whatever the number of names), which is enough to sort and cut a page; percentiles need a
-name's histogram, so only the rows of the page shown read their own buckets (one pipeline). The
-sparkline (finished per minute, or per hour beyond 6 h) comes from the summaries already read.
+name's histogram, so only the rows of the page shown read their own buckets, merged in Redis
+(``lua/merge_buckets.lua``, one call per row in one pipeline). The
+sparkline (finished per minute, or per hour beyond 6 h) comes back from the same merge.
 Sorting by a percentile is therefore not offered: it would read every name's histogram.
 """
 
@@ -17,10 +18,10 @@ from typing import Any
 import redis
 
 from celery_warden import scripts
-from celery_warden.keys import Keys
+from celery_warden.keys import Keys, hour_of
 from celery_warden.read.metrics import FINAL_OUTCOMES, Merged, MetricsReader, Window, window_label
 from celery_warden.record.histogram import quantiles
-from celery_warden.record.windows import bucket_keys
+from celery_warden.record.windows import MINUTES_ONLY_UP_TO, bucket_keys, cover
 from celery_warden.units import percent
 
 #: Sort keys the list offers (every one answered from the summaries).
@@ -105,15 +106,23 @@ class TaskTypesReader:
         shown = rows[offset : offset + limit]
         # Each shown row's own buckets, merged in Redis (lua/merge_buckets.lua): one reply of
         # ~40 fields per row instead of every bucket's fields.
+        # The sparkline is finished per bucket from the same call: per minute up to 6 h, per hour
+        # beyond (the minutes at the window's ends folded into their hour).
         merge = scripts.script(self.redis, "merge_buckets")
         pipe = self.redis.pipeline(transaction=False)
         for r in shown:
-            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end), client=pipe)
-        for r, flat in zip(shown, pipe.execute(), strict=True):
+            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end),
+                  args=list(FINAL_OUTCOMES), client=pipe)
+        slots = [t if seconds <= MINUTES_ONLY_UP_TO else hour_of(t)
+                 for _, t in cover(end - seconds, end)]
+        for r, (flat, per_key) in zip(shown, pipe.execute(), strict=True):
             m = Merged()
             m.add(dict(zip(flat[::2], flat[1::2], strict=True)))
             with_percentiles(r, m)
-            r["spark"] = s.trend(r["name"], FINAL_OUTCOMES)
+            spark: dict[int, int] = {}
+            for t, n in zip(slots, per_key, strict=True):
+                spark[t] = spark.get(t, 0) + int(n)
+            r["spark"] = [spark[t] for t in sorted(spark)]
         more = offset + limit < len(rows)
         return {"window": label, "sort": sort, "order": "desc" if descending else "asc",
                 "total": len(rows), "items": shown,

@@ -7,17 +7,18 @@ The flusher already holds every name's increments of the batch, so it adds them 
 * **fleet buckets** (``P:fm:<minute>``, ``P:fh:<hour>``): every name's bucket folded into one,
   the same fields (outcomes, ``done``, ``dsum``, the duration and queue-wait histograms,
   ``dmin``/``dmax``), so a fleet-wide summary reads one series instead of one per name;
-* **summaries** (``P:sm:<minute>``, ``P:sh:<hour>``): one hash per minute and hour with one
-  field per task name active in it, its counters packed into the value as a small JSON object
-  (``{"success":12,"done":12,"dsum":0.84}``: every outcome, ``retried``, ``done``, ``dsum``; no
-  histogram slots), so per-name totals over an hour are ~60 ``HGETALL``. Why packed: one field
-  per counter made the hash 4.5 times larger in Redis (a big hash pays ~70 B per field) and
-  slower to read; the script adds a packed value in place, atomically, like ``HINCRBY``.
+* **summaries** (``P:sm:<minute>``, ``P:s10:<10 minutes>``, ``P:sh:<hour>``): one hash per minute,
+  per 10 minutes and per hour with one field per task name active in it, its counters packed into
+  the value as a small JSON object (``{"success":12,"done":12,"dsum":0.84}``: every outcome,
+  ``retried``, ``done``, ``dsum``; no histogram slots), so per-name totals over an hour are ~15-24
+  ``HGETALL`` (10-minute blocks, the minutes at both ends). Why packed: one field per counter made
+  the hash 4.5 times larger in Redis (a big hash pays ~70 B per field) and slower to read; the
+  script adds a packed value in place, atomically, like ``HINCRBY``.
 
-Both are plain increments written by the same numbered chunk as the per-name buckets
+Both are additions written by the same numbered chunk as the per-name buckets
 (``lua/flush.lua``'s bucket section), so the chunk's high-water mark applies them exactly once,
 and a fleet bucket always equals the sum of the name buckets of its minute or hour. They expire
-like the buckets they fold: minutes after ``WARDEN_METRICS_RETENTION``, hours after
+like the buckets they fold: minutes and blocks after ``WARDEN_METRICS_RETENTION``, hours after
 ``WARDEN_ROLLUP_RETENTION``.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery_warden.keys import Keys, hour_of
+from celery_warden.keys import Keys, block_of, hour_of
 from celery_warden.record.batch import Batch, BucketDelta, is_slot
 from celery_warden.settings import WardenSettings
 
@@ -84,6 +85,8 @@ def summary_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[
     field, a JSON object)."""
     out = [[keys.summary_minute(m), settings.metrics_retention, rows]
            for m, rows in summary(batch.minutes).items()]
+    out += [[keys.summary_block(b), settings.metrics_retention, rows]
+            for b, rows in summary(batch.minutes, block_of).items()]
     out += [[keys.summary_hour(h), settings.rollup_retention, rows]
             for h, rows in summary(batch.minutes, hour_of).items()]
     return out

@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 
 from celery_warden.errors import WindowError
-from celery_warden.keys import HOUR, MINUTE, Keys, minute_of
+from celery_warden.keys import BLOCK, HOUR, MINUTE, Keys, minute_of
 
 MINUTES_ONLY_UP_TO = 6 * HOUR
 _UNITS = {"s": 1, "m": MINUTE, "h": HOUR, "d": 24 * HOUR, "w": 7 * 24 * HOUR}
@@ -71,10 +71,24 @@ def fleet_keys(keys: Keys, start: float, end: float) -> list[str]:
             for hourly, t in cover(start, end)]
 
 
+def summary_cover(start: float, end: float) -> list[tuple[int, int]]:
+    """(width, period start) of the cross-name summaries covering [start, end]: the widest
+    aligned period that fits at each step — hours beyond ``MINUTES_ONLY_UP_TO``, 10-minute
+    blocks, minutes at the ends — so one hour reads ~15-24 hashes instead of 61."""
+    widths = (HOUR, BLOCK, MINUTE) if end - start > MINUTES_ONLY_UP_TO else (BLOCK, MINUTE)
+    t, last = minute_of(start), minute_of(end) + MINUTE
+    out = []
+    while t < last:
+        width = next(w for w in widths if t % w == 0 and t + w <= last)
+        out.append((width, t))
+        t += width
+    return out
+
+
 def summary_keys(keys: Keys, start: float, end: float) -> list[str]:
-    """The same cover from the cross-name summaries (a few counters of every name)."""
-    return [keys.summary_hour(t) if hourly else keys.summary_minute(t)
-            for hourly, t in cover(start, end)]
+    """Keys of the cross-name summaries in :func:`summary_cover`."""
+    build = {HOUR: keys.summary_hour, BLOCK: keys.summary_block, MINUTE: keys.summary_minute}
+    return [build[width](t) for width, t in summary_cover(start, end)]
 
 
-__all__ = ["bucket_keys", "cover", "fleet_keys", "parse_window", "summary_keys"]
+__all__ = ["bucket_keys", "cover", "fleet_keys", "parse_window", "summary_cover", "summary_keys"]

@@ -205,7 +205,7 @@ function layout() {
 export async function init({ live }) {
   layout();
   const guard = (fn) => () => fn().then(() => showError(null)).catch(showError);
-  // The KPI tiles fill in when /kpis answers (it reads the cross-name summaries, ~60 hashes
+  // The KPI tiles fill in when /kpis answers (it reads the cross-name summaries, 15-24 hashes
   // for 1 h); the rest of the page does not wait for it.
   loadKpis().then(() => performance.mark('warden:kpis')).catch(showError);
   await Promise.all([loadCharts(), loadCounts(), loadFleet(), loadDepths()].map((p) => p.catch(showError)));
