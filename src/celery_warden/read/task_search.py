@@ -102,7 +102,7 @@ def parse_cursor(cursor: str) -> tuple[float, str]:
 
 
 class TaskSearch:
-    """Lists tasks from the recent index with filters."""
+    """Lists tasks from the task indexes with filters, newest first."""
 
     def __init__(self, client: redis.Redis, keys: Keys, redactor: Redactor) -> None:
         self.redis = client
