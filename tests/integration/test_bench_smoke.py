@@ -62,4 +62,4 @@ def test_api_readers_benchmark_runs_on_its_own_redis() -> None:
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert proc.stdout.startswith("3000 records in ")
-    assert len(re.findall(r" p50 +\d+\.\d+ ms +p99 +\d+\.\d+ ms", proc.stdout)) == 13
+    assert len(re.findall(r" p50 +\d+\.\d+ ms +p99 +\d+\.\d+ ms", proc.stdout)) == 16

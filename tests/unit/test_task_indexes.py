@@ -10,6 +10,7 @@ import time
 import uuid
 
 from celery_warden.keys import Keys
+from celery_warden.read import task_search
 from celery_warden.read.task_search import TaskFilter, TaskSearch, id_buckets
 from celery_warden.record.order import RANK_STARTED, delivery_seq
 from celery_warden.record.prune import prune_store
@@ -88,7 +89,8 @@ def test_pages_through_a_name_index_examine_only_its_entries(settings, redis_cli
     assert search.page(TaskFilter(name="t.mine"), limit=1)["items"][0]["task_id"] == mine[1]
 
 
-def test_an_id_prefix_is_answered_from_the_buckets_as_a_scan_would(settings, redis_client):
+def test_an_id_prefix_is_answered_from_the_buckets_as_a_scan_would(settings, redis_client,
+                                                                   monkeypatch):
     """Prefixes of 2 to 8 characters, hex or not, over uuids and custom ids: the same ids as
     checking every record, newest first, across pages; only matching ids are examined."""
     keys = Keys(settings.key_prefix)
@@ -104,6 +106,13 @@ def test_an_id_prefix_is_answered_from_the_buckets_as_a_scan_would(settings, red
         assert seen == expected, prefix
         assert sum(examined) == len(expected), prefix
     assert len(id_buckets(keys, "ab")) == 257 and id_buckets(keys, "a") == []
+    # A short prefix expected to match more than MAX_PREFIX_MATCHES walks P:recent instead:
+    # the same ids, more records examined.
+    monkeypatch.setattr(task_search, "MAX_PREFIX_MATCHES", 1)
+    expected = [i for i in reversed(ids) if i.startswith("ab")]
+    seen, examined = all_pages(search, TaskFilter(id_prefix="ab"), 3)
+    assert seen == expected and sum(examined) == len(ids)
+    monkeypatch.undo()
     assert id_buckets(keys, "job") == [keys.task_id_bucket("~")]
     # With another filter and a time range the buckets still answer.
     page = search.page(TaskFilter(id_prefix="job", since=T0 + 600, until=T0 + 601.5))

@@ -43,6 +43,9 @@ SUMMARY = ("task_id", "name", "state", "queue", "worker", "retries", "sent_at", 
 #: An id prefix this long or longer is answered from the id buckets (a shorter one matches one
 #: id in 16: the walk finds a page of them at once; from the buckets it would read 4,096 keys).
 MIN_BUCKET_PREFIX = 2
+#: Ids a short prefix may be expected to match for the buckets to answer it (they are all
+#: read, scored and sorted in one script call); past that the walk is cheaper per page.
+MAX_PREFIX_MATCHES = 5_000
 _HEX = "0123456789abcdef"
 
 
@@ -99,7 +102,7 @@ def parse_cursor(cursor: str) -> tuple[float, str]:
 
 
 class TaskSearch:
-    """Lists tasks from the recent index with filters."""
+    """Lists tasks from the task indexes with filters, newest first."""
 
     def __init__(self, client: redis.Redis, keys: Keys, redactor: Redactor) -> None:
         self.redis = client
@@ -116,7 +119,12 @@ class TaskSearch:
         found: list[tuple[str, float]] = []
         examined, exhausted = 0, False
         filters = json.dumps(f.script_filters())
-        buckets = id_buckets(self.keys, f.id_prefix or "")
+        prefix = f.id_prefix or ""
+        buckets = id_buckets(self.keys, prefix)
+        if len(buckets) > 1:  # a short prefix: in a big store the walk finds a page sooner
+            stored = int(self.redis.zcard(self.keys.recent))
+            if stored / 16 ** len(prefix) > MAX_PREFIX_MATCHES:  # the share uuid4 ids match
+                buckets = []
         keys, mode = ([self.keys.recent, *buckets], "ids") if buckets else (
             [self.index(f)], "walk")
         while len(found) < limit and examined < budget and not exhausted:
@@ -168,5 +176,5 @@ class TaskSearch:
         return out
 
 
-__all__ = ["CALL_BUDGET", "MIN_BUCKET_PREFIX", "SCAN_BUDGET", "CursorError", "TaskFilter",
-           "TaskSearch", "id_buckets", "parse_cursor"]
+__all__ = ["CALL_BUDGET", "MAX_PREFIX_MATCHES", "MIN_BUCKET_PREFIX", "SCAN_BUDGET",
+           "CursorError", "TaskFilter", "TaskSearch", "id_buckets", "parse_cursor"]
