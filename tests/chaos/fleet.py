@@ -47,6 +47,7 @@ class ChaosFleet:
         self.proxy: CuttableProxy | None = None
         self.n_workers, self.concurrency = workers, concurrency
         self.workers: list[WorkerProcess] = []
+        self._made: list[WorkerProcess] = []  # every worker started, replaced ones included
         self.log = FaultLog()
         self.settings: WardenSettings | None = None
 
@@ -87,13 +88,16 @@ class ChaosFleet:
 
     def _worker(self) -> WorkerProcess:
         assert self.settings is not None
-        return WorkerProcess(self.settings, app=self.app, concurrency=self.concurrency,
-                             name="chaos", extra_env={"CHAOS_TRUTH_URL": self.truth_url})
+        w = WorkerProcess(self.settings, app=self.app, concurrency=self.concurrency,
+                          name="chaos", extra_env={"CHAOS_TRUTH_URL": self.truth_url})
+        self._made.append(w)
+        return w
 
     def stop(self) -> None:
-        for w in self.workers:
-            if w.process is not None and w.process.poll() is None:
-                w.stop(timeout=30)
+        # Every worker this run started, also one that exited on its own or failed to become
+        # ready: stop() closes its log file either way (an unclosed one fails the suite).
+        for w in self._made:
+            w.stop(timeout=30)
         if self.proxy is not None:
             self.proxy.close()
         if self.broker == "rabbitmq" and self.settings is not None:
