@@ -18,13 +18,18 @@ export function timeChart(container, { xs, series, fmt, height = 200 }) {
     return null;
   }
   const colors = palette();
+  // One sample (or several at one time) leaves uPlot no span to scale the time axis to: it then
+  // spread one point over years. Give such a chart the last five minutes around its samples.
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  const x = hi - lo < 60 ? { time: true, range: [lo - 300, hi + 60] } : { time: true };
   const axis = { stroke: css('--muted'), grid: { stroke: css('--grid'), width: 1 }, ticks: { stroke: css('--grid') } };
   const opts = {
     width: Math.max(240, container.clientWidth || 600),
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    scales: { x },
     axes: [axis, { ...axis, size: 64, values: (u, vals) => vals.map((v) => (fmt ? fmt(v) : v)) }],
     series: [
       {},
