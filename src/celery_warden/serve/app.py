@@ -9,6 +9,7 @@ BACKGROUND` (alert evaluator, stream broadcaster) for as long as the server runs
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -45,6 +46,10 @@ def create_app(settings: WardenSettings | None = None, *,
             async with AsyncExitStack() as stack:
                 for start in BACKGROUND:
                     await stack.enter_async_context(start(ctx))
+                # Everything built so far (modules, routes, schemas, the context) lives as long
+                # as the server: out of the collector's reach, a full collection no longer walks
+                # it on the event loop's thread while requests wait.
+                gc.freeze()
                 yield
         finally:
             await ctx.aclose()
