@@ -253,10 +253,12 @@ def _close_held() -> None:
 os.register_at_fork(after_in_child=_close_held)
 
 
-def _guard(directory: Path) -> int | None:
-    """The host-wide replay guard, taken (None: another look is running)."""
-    try:  # the directory itself (flock works on a directory): no file left behind
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _try_lock(path: Path, flags: int) -> int | None:
+    """``path`` opened with ``flags`` and locked exclusively without waiting, its descriptor
+    held until closed (and closed in forked children); None when it cannot be opened or
+    someone else holds the lock."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
     except OSError:
         return None
     _HELD.add(fd)
@@ -267,22 +269,17 @@ def _guard(directory: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _guard(directory: Path) -> int | None:
+    """The host-wide replay guard, taken (None: another look is running): a lock on the
+    directory itself (flock works on a directory), so no file is left behind."""
+    return _try_lock(directory, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def _lock_if_dead(lock: Path) -> int | None:
     """The lock file's descriptor, locked, if its process is gone; None if it lives."""
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return None
-    _HELD.add(fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        _HELD.discard(fd)
-        os.close(fd)
-        return None
-    return fd
+    return _try_lock(lock, os.O_RDWR)
 
 
 __all__ = ["DLQSink", "ReplayReport", "ReplayRun", "apply_entry", "deliver_dlq", "replay_dead",
