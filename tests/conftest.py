@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from celery_warden.embedded import EmbeddedRedis, answers
+from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.recorder import Recorder
 from celery_warden.settings import DEFAULT_REDIS_URL, WardenSettings, load_settings
 from tests import hygiene
@@ -139,6 +140,23 @@ def rabbitmq_url() -> str:
             pytest.fail(f"{reason} (required when CI is set)")
         pytest.skip(reason)
     return RABBITMQ_URL
+
+
+@pytest.fixture
+def recorder(settings: WardenSettings) -> Iterator[Recorder]:
+    """A recorder without a running flusher thread: the test flushes explicitly."""
+    r = Recorder(settings)
+    r.stop()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def monitor(settings: WardenSettings) -> Iterator[CeleryMonitor]:
+    """A monitor on the test's settings; its Redis connection closed afterwards."""
+    m = CeleryMonitor(settings)
+    yield m
+    m.redis.close()
 
 
 @pytest.fixture

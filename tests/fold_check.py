@@ -55,40 +55,38 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
                 problems.append(f"{t}/{width}: fleet {k} = {got.get(k)}, names sum to {v}")
         packed = cast(dict[str, str], client.hgetall(
             keys.summary_hour(t) if hourly else keys.summary_minute(t)))
-        # Unpacked here on purpose (not with the reader's helper): a JSON object per name.
-        summary = {f"{k}:{n}": v for n, value in packed.items()
-                   for k, v in json.loads(value).items()}
-        expected: dict[str, float] = {}
-        for n, b in per.items():
-            for k, v in b.items():
-                counter = not (k[:1] in ("h", "w") and k[1:].isdigit())
-                if k in ("done", "dsum") or (counter and k not in ("wn", "wsum", "dmin", "dmax")):
-                    expected[f"{k}:{n}"] = float(v)
-        if summary.keys() != expected.keys():
-            problems.append(f"{t}/{width}: summary fields differ: "
-                            f"{sorted(set(summary) ^ set(expected))}")
-        for k, v in expected.items():
-            if not math.isclose(float(summary.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
-                problems.append(f"{t}/{width}: summary {k} = {summary.get(k)}, bucket says {v}")
+        expected = {f"{k}:{n}": float(v) for n, b in per.items() for k, v in b.items()
+                    if _summarised(k)}
+        _compare_summary(f"{t}/{width}", packed, expected, "bucket says", problems)
     for b in range(start - start % BLOCK, end + 1, BLOCK):
         per_block: dict[str, float] = {}
         for n in names:
             for m in range(b, b + BLOCK, MINUTE):
                 for k, v in cast(dict[str, str], client.hgetall(keys.minute_bucket(n, m))).items():
-                    counter = not (k[:1] in ("h", "w") and k[1:].isdigit())
-                    if k in ("done", "dsum") or (counter and k not in ("wn", "wsum", "dmin",
-                                                                       "dmax")):
+                    if _summarised(k):
                         per_block[f"{k}:{n}"] = per_block.get(f"{k}:{n}", 0.0) + float(v)
         packed = cast(dict[str, str], client.hgetall(keys.summary_block(b)))
-        got = {f"{k}:{n}": v for n, value in packed.items()
-               for k, v in json.loads(value).items()}
-        if got.keys() != per_block.keys():
-            problems.append(f"{b}/block: summary fields differ: "
-                            f"{sorted(set(got) ^ set(per_block))}")
-        for k, v in per_block.items():
-            if not math.isclose(float(got.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
-                problems.append(f"{b}/block: summary {k} = {got.get(k)}, buckets say {v}")
+        _compare_summary(f"{b}/block", packed, per_block, "buckets say", problems)
     return problems
+
+
+def _summarised(field: str) -> bool:
+    """Whether a bucket field is carried into the cross-name summaries: the counters, ``done``
+    and ``dsum``; not the histogram slots (``h<i>``, ``w<i>``), the wait mean or min/max."""
+    slot = field[:1] in ("h", "w") and field[1:].isdigit()
+    return field in ("done", "dsum") or (not slot and field not in ("wn", "wsum", "dmin", "dmax"))
+
+
+def _compare_summary(label: str, packed: dict[str, str], expected: dict[str, float],
+                     source: str, problems: list[str]) -> None:
+    """A packed summary hash against the sums expected of it, every difference reported.
+    Unpacked here on purpose (not with the reader's helper): a JSON object per name."""
+    got = {f"{k}:{n}": v for n, value in packed.items() for k, v in json.loads(value).items()}
+    if got.keys() != expected.keys():
+        problems.append(f"{label}: summary fields differ: {sorted(set(got) ^ set(expected))}")
+    for k, v in expected.items():
+        if not math.isclose(float(got.get(k, math.nan)), v, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{label}: summary {k} = {got.get(k)}, {source} {v}")
 
 
 __all__ = ["expected_fleet", "mismatches"]

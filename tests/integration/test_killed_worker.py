@@ -14,6 +14,8 @@ import os
 import signal
 import time
 
+import redis
+
 from celery_warden import CeleryMonitor
 from celery_warden.keys import Keys
 from celery_warden.read.totals import read_totals
@@ -22,6 +24,12 @@ from tests.support import WorkerProcess, client_app, wait_for
 TASKS = 600
 #: Pool-child kills in the second test, spread over its run.
 CHILD_KILLS = 4
+
+
+def successes(client: redis.Redis, keys: Keys) -> int:
+    """``fleet.record_order``'s cumulative success count, as Prometheus would read it."""
+    got, _ = read_totals(client, keys)
+    return sum(c.value for c in got if c.event == "succeeded" and c.name == "fleet.record_order")
 
 
 def kill_group(worker: WorkerProcess) -> None:
@@ -76,9 +84,7 @@ def test_whole_worker_killed_twice_mid_run_counts_stay_exact(settings_factory, w
     keys = Keys(settings.key_prefix)
 
     def succeeded() -> int:
-        got, _ = read_totals(redis_client, keys)
-        return sum(c.value for c in got if c.event == "succeeded"
-                   and c.name == "fleet.record_order")
+        return successes(redis_client, keys)
 
     # Every completed task's success is counted (at least once), and no success is counted
     # twice: an execution killed between its body's last step and its postrun (Celery stores
@@ -132,9 +138,7 @@ def test_pool_children_killed_mid_run_are_replayed_without_a_worker_restart(
     keys = Keys(settings.key_prefix)
 
     def succeeded() -> int:
-        got, _ = read_totals(redis_client, keys)
-        return sum(c.value for c in got if c.event == "succeeded"
-                   and c.name == "fleet.record_order")
+        return successes(redis_client, keys)
 
     wait_for(lambda: succeeded() >= TASKS, 30, 0.2, f"{TASKS} successes counted")
     time.sleep(6.0)  # past a flush interval: any double count would have arrived

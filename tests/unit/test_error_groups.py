@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 
 import pytest
@@ -23,15 +23,6 @@ from celery_warden.keys import Keys
 from celery_warden.read.errors import RECENT_TASK_IDS, ErrorGroups
 from celery_warden.record.recorder import Recorder
 from celery_warden.settings import WardenSettings
-
-
-@pytest.fixture
-def recorder(settings: WardenSettings) -> Iterator[Recorder]:
-    """A recorder without its flusher thread: the test flushes explicitly."""
-    r = Recorder(settings)
-    r.stop()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

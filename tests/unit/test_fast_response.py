@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.order import RANK_FINAL, RANK_STARTED
@@ -19,21 +16,6 @@ from celery_warden.record.recorder import Recorder
 from celery_warden.redaction import Redactor
 from celery_warden.serve.fast_response import model_body, model_defaults, model_json
 from celery_warden.serve.schemas.monitoring import TaskStatus
-
-
-@pytest.fixture
-def recorder(settings) -> Iterator[Recorder]:
-    r = Recorder(settings)
-    r.stop()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def monitor(settings) -> Iterator[CeleryMonitor]:
-    m = CeleryMonitor(settings)
-    yield m
-    m.redis.close()
 
 
 def _record_shapes(recorder: Recorder) -> list[str]:

@@ -7,35 +7,16 @@ import math
 import random
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from celery_warden.keys import HOUR
-from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.batch import Batch, TaskDelta
 from celery_warden.record.histogram import RELATIVE_ERROR
 from celery_warden.record.order import RANK_FINAL, RANK_SENT, RANK_STARTED, delivery_seq
-from celery_warden.record.recorder import Recorder
 from celery_warden.record.store import StoreWriter
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-
-
-@pytest.fixture
-def recorder(settings) -> Iterator[Recorder]:
-    """A recorder without a running flusher thread: the test flushes explicitly."""
-    r = Recorder(settings)
-    r.stop()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def monitor(settings) -> Iterator[CeleryMonitor]:
-    m = CeleryMonitor(settings)
-    yield m
-    m.redis.close()
 
 
 def exact(values: list[float], q: float) -> float:
