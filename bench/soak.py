@@ -11,9 +11,11 @@ workers x 2 processes (``tests/apps/fleet.py``, the ``fleet.noop`` task), a publ
   ``warden serve`` when this checkout has one, used the way an open dashboard uses it: the
   live stream held open and read, and every 5 s the overview page's reads (the dashboard's
   polling mode, ``dashboard/static/js/live.js``) plus the task list;
-* Redis ``used_memory`` above the empty server, divided by the task records it holds — the
+* Redis ``used_memory`` above the empty server, divided by the task records it holds, and the
+  bytes of Warden's own keys (``MEMORY USAGE`` of every key under its prefix) per record — the
   store's cost per retained task (records live ``WARDEN_TASK_TTL``, so the total grows by
-  design; the per-task figure must not).
+  design; the per-task figure must not). The whole-server figure also holds the broker's lists
+  and Celery's results (``celery-task-meta-*``, kept ``result_expires``), which are not Warden's.
 
 Growth of more than 5 % between the warm-up sample and the end is flagged as a defect to find.
 Nothing here asserts: it prints the figures (not part of ``make test``).
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.chaos.fleet import ChaosFleet
 from tests.support import ROOT, client_app, settings_env
 
+from bench.store_budget import memory_by_kind
 from celery_warden.embedded import free_port
 from celery_warden.keys import Keys
 from celery_warden.settings import WardenSettings
@@ -145,9 +148,13 @@ def sample(fleet: ChaosFleet, store: redis.Redis, keys: Keys, base_mem: int,
         out[f"worker{n} children RSS MiB"] = sum(rss(p) for p in w.children()) / 2**20
     records = sum(1 for _ in store.scan_iter(match=keys.task("*"), count=5000))
     used = int(store.info("memory")["used_memory"])
+    warden = sum(memory_by_kind(store, keys).values())
     out["task records"] = records
     out["Redis used_memory MiB"] = used / 2**20
+    # The server also holds the broker's lists and Celery's own results (celery-task-meta-*,
+    # result_expires): the first figure is the whole server, the second Warden's keys alone.
     out["Redis bytes per task"] = (used - base_mem) / records if records else 0.0
+    out["Warden key bytes per task"] = warden / records if records else 0.0
     return out
 
 
@@ -160,7 +167,7 @@ def main() -> int:
     fleet = ChaosFleet("redis", app="tests.apps.fleet")
     settings = fleet.start(WARDEN_FLUSH_INTERVAL=0.25)
     app = client_app(settings, "soak-client")
-    store = redis.Redis.from_url(settings.redis_url)
+    store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     base_mem = int(store.info("memory")["used_memory"])
     serve = start_serve(settings)
