@@ -107,10 +107,12 @@ if mode == 'ids' then
   return {examined, exhausted, last_score, last_id, unpack(out)}
 end
 
--- The first batch is what a page needs when every entry matches (a name's or a state's index
--- mostly does), later ones 250 (a filter that skips most): an entry fetched and not examined
--- costs ~1 us.
-local batch, offset = limit + 1, 0
+-- Entries are fetched 250 at a time; without a filter the index does not imply (a name's or
+-- a state's index walked for that name or state, P:recent for none) every entry matches, and
+-- the first batch is what the page needs. (Not always small: each batch after the first
+-- walks the offset again, which made a text search ~10 % dearer.)
+local selective = f.queue or f.worker or f.id_prefix or needle
+local batch, offset = selective and 250 or limit + 1, 0
 while matched < limit and examined < budget do
   local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, floor, 'WITHSCORES', 'LIMIT',
                           offset, batch)
