@@ -7,9 +7,9 @@ filters allow (the smaller of the name's and the state's over the time range, el
 ``P:recent``) newest first and checks every filter on each record — inside Redis, in one
 read-only script (``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no
 data sent back for a record that does not match), which returns the fields a list item shows
-for each match (no second round trip). An id
-prefix of two characters or more is answered from the id buckets (ids grouped by their first
-four hex digits, lexicographically ordered), so it examines only the ids that match it.
+with each match (no second round trip). An id prefix of two characters or more is answered
+from the id buckets (ids grouped by their first four hex digits, lexicographically ordered),
+so it examines only the ids that match it.
 Two bounds keep every page cheap whatever the filter: a page holds at most ``limit`` (≤ 200)
 items, and at most :data:`SCAN_BUDGET` records are examined per request. A page that ran out of
 budget returns what it found with a cursor to go on from (``complete: false``), so a search for
@@ -129,6 +129,14 @@ class TaskSearch:
                     limit: int = 50, budget: int = SCAN_BUDGET) -> dict[str, Any]:
         """:meth:`page` read through the asyncio ``client`` instead."""
         steps = self.steps(f, cursor, limit, budget)
+        return cast(dict[str, Any], await self._arun(client, steps))
+
+    def index(self, f: TaskFilter) -> str:
+        """The index a search for ``f`` walks (:meth:`index_steps`)."""
+        return cast(str, self._run(self.index_steps(f)))
+
+    async def _arun(self, client: aredis.Redis, steps: Generator[Call, Any, Any]) -> Any:
+        """Run ``steps`` with the asyncio ``client``; their return value."""
         reply: Any = None
         try:
             while True:
@@ -142,11 +150,7 @@ class TaskSearch:
                         getattr(pipe, command)(*args)
                     reply = await pipe.execute()
         except StopIteration as done:
-            return cast(dict[str, Any], done.value)
-
-    def index(self, f: TaskFilter) -> str:
-        """The index a search for ``f`` walks (:meth:`index_steps`)."""
-        return cast(str, self._run(self.index_steps(f)))
+            return done.value
 
     def _run(self, steps: Generator[Call, Any, Any]) -> Any:
         """Run ``steps`` with the blocking client; their return value."""
