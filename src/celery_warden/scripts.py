@@ -17,9 +17,11 @@ from __future__ import annotations
 from importlib import resources
 
 import redis
-from redis.commands.core import Script
+import redis.asyncio as aredis
+from redis.commands.core import AsyncScript, Script
 
 _registered: dict[tuple[int, str], Script] = {}
+_registered_async: dict[tuple[int, str], AsyncScript] = {}
 
 
 def _read_all() -> dict[str, str]:
@@ -46,4 +48,13 @@ def script(conn: redis.Redis, name: str) -> Script:
     return found
 
 
-__all__ = ["script", "source"]
+def async_script(conn: aredis.Redis, name: str) -> AsyncScript:
+    """The script ``name`` registered on the asyncio client ``conn`` (cached per client)."""
+    key = (id(conn), name)
+    found = _registered_async.get(key)
+    if found is None or found.registered_client is not conn:
+        found = _registered_async[key] = conn.register_script(source(name))
+    return found
+
+
+__all__ = ["async_script", "script", "source"]

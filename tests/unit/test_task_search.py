@@ -6,9 +6,11 @@ update times."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+import redis.asyncio as aredis
 
 from celery_warden.keys import Keys
 from celery_warden.read.task_search import CursorError, TaskFilter, TaskSearch, parse_cursor
@@ -100,3 +102,32 @@ def test_the_scan_budget_ends_a_page_with_a_cursor(settings, redis_client):
 def test_a_cursor_not_handed_out_is_refused(bad):
     with pytest.raises(CursorError):
         parse_cursor(bad)
+
+
+def test_the_asyncio_driver_reads_the_same_pages(settings, redis_client):
+    """``apage`` (the API server's, on its asyncio client) runs the same steps as ``page``:
+    equal pages for every kind of filter, also when the second page starts at a cursor."""
+    keys = Keys(settings.key_prefix)
+    _records(settings, [(f"{i:04x}-{i}", float(i), {
+        "state": "FAILURE" if i % 3 == 0 else "SUCCESS", "name": f"t.{i % 2}",
+        "queue": "q" if i % 5 else "other", "exc_type": "E", "exc_msg": f"msg {i}"})
+        for i in range(40)])
+    search = TaskSearch(redis_client, keys, Redactor())
+    filters = [TaskFilter(), TaskFilter(state="failure"), TaskFilter(name="t.1"),
+               TaskFilter(name="t.0", state="FAILURE"), TaskFilter(queue="other"),
+               TaskFilter(id_prefix="00"), TaskFilter(id_prefix="0"), TaskFilter(q="MSG 1")]
+
+    async def both() -> None:
+        client = aredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        try:
+            for f in filters:
+                first = search.page(f, limit=4)
+                assert await search.apage(client, f, limit=4) == first
+                cursor = first["next_cursor"]
+                if cursor:
+                    assert await search.apage(client, f, cursor, limit=4) == \
+                        search.page(f, cursor, limit=4)
+        finally:
+            await client.aclose()
+
+    asyncio.run(both())

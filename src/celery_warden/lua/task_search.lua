@@ -9,28 +9,48 @@
 -- record that changed state, or expired) is only skipped.
 -- ARGV: task key prefix, top score ('+inf' or a number), floor score ('-inf' or a number),
 --       cursor score ('' = none), cursor id, limit, budget, filters (JSON: state, name, queue,
---       worker, id_prefix, q; absent = any), mode ('walk' or 'ids')
--- Returns {examined, exhausted (0/1), last score, last id, id1, score1, id2, score2, ...}
+--       worker, id_prefix, q; absent = any), mode ('walk' or 'ids'), then the record fields
+--       to return for each match
+-- Returns {examined, exhausted (0/1), last score, last id, then per match: id, score and the
+-- values of the requested fields (nil where the record has none)}: the page's records come
+-- back with the search. (Read by the caller instead, with 50 pipelined HMGETs, they cost an
+-- asyncio client ~1.5 ms of CPU per page against ~0.4 ms for this one reply.)
 local prefix, top, floor = ARGV[1], ARGV[2], ARGV[3]
 local after_score, after_id = tonumber(ARGV[4]), ARGV[5]
 local limit, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
 local f = cjson.decode(ARGV[8])
 local mode = ARGV[9]
 local needle = f.q and string.lower(f.q) or nil
-local examined, exhausted = 0, 0
+local examined, exhausted, matched = 0, 0, 0
 local last_score, last_id = '', ''
 local out = {}
+local fields = {unpack(ARGV, 10)}
+-- An examined record is read for what the filters need (its state and name also tell an
+-- expired one), a match then for the fields returned: Lua copies every value it is handed
+-- into a string of its own, so reading all of them for records that do not match made a
+-- selective filter (state=FAILURE&queue=...) cost Redis up to twice as much.
+local wanted = {'state', 'name'}
+if f.queue then wanted[#wanted + 1] = 'queue' end
+if f.worker then wanted[#wanted + 1] = 'worker' end
+if needle then
+  for _, field in ipairs({'exc_type', 'exc_msg', 'args', 'kwargs'}) do
+    wanted[#wanted + 1] = field
+  end
+end
+local at = {}
+for i, field in ipairs(wanted) do at[field] = i end
 
 local function matches(id, r)
-  if r[1] == false and r[2] == false then return false end  -- expired record
+  local state, name = r[at.state], r[at.name]
+  if state == false and name == false then return false end  -- expired record
   if f.id_prefix and string.sub(id, 1, #f.id_prefix) ~= f.id_prefix then return false end
-  if f.state and (r[1] or 'PENDING') ~= f.state then return false end
-  if f.name and r[2] ~= f.name then return false end
-  if f.queue and r[3] ~= f.queue then return false end
-  if f.worker and r[4] ~= f.worker then return false end
+  if f.state and (state or 'PENDING') ~= f.state then return false end
+  if f.name and name ~= f.name then return false end
+  if f.queue and r[at.queue] ~= f.queue then return false end
+  if f.worker and r[at.worker] ~= f.worker then return false end
   if needle then
-    local hay = string.lower((r[5] or '') .. ' ' .. (r[6] or '') .. ' ' .. (r[7] or '') ..
-                             ' ' .. (r[8] or ''))
+    local hay = string.lower((r[at.exc_type] or '') .. ' ' .. (r[at.exc_msg] or '') .. ' ' ..
+                             (r[at.args] or '') .. ' ' .. (r[at.kwargs] or ''))
     if not string.find(hay, needle, 1, true) then return false end
   end
   return true
@@ -45,13 +65,15 @@ end
 local function examine(id, score)
   examined = examined + 1
   last_score, last_id = score, id
-  local r = redis.call('HMGET', prefix .. id, 'state', 'name', 'queue', 'worker',
-                       'exc_type', 'exc_msg', 'args', 'kwargs')
-  if matches(id, r) then
+  local key = prefix .. id
+  if matches(id, redis.call('HMGET', key, unpack(wanted))) then
+    matched = matched + 1
     out[#out + 1] = id
     out[#out + 1] = score
+    local values = redis.call('HMGET', key, unpack(fields))
+    for i = 1, #fields do out[#out + 1] = values[i] end
   end
-  return #out / 2 >= limit or examined >= budget
+  return matched >= limit or examined >= budget
 end
 
 if mode == 'ids' then
@@ -85,12 +107,18 @@ if mode == 'ids' then
   return {examined, exhausted, last_score, last_id, unpack(out)}
 end
 
-local batch, offset = 250, 0
-while #out / 2 < limit and examined < budget do
+-- Entries are fetched 250 at a time; without a filter the index does not imply (a name's or
+-- a state's index walked for that name or state, P:recent for none) every entry matches, and
+-- the first batch is what the page needs. (Not always small: each batch after the first
+-- walks the offset again, which made a text search ~10 % dearer.)
+local selective = f.queue or f.worker or f.id_prefix or needle
+local batch, offset = selective and 250 or limit + 1, 0
+while matched < limit and examined < budget do
   local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], top, floor, 'WITHSCORES', 'LIMIT',
                           offset, batch)
   if #rows == 0 then exhausted = 1; break end
   offset = offset + #rows / 2
+  batch = 250
   for i = 1, #rows, 2 do
     local id, score = rows[i], rows[i + 1]
     if after_cursor(tonumber(score), id) and examine(id, score) then break end

@@ -6,9 +6,10 @@ and the age trim clean them; ``docs/storage.md``). A search walks the most selec
 filters allow (the smaller of the name's and the state's over the time range, else
 ``P:recent``) newest first and checks every filter on each record — inside Redis, in one
 read-only script (``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no
-data sent back for a record that does not match); only the matches are then read whole. An id
-prefix of two characters or more is answered from the id buckets (ids grouped by their first
-four hex digits, lexicographically ordered), so it examines only the ids that match it.
+data sent back for a record that does not match), which returns the fields a list item shows
+with each match (no second round trip). An id prefix of two characters or more is answered
+from the id buckets (ids grouped by their first four hex digits, lexicographically ordered),
+so it examines only the ids that match it.
 Two bounds keep every page cheap whatever the filter: a page holds at most ``limit`` (≤ 200)
 items, and at most :data:`SCAN_BUDGET` records are examined per request. A page that ran out of
 budget returns what it found with a cursor to go on from (``complete: false``), so a search for
@@ -22,24 +23,22 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
+import redis.asyncio as aredis
 
 from celery_warden import scripts
 from celery_warden.keys import INDEXED_STATES, Keys
-from celery_warden.read.tasks import task_status
+from celery_warden.read.tasks import SUMMARY_FIELDS, task_summary
 from celery_warden.redaction import Redactor
 
 #: Records examined at most per page.
 SCAN_BUDGET = 5_000
 #: Records one script call examines at most (~10 ms of the server's time).
 CALL_BUDGET = 1_000
-#: Fields of a list item (the detail endpoint has the rest).
-SUMMARY = ("task_id", "name", "state", "queue", "worker", "retries", "sent_at", "received_at",
-           "started_at", "finished_at", "runtime", "queue_wait", "error", "dlq_entry",
-           "parent_id", "root_id")
 #: An id prefix this long or longer is answered from the id buckets (a shorter one matches one
 #: id in 16: the walk finds a page of them at once; from the buckets it would read 4,096 keys).
 MIN_BUCKET_PREFIX = 2
@@ -101,8 +100,19 @@ def parse_cursor(cursor: str) -> tuple[float, str]:
     return value, task_id
 
 
+#: One store call the search needs, as the drivers of :class:`TaskSearch` run it:
+#: ``("search", keys, args)`` -> the reply of ``lua/task_search.lua``, or
+#: ``("pipe", [(command, *args), ...])`` -> the replies of those redis-py commands, pipelined.
+Call = tuple[Any, ...]
+Steps = Generator[Call, Any, dict[str, Any]]
+
+
 class TaskSearch:
-    """Lists tasks from the task indexes with filters, newest first."""
+    """Lists tasks from the task indexes with filters, newest first.
+
+    The search itself (:meth:`steps`) performs no I/O: it yields the store calls it needs and
+    is sent their replies, so the blocking :meth:`page` and the asyncio :meth:`apage` (the API
+    server awaits it on its loop, no thread pool hop) run one algorithm."""
 
     def __init__(self, client: redis.Redis, keys: Keys, redactor: Redactor) -> None:
         self.redis = client
@@ -112,48 +122,100 @@ class TaskSearch:
     def page(self, f: TaskFilter, cursor: str | None = None, limit: int = 50,
              budget: int = SCAN_BUDGET) -> dict[str, Any]:
         """``{"items", "next_cursor", "complete", "examined"}``: ``next_cursor`` is ``None``
-        when nothing older is left to examine. The walk and the filters run in Redis
-        (``lua/task_search.lua``), :data:`CALL_BUDGET` records per call so no call holds the
-        server long; only the matches are read whole."""
+        when nothing older is left to examine (read with the blocking client)."""
+        return cast(dict[str, Any], self._run(self.steps(f, cursor, limit, budget)))
+
+    async def apage(self, client: aredis.Redis, f: TaskFilter, cursor: str | None = None,
+                    limit: int = 50, budget: int = SCAN_BUDGET) -> dict[str, Any]:
+        """:meth:`page` read through the asyncio ``client`` instead."""
+        steps = self.steps(f, cursor, limit, budget)
+        return cast(dict[str, Any], await self._arun(client, steps))
+
+    def index(self, f: TaskFilter) -> str:
+        """The index a search for ``f`` walks (:meth:`index_steps`)."""
+        return cast(str, self._run(self.index_steps(f)))
+
+    async def _arun(self, client: aredis.Redis, steps: Generator[Call, Any, Any]) -> Any:
+        """Run ``steps`` with the asyncio ``client``; their return value."""
+        reply: Any = None
+        try:
+            while True:
+                call = steps.send(reply)
+                if call[0] == "search":
+                    reply = await scripts.async_script(client, "task_search")(
+                        keys=call[1], args=call[2])
+                else:
+                    pipe = client.pipeline(transaction=False)
+                    for command, *args in call[1]:
+                        getattr(pipe, command)(*args)
+                    reply = await pipe.execute()
+        except StopIteration as done:
+            return done.value
+
+    def _run(self, steps: Generator[Call, Any, Any]) -> Any:
+        """Run ``steps`` with the blocking client; their return value."""
+        reply: Any = None
+        try:
+            while True:
+                call = steps.send(reply)
+                if call[0] == "search":
+                    reply = scripts.script(self.redis, "task_search")(keys=call[1],
+                                                                      args=call[2])
+                else:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for command, *args in call[1]:
+                        getattr(pipe, command)(*args)
+                    reply = pipe.execute()
+        except StopIteration as done:
+            return done.value
+
+    def steps(self, f: TaskFilter, cursor: str | None, limit: int, budget: int) -> Steps:
+        """The search as a generator of store calls (:data:`Call`). The walk and the filters
+        run in Redis (``lua/task_search.lua``), :data:`CALL_BUDGET` records per call so no
+        call holds the server long; the script returns the list fields
+        (:data:`~celery_warden.read.tasks.SUMMARY_FIELDS`) of the matches with them."""
         after: tuple[float, str] | None = parse_cursor(cursor) if cursor else None
-        found: list[tuple[str, float]] = []
+        found: list[dict[str, Any]] = []
         examined, exhausted = 0, False
         filters = json.dumps(f.script_filters())
         prefix = f.id_prefix or ""
         buckets = id_buckets(self.keys, prefix)
         if len(buckets) > 1:  # a short prefix: in a big store the walk finds a page sooner
-            stored = int(self.redis.zcard(self.keys.recent))
+            stored = int((yield ("pipe", [("zcard", self.keys.recent)]))[0])
             if stored / 16 ** len(prefix) > MAX_PREFIX_MATCHES:  # the share uuid4 ids match
                 buckets = []
-        keys, mode = ([self.keys.recent, *buckets], "ids") if buckets else (
-            [self.index(f)], "walk")
+        if buckets:
+            keys, mode = [self.keys.recent, *buckets], "ids"
+        else:
+            keys, mode = [(yield from self.index_steps(f))], "walk"
         while len(found) < limit and examined < budget and not exhausted:
             top = f.until
             if after is not None:  # start at the cursor's score, not at the newest record
                 top = after[0] if top is None else min(top, after[0])
-            reply = scripts.script(self.redis, "task_search")(
-                keys=keys,
-                args=[self.keys.task(""), "+inf" if top is None else repr(top),
-                      "-inf" if f.since is None else repr(f.since),
-                      "" if after is None else repr(after[0]), "" if after is None else after[1],
-                      limit - len(found), min(CALL_BUDGET, budget - examined), filters, mode])
+            reply = yield ("search", keys, [
+                self.keys.task(""), "+inf" if top is None else repr(top),
+                "-inf" if f.since is None else repr(f.since),
+                "" if after is None else repr(after[0]), "" if after is None else after[1],
+                limit - len(found), min(CALL_BUDGET, budget - examined), filters, mode,
+                *SUMMARY_FIELDS])
             examined += int(reply[0])
             exhausted = bool(int(reply[1]))
             if reply[3]:
                 after = (float(reply[2]), _text(reply[3]))
-            found += [(_text(reply[i]), float(reply[i + 1])) for i in range(4, len(reply), 2)]
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id, _ in found:
-            pipe.hgetall(self.keys.task(task_id))
-        items = [self.summary(task_id, raw, ts)
-                 for (task_id, ts), raw in zip(found, pipe.execute(), strict=True) if raw]
+            stride = 2 + len(SUMMARY_FIELDS)
+            for i in range(4, len(reply), stride):
+                raw = {k: v if type(v) is str else _text(v)
+                       for k, v in zip(SUMMARY_FIELDS, reply[i + 2:i + stride], strict=True)
+                       if v is not None}
+                found.append(task_summary(_text(reply[i]), raw, float(reply[i + 1]),
+                                          self.redactor))
         next_cursor = None
         if after is not None and examined and not (exhausted and len(found) < limit):
             next_cursor = f"{after[0]!r}:{after[1]}"
-        return {"items": items, "next_cursor": next_cursor,
+        return {"items": found, "next_cursor": next_cursor,
                 "complete": exhausted or len(found) >= limit, "examined": examined}
 
-    def index(self, f: TaskFilter) -> str:
+    def index_steps(self, f: TaskFilter) -> Generator[Call, Any, str]:
         """The index to walk for ``f``: of the name's and the state's index, the one with fewer
         entries in the time range (one ``ZCOUNT`` each); ``P:recent`` when neither applies."""
         state = f.state.upper() if f.state else None
@@ -163,17 +225,8 @@ class TaskSearch:
             return choices[0] if choices else self.keys.recent
         lo = "-inf" if f.since is None else repr(f.since)
         hi = "+inf" if f.until is None else repr(f.until)
-        pipe = self.redis.pipeline(transaction=False)
-        for key in choices:
-            pipe.zcount(key, lo, hi)
-        counts = pipe.execute()
+        counts = yield ("pipe", [("zcount", key, lo, hi) for key in choices])
         return min(zip(counts, choices, strict=True))[1]
-
-    def summary(self, task_id: str, raw: dict[str, str], ts: float) -> dict[str, Any]:
-        full = task_status(task_id, raw, redactor=self.redactor)
-        out = {k: full.get(k) for k in SUMMARY}
-        out["updated"] = ts
-        return out
 
 
 __all__ = ["CALL_BUDGET", "MAX_PREFIX_MATCHES", "MIN_BUCKET_PREFIX", "SCAN_BUDGET",

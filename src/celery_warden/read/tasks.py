@@ -52,9 +52,7 @@ def task_status(task_id: str, raw: dict[str, str], now: float | None = None,
     changes nothing.
     """
     r = redactor or _DEFAULT_REDACTOR
-    error = None
-    if raw.get("exc_type"):
-        error = {"type": raw["exc_type"], "message": r.redact_text(raw.get("exc_msg", ""))}
+    error = task_error(raw, r)
     started, finished = _num(raw.get("started")), _num(raw.get("finished"))
     status: dict[str, Any] = {
         "task_id": task_id,
@@ -91,6 +89,49 @@ def task_status(task_id: str, raw: dict[str, str], now: float | None = None,
     if started is not None and finished is None and status["state"] == "STARTED":
         status["elapsed"] = max(0.0, (time.time() if now is None else now) - started)
     return status
+
+
+def task_error(raw: dict[str, str], redactor: Redactor) -> dict[str, str] | None:
+    """The record's error (type, masked message), ``None`` when it has no exception type."""
+    if not raw.get("exc_type"):
+        return None
+    return {"type": raw["exc_type"], "message": redactor.redact_text(raw.get("exc_msg", ""))}
+
+
+#: Stored fields a list item is made of (:func:`task_summary`).
+SUMMARY_FIELDS = ("state", "name", "queue", "worker", "retries", "sent", "received", "started",
+                  "finished", "runtime", "wait", "exc_type", "exc_msg", "dlq_entry",
+                  "parent_id", "root_id")
+
+
+def task_summary(task_id: str, raw: dict[str, str], updated: float,
+                 redactor: Redactor) -> dict[str, Any]:
+    """A list item: the fields of :func:`task_status` a task list shows (each computed the same
+    way, from :data:`SUMMARY_FIELDS` only), plus ``updated`` (the record's index score).
+
+    Its own function rather than a projection of :func:`task_status`: a search page shapes 50
+    to 200 of them per request, and the full status also decodes the argument previews and
+    the retry history, which a list item drops (``tests/unit/test_task_search_response.py``
+    checks the two agree)."""
+    return {
+        "task_id": task_id,
+        "name": raw.get("name"),
+        "state": raw.get("state", "PENDING"),
+        "queue": raw.get("queue"),
+        "worker": raw.get("worker"),
+        "retries": _int(raw.get("retries")) or 0,
+        "sent_at": iso(raw.get("sent")),
+        "received_at": iso(raw.get("received")),
+        "started_at": iso(raw.get("started")),
+        "finished_at": iso(raw.get("finished")),
+        "runtime": _num(raw.get("runtime")),
+        "queue_wait": _num(raw.get("wait")),
+        "error": task_error(raw, redactor),
+        "dlq_entry": raw.get("dlq_entry"),
+        "parent_id": raw.get("parent_id"),
+        "root_id": raw.get("root_id"),
+        "updated": updated,
+    }
 
 
 class TaskReader:
@@ -136,4 +177,4 @@ class TaskReader:
                 for tid, raw in zip(ids, pipe.execute(), strict=True) if raw]
 
 
-__all__ = ["TaskReader", "task_status"]
+__all__ = ["SUMMARY_FIELDS", "TaskReader", "task_error", "task_status", "task_summary"]

@@ -15,9 +15,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, to_json
 
 
 @cache
@@ -39,4 +39,13 @@ def model_json(model: type[BaseModel], body: dict[str, Any], status_code: int = 
     return JSONResponse(model_body(model, body), status_code=status_code)
 
 
-__all__ = ["model_body", "model_defaults", "model_json"]
+def model_bytes(model: type[BaseModel], body: dict[str, Any], status_code: int = 200,
+                ) -> Response:
+    """:func:`model_body` written by pydantic-core's JSON writer, the one FastAPI itself uses
+    for a ``response_model`` (``dump_json``): the same bytes as the model path (infinities
+    and NaN as ``null``, pydantic's default), without validating the body again."""
+    return Response(to_json(model_body(model, body), inf_nan_mode="null"),
+                    status_code=status_code, media_type="application/json")
+
+
+__all__ = ["model_body", "model_bytes", "model_defaults", "model_json"]

@@ -1,0 +1,108 @@
+"""Task search pages of two source trees, alternated on one store: before/after.
+
+    git archive <commit> | tar -x -C /tmp/before        # the tree to compare against
+    .venv/bin/python bench/search_ab.py --old-src /tmp/before/src --tasks 1000000
+
+``serve_api.py`` measures one tree; on a shared machine two of its runs minutes apart compare
+foreign load as much as code. Here ``warden serve`` from ``--old-src`` and from this tree (same
+venv: same uvicorn, parser, loop) run side by side on one embedded store filled with ``--tasks``
+records, each warmed up, and answer the same search mixes in turn (``--rounds`` x ``--seconds``,
+20 connections from another process): ``serve_api.py``'s mix (50 task names, state=FAILURE with a
+queue, 50 three-character id prefixes, the unfiltered list), and each kind alone plus a text
+search (``--mixes``). Printed per round and arm: pages/s, p50/p99, and the CPU per page of the
+server process and of ``redis-server`` (``psutil``, user + system), which a busy machine
+inflates far less than latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import redis  # noqa: E402
+
+from bench.serve_api import PREFIX, Server, _env, fill_store, run_load  # noqa: E402
+from celery_warden.embedded import EmbeddedRedis, free_port  # noqa: E402
+from celery_warden.keys import Keys  # noqa: E402
+from celery_warden.serve.tokens import TokenStore  # noqa: E402
+
+SERVE = "import sys; from celery_warden.cli.main import main; sys.argv[0] = 'warden'; main()"
+
+
+def mixes(names: list[str], ids: list[str]) -> dict[str, list[str]]:
+    page = "/api/v1/tasks?limit=50&"
+    name = [f"{page}name={n}" for n in names[:50]]
+    failure = [f"{page}state=FAILURE&queue=default"]
+    prefix = [f"{page}id_prefix={i[:3]}" for i in ids[:50]]
+    return {"bench": [*name, *failure * 5, *prefix, "/api/v1/tasks?limit=50"], "name": name,
+            "failure": failure, "prefix": prefix,
+            "text": [f"{page}q=timeout", f"{page}q=valueerror"]}
+
+
+def cpu(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--old-src", required=True, help="the other tree's src/ directory")
+    p.add_argument("--tasks", type=int, default=1_000_000)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--mixes", default="bench,name,failure,prefix,text")
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    with EmbeddedRedis(tempfile.mkdtemp(prefix="warden-bench-search-"), appendonly=False) as srv:
+        filled = fill_store(srv.url, a.tasks)
+        client = redis.Redis.from_url(srv.url, decode_responses=True)
+        token = TokenStore(client, Keys(PREFIX)).create("ab-read", "read")[0]
+        client.close()
+        paths = mixes(filled["names"], random.Random(3).sample(filled["ids"], 50))
+        servers: dict[str, Server] = {}
+        try:
+            for arm in ("old", "new"):
+                env, port = _env(srv.url), free_port()
+                if arm == "old":
+                    env["PYTHONPATH"] = f"{a.old_src}{os.pathsep}{env['PYTHONPATH']}"
+                servers[arm] = Server([sys.executable, "-c", SERVE, "serve", "--port",
+                                       str(port)], env, port)
+                run_load(servers[arm].url, token, paths["bench"], 3)  # warm-up
+            for mix in a.mixes.split(","):
+                for r in range(a.rounds):
+                    for arm, server in servers.items():
+                        c0, r0 = server.cpu(), cpu(srv.pid or 0)
+                        out = run_load(server.url, token, paths[mix], a.seconds)
+                        n = max(1, out["requests"])
+                        row = {"mix": mix, "round": r, "arm": arm,
+                               "load": round(os.getloadavg()[0], 1),
+                               "pages_s": round(out["per_second"]),
+                               "p50_ms": round(out["p50_ms"], 1),
+                               "p99_ms": round(out["p99_ms"], 1),
+                               "server_cpu_us": round(1e6 * (server.cpu() - c0) / n),
+                               "redis_cpu_us": round(1e6 * (cpu(srv.pid or 0) - r0) / n),
+                               "statuses": out["statuses"]}
+                        rows.append(row)
+                        print(row, flush=True)
+        finally:
+            for server in servers.values():
+                server.stop()
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""``iso`` formats a timestamp exactly as ``datetime`` does (its own arithmetic is only a
+faster way there): whole seconds, microseconds rounded half to even (also up into the next
+second), the store's ``%.6f`` strings, values outside the fast range, unreadable input."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from celery_warden.timefmt import iso
+
+
+def reference(value: float) -> str:
+    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_iso_is_datetimes_isoformat() -> None:
+    rng = random.Random(11)
+    values: list[float] = [0.0, 1.0, 1795868555.0, 1795868555.5, 1795868555.9999995,
+                           1795868555.0000005, 1795868555.0000015, 3999999999.9999999]
+    for _ in range(20_000):
+        whole = rng.randrange(0, 4_000_000_000)
+        values += [whole + rng.random(), whole + rng.randrange(2_000_000) / 2e6,
+                   float(f"{whole + rng.random():.6f}"),
+                   whole + 0.9999995 + rng.uniform(-1e-7, 1e-7)]
+    for v in values:
+        assert iso(v) == reference(v), v
+        assert iso(f"{v:.6f}") == reference(float(f"{v:.6f}")), v
+
+
+@pytest.mark.parametrize("value", [-1.5, -86400.25, 4e9, 5e9 + 0.5, 253402300799.0])
+def test_outside_the_fast_range_datetime_formats_it(value: float) -> None:
+    assert iso(value) == reference(value)
+
+
+@pytest.mark.parametrize("value", [None, "", "abc", "1.2.3", object()])
+def test_unreadable_is_none(value: object) -> None:
+    assert iso(value) is None
