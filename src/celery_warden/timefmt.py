@@ -27,7 +27,10 @@ def iso(ts: Any) -> str | None:
     except (TypeError, ValueError):
         return None
     if not _FAST_RANGE[0] <= value < _FAST_RANGE[1]:
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        try:  # nan, inf, 1e20: a damaged record's time reads as unknown, never a 500
+            return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):
+            return None
     frac, whole = math.modf(value)
     us = round(frac * 1e6)
     if us >= 1_000_000:

@@ -41,7 +41,8 @@ RECORDS: list[tuple[str, float, dict[str, str]]] = [
     ("h-secret-name", 4, {"name": "job api_key=sk-live-1", "parent_id": "token=abc",
                           "root_id": "redis://u:pw@h", "dlq_entry": "password: x"}),
     ("h-numbers", 5, {"runtime": "nan", "wait": "inf", "retries": "-1", "sent": "garbage",
-                      "received": "", "finished": f"{T0 + 2.0000005:.7f}"}),
+                      "received": "", "started": "1e20", "dlq_at": "nan",
+                      "finished": f"{T0 + 2.0000005:.7f}"}),
     ("h-bare", 6, {}),
     ("h-expired", 7, {}),
 ]

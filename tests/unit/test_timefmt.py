@@ -35,6 +35,7 @@ def test_outside_the_fast_range_datetime_formats_it(value: float) -> None:
     assert iso(value) == reference(value)
 
 
-@pytest.mark.parametrize("value", [None, "", "abc", "1.2.3", object()])
+@pytest.mark.parametrize("value", [None, "", "abc", "1.2.3", object(), "nan", float("inf"),
+                                   "-inf", "1e20", -1e20])
 def test_unreadable_is_none(value: object) -> None:
     assert iso(value) is None
