@@ -95,7 +95,7 @@ def test_totals_have_no_ttl_and_survive_bucket_expiry(settings, recorders, redis
     run_tasks(r, 5, "success")
     assert r.flush() is True
     keys = Keys(settings.key_prefix)
-    for key in (keys.totals_counters, keys.totals_hists, keys.totals_meta):
+    for key in (keys.totals_counters, keys.totals_packed, keys.totals_meta):
         assert redis_client.ttl(key) == -1, key
     buckets = list(redis_client.scan_iter(f"{settings.key_prefix}:m:*"))
     buckets += list(redis_client.scan_iter(f"{settings.key_prefix}:h:*"))

@@ -14,14 +14,13 @@ prometheus_client's parser); the smaller families still go through the collector
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from itertools import accumulate
 from typing import cast
 
 import redis
 
 from celery_warden.keys import Keys
-from celery_warden.record.totals import BOUNDS, EVENTS, SEP
+from celery_warden.read.totals_pack import pack_histograms
+from celery_warden.record.totals import BOUNDS, EVENTS, SEP, SLOTS
 
 #: celery-exporter's counters: event -> help text (its own wording).
 TASK_EVENTS: dict[str, str] = {
@@ -76,112 +75,109 @@ def _labels(name: str, host: str, queue: str) -> str:
     return text
 
 
-def _pages(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, dict[str, str]]]:
-    """``("counters" | "hists", page)`` for every ``HSCAN`` page of the two totals hashes.
-
-    Grouped page by page, so no second copy of the ~60,000 fields is built. (Requesting the
-    next page in a helper thread while this one is grouped was tried: no gain measured on this
-    project's loaded 2-core machine, where the scrape is CPU-bound.)"""
-    for kind, key in (("counters", keys.totals_counters), ("hists", keys.totals_hists)):
-        cursor = 0
-        while True:
-            cursor, page = client.hscan(key, cursor, count=SCAN_COUNT)
-            yield kind, cast(dict[str, str], page)
-            if not cursor:
-                break
+#: A hash read with one ``HGETALL`` up to this many fields (~15 ms of Redis on a loaded
+#: machine at 50,000); past it, ``HSCAN`` pages, so Redis is never held long.
+WHOLE_MAX = 50_000
 
 
-class _Families:
-    """The task families of one scrape, grouped page by page (nothing kept afterwards)."""
+def _read(client: redis.Redis, keys: Keys) -> tuple[dict[str, str], dict[str, str]]:
+    """The counters hash and the packed histograms hash, whole.
 
-    def __init__(self) -> None:
-        self.counters: dict[str, list[str]] = {event: [] for event in TASK_EVENTS}
-        #: metric -> {"name SEP host SEP queue": per-bucket counts (as stored), then the sum}
-        self.hists: dict[str, dict[str, list[str]]] = {metric: {} for metric in HISTOGRAMS}
-        #: field prefix -> (its counts, slot suffix -> index): one lookup per field
-        self._groups: dict[str, tuple[list[str], dict[str, int]]] = {}
-
-    def add_counters(self, raw: dict[str, str]) -> None:
-        by_event = self.counters
-        for field, value in raw.items():
-            parts = field.split(SEP)
-            if len(parts) != 5 or parts[0] not in by_event:
-                continue  # not a field this version writes
-            event, name, host, queue, exc = parts
-            labels = _labels(name, host, queue)
-            if event == "failed":
-                labels = f'exception="{escape(exc)}",{labels}'
-            by_event[event].append(f"celery_task_{event}_total{{{labels}}} {value}\n")
-
-    def add_hists(self, raw: dict[str, str]) -> None:
-        """Fields ``metric SEP name SEP host SEP queue SEP slot`` (slot: a bucket index, or
-        ``s`` for the sum); the counts stay strings until rendering cumulates them."""
-        groups = self._groups
-        for field, value in raw.items():
-            prefix, _, slot = field.rpartition(SEP)
-            found = groups.get(prefix)
-            if found is None:
-                found = groups[prefix] = self._group(prefix)
-            group, slots = found
-            index = slots.get(slot)
-            if index is not None:
-                group[index] = value  # else not a slot this version writes
-
-    def _group(self, prefix: str) -> tuple[list[str], dict[str, int]]:
-        """The counts of one label set (``prefix``: the field without its slot), registered
-        under its metric; a metric this version does not write gets a list nothing reads."""
-        metric, _, labels = prefix.partition(SEP)
-        group = ["0"] * (_SIZES.get(metric, 0) + 1)
-        sets = self.hists.get(metric)
-        if sets is None:
-            return group, {}
-        sets[labels] = group
-        return group, _SLOTS[metric]
-
-    def counter_lines(self) -> list[str]:
-        """``celery_task_<event>_total`` families, one ``HELP``/``TYPE`` header each."""
-        out: list[str] = []
-        for event, doc in TASK_EVENTS.items():
-            out.append(f"# HELP celery_task_{event}_total {doc}\n"
-                       f"# TYPE celery_task_{event}_total counter\n")
-            lines = self.counters[event]
-            lines.sort()
-            out.extend(lines)
-        return out
-
-    def histogram_lines(self) -> list[str]:
-        """``celery_task_runtime`` and ``celery_task_queue_wait_time``: cumulative ``_bucket``
-        lines (the store keeps per-bucket counts), ``_count`` (= the ``+Inf`` bucket), ``_sum``."""
-        out: list[str] = []
-        for metric, (fam, doc) in HISTOGRAMS.items():
-            out.append(f"# HELP {fam} {doc}\n# TYPE {fam} histogram\n")
-            size, template = _SIZES[metric], _TEMPLATES[metric]
-            sets = self.hists[metric]
-            for key in sorted(sets):
-                parts = key.split(SEP)
-                if len(parts) != 3:
-                    continue
-                group = sets[key]
-                cumulative = list(accumulate(map(int, group[:size])))
-                text = template % (*cumulative, cumulative[-1], float(group[size]))
-                out.append(text.replace(_AT, _labels(*parts)))
-        return out
+    One round trip for the sizes (and whether the first histogram layout still holds fields:
+    then they are moved first, :mod:`celery_warden.read.totals_pack`), one for both hashes."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hlen(keys.totals_counters)
+    pipe.hlen(keys.totals_packed)
+    pipe.hlen(keys.totals_hists)
+    n_counters, n_packed, n_old = pipe.execute()
+    if n_old:
+        pack_histograms(client, keys)
+        n_packed = client.hlen(keys.totals_packed)
+    out: list[dict[str, str]] = []
+    pipe = client.pipeline(transaction=False)
+    for key, n in ((keys.totals_counters, n_counters), (keys.totals_packed, n_packed)):
+        if n <= WHOLE_MAX:
+            pipe.hgetall(key)
+    got = iter(pipe.execute())
+    for key, n in ((keys.totals_counters, n_counters), (keys.totals_packed, n_packed)):
+        if n <= WHOLE_MAX:
+            out.append(cast(dict[str, str], next(got)))
+        else:
+            out.append(cast(dict[str, str], dict(client.hscan_iter(key, count=SCAN_COUNT))))
+    return out[0], out[1]
 
 
-#: Per histogram: bucket slots (bounds and +Inf), and each slot's field suffix -> list index
-#: (the sum last).
-_SIZES = {metric: len(BOUNDS[metric]) + 1 for metric in HISTOGRAMS}
-_SLOTS = {metric: {**{str(i): i for i in range(n)}, "s": n} for metric, n in _SIZES.items()}
+def counter_lines(raw: dict[str, str]) -> list[str]:
+    """``celery_task_<event>_total`` families, one ``HELP``/``TYPE`` header each, lines sorted
+    by their labels."""
+    by_event: dict[str, list[str]] = {event: [] for event in TASK_EVENTS}
+    for field, value in raw.items():
+        parts = field.split(SEP)
+        if len(parts) != 5 or parts[0] not in by_event:
+            continue  # not a field this version writes
+        event, name, host, queue, exc = parts
+        labels = _labels(name, host, queue)
+        if event == "failed":
+            labels = f'exception="{escape(exc)}",{labels}'
+        by_event[event].append(f"celery_task_{event}_total{{{labels}}} {value}\n")
+    out: list[str] = []
+    for event, doc in TASK_EVENTS.items():
+        out.append(f"# HELP celery_task_{event}_total {doc}\n"
+                   f"# TYPE celery_task_{event}_total counter\n")
+        lines = by_event[event]
+        lines.sort()
+        out.extend(lines)
+    return out
+
+
+def histogram_lines(packed: dict[str, str]) -> list[str]:
+    """``celery_task_runtime`` and ``celery_task_queue_wait_time`` from the packed fields
+    (``metric␟name␟host␟queue`` -> cumulative bucket counts then the sum): the stored counts are
+    already the ``_bucket`` values, written as stored; ``_count`` is the ``+Inf`` bucket; the
+    sum is written as prometheus_client writes a float. A malformed field is skipped."""
+    by_metric: dict[str, list[tuple[str, str]]] = {metric: [] for metric in HISTOGRAMS}
+    for field, value in packed.items():
+        metric, _, labels = field.partition(SEP)
+        sets = by_metric.get(metric)
+        if sets is not None:
+            sets.append((labels, value))
+    out: list[str] = []
+    for metric, (fam, doc) in HISTOGRAMS.items():
+        out.append(f"# HELP {fam} {doc}\n# TYPE {fam} histogram\n")
+        size, template = _SIZES[metric], _TEMPLATES[metric]
+        sets = by_metric[metric]
+        sets.sort()
+        for key, value in sets:
+            parts = key.split(SEP)
+            numbers = value.split(" ")
+            if len(parts) != 3 or len(numbers) != size + 1 or not _counts(numbers[:size]):
+                continue
+            try:
+                total = float(numbers[size])
+            except ValueError:
+                continue
+            text = template % (*numbers[:size], numbers[size - 1], total)
+            out.append(text.replace(_AT, _labels(*parts)))
+    return out
+
+
+def _counts(numbers: list[str]) -> bool:
+    """Whether every stored bucket count is a plain non-negative integer (written as is)."""
+    return all(map(str.isdigit, numbers))
+
+
+#: Per histogram: bucket slots (bounds and +Inf).
+_SIZES = SLOTS
 #: Where a label set's labels go in :data:`_TEMPLATES` (inserted by one ``str.replace`` after
 #: the numbers: a label value is never scanned for ``%`` and the placeholder is in no value).
 _AT = "\x00"
 
 
 def _template(fam: str, metric: str) -> str:
-    """One label set's lines: ``%d`` per cumulative bucket count, then the count, ``%r`` the
-    sum (prometheus_client's float repr); :data:`_AT` where the labels go."""
-    lines = [f'{fam}_bucket{{{_AT},le="{le(b)}"}} %d\n' for b in (*BOUNDS[metric], math.inf)]
-    return "".join(lines) + f"{fam}_count{{{_AT}}} %d\n{fam}_sum{{{_AT}}} %r\n"
+    """One label set's lines: ``%s`` per cumulative bucket count and the count (as stored),
+    ``%r`` the sum (prometheus_client's float repr); :data:`_AT` where the labels go."""
+    lines = [f'{fam}_bucket{{{_AT},le="{le(b)}"}} %s\n' for b in (*BOUNDS[metric], math.inf)]
+    return "".join(lines) + f"{fam}_count{{{_AT}}} %s\n{fam}_sum{{{_AT}}} %r\n"
 
 
 _TEMPLATES = {metric: _template(fam, metric) for metric, (fam, _) in HISTOGRAMS.items()}
@@ -189,13 +185,8 @@ _TEMPLATES = {metric: _template(fam, metric) for metric, (fam, _) in HISTOGRAMS.
 
 def task_text(client: redis.Redis, keys: Keys) -> str:
     """The eight counters and two histograms of every task label set, as text."""
-    families = _Families()
-    for kind, page in _pages(client, keys):
-        if kind == "counters":
-            families.add_counters(page)
-        else:
-            families.add_hists(page)
-    return "".join(families.counter_lines() + families.histogram_lines())
+    counters, packed = _read(client, keys)
+    return "".join(counter_lines(counters) + histogram_lines(packed))
 
 
 __all__ = ["HISTOGRAMS", "TASK_EVENTS", "escape", "le", "task_text"]
