@@ -58,20 +58,34 @@ def escape(value: str) -> str:
     return value
 
 
-#: Label strings already escaped, by (name, host, queue): a pure function of the label values
-#: (no metric value is kept between scrapes); cleared when it grows past the bound.
-_LABELS: dict[tuple[str, str, str], str] = {}
+#: Label text already escaped, by the stored field's labels part (``name␟host␟queue``, or
+#: ``name␟host␟queue␟exception`` for a counter, the exception label written for ``failed``
+#: only): a pure function of the label values (no metric value is kept between scrapes), looked
+#: up by the string as stored, so a sample costs one dict lookup; cleared past the bound.
+_LABELS: dict[str, str] = {}
 LABEL_CACHE_MAX = 50_000
 
 
-def _labels(name: str, host: str, queue: str) -> str:
-    key = (name, host, queue)
+def _labels(stored: str, failed: bool = False) -> str | None:
+    """The label text of stored labels (None when they are not a label set this version
+    writes); ``failed``: a counter's labels with the ``exception`` label first."""
+    key = f"!{stored}" if failed else stored
     text = _LABELS.get(key)
     if text is None:
+        parts = stored.split(SEP)
+        if len(parts) == 4:
+            name, host, queue, exc = parts
+        elif len(parts) == 3 and not failed:
+            (name, host, queue), exc = parts, ""
+        else:
+            return None
         if len(_LABELS) >= LABEL_CACHE_MAX:
             _LABELS.clear()
-        text = _LABELS[key] = (f'hostname="{escape(host)}",name="{escape(name)}",'
-                               f'queue_name="{escape(queue)}"')
+        text = (f'hostname="{escape(host)}",name="{escape(name)}",'
+                f'queue_name="{escape(queue)}"')
+        if failed:
+            text = f'exception="{escape(exc)}",{text}'
+        _LABELS[key] = text
     return text
 
 
@@ -112,14 +126,12 @@ def counter_lines(raw: dict[str, str]) -> list[str]:
     by their labels."""
     by_event: dict[str, list[str]] = {event: [] for event in TASK_EVENTS}
     for field, value in raw.items():
-        parts = field.split(SEP)
-        if len(parts) != 5 or parts[0] not in by_event:
+        event, _, stored = field.partition(SEP)
+        lines = by_event.get(event)
+        labels = _labels(stored, event == "failed") if stored.count(SEP) == 3 else None
+        if lines is None or labels is None:
             continue  # not a field this version writes
-        event, name, host, queue, exc = parts
-        labels = _labels(name, host, queue)
-        if event == "failed":
-            labels = f'exception="{escape(exc)}",{labels}'
-        by_event[event].append(f"celery_task_{event}_total{{{labels}}} {value}\n")
+        lines.append(f"celery_task_{event}_total{{{labels}}} {value}\n")
     out: list[str] = []
     for event, doc in TASK_EVENTS.items():
         out.append(f"# HELP celery_task_{event}_total {doc}\n"
@@ -148,16 +160,16 @@ def histogram_lines(packed: dict[str, str]) -> list[str]:
         sets = by_metric[metric]
         sets.sort()
         for key, value in sets:
-            parts = key.split(SEP)
+            text = _labels(key) if key.count(SEP) == 2 else None
             numbers = value.split(" ")
-            if len(parts) != 3 or len(numbers) != size + 1 or not _counts(numbers[:size]):
+            if text is None or len(numbers) != size + 1 or not _counts(numbers[:size]):
                 continue
             try:
                 total = float(numbers[size])
             except ValueError:
                 continue
-            text = template % (*numbers[:size], numbers[size - 1], total)
-            out.append(text.replace(_AT, _labels(*parts)))
+            out.append((template % (*numbers[:size], numbers[size - 1], total))
+                       .replace(_AT, text))
     return out
 
 
