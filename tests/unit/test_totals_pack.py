@@ -67,7 +67,7 @@ def runtime_samples(text: str) -> dict[tuple[str, ...], float]:
 
 
 def test_old_layout_is_moved_once_and_added_to_the_packed_sets(
-        settings: WardenSettings, redis_client: redis.Redis) -> None:
+        settings: WardenSettings, redis_client: redis.Redis, raw_redis: redis.Redis) -> None:
     keys = Keys(settings.key_prefix)
     # Host a: new recorders only. Host b: both versions. Host c: the old version only.
     new_recorder(settings, redis_client, [("a", "q", 0.02), ("a", "q", 0.3), ("b", "q", 0.02)])
@@ -76,7 +76,7 @@ def test_old_layout_is_moved_once_and_added_to_the_packed_sets(
         ["runtime", "svc.a", "c", "q", "12.0", {"14": 1}],        # past 10 s: +Inf only
     ])
     reference = read_totals(redis_client, keys)  # both layouts, read-only
-    text = task_text(redis_client, keys)
+    text = task_text(raw_redis, keys)
     assert redis_client.hlen(keys.totals_hists) == 0  # all moved
     assert read_totals(redis_client, keys) == reference  # the same totals, now packed
     got = runtime_samples(text)
@@ -91,12 +91,12 @@ def test_old_layout_is_moved_once_and_added_to_the_packed_sets(
     assert got[("celery_task_runtime_sum", "c", "q", "")] == 12.0
     # An old recorder still running adds to moved sets: the next scrape moves only that.
     old_recorder(redis_client, keys, [["runtime", "svc.a", "c", "q", "0.25", {"6": 1}]])
-    again = runtime_samples(task_text(redis_client, keys))
+    again = runtime_samples(task_text(raw_redis, keys))
     assert again[("celery_task_runtime_count", "c", "q", "")] == 2
     assert again[("celery_task_runtime_bucket", "c", "q", "0.25")] == 1
     assert again[("celery_task_runtime_sum", "c", "q", "")] == 12.25
     assert again[("celery_task_runtime_count", "b", "q", "")] == 4  # nothing counted twice
-    assert task_text(redis_client, keys) == task_text(redis_client, keys)
+    assert task_text(raw_redis, keys) == task_text(raw_redis, keys)
 
 
 def test_moved_sets_rewritten_by_old_recorders_do_not_use_up_the_cap(
@@ -129,8 +129,8 @@ def test_a_new_recorder_counts_a_set_of_the_old_layout_once(
     assert [(h.hostname, h.count) for h in hists] == [("a", 2)]
 
 
-def test_a_malformed_packed_field_is_left_out(settings: WardenSettings,
-                                              redis_client: redis.Redis) -> None:
+def test_a_malformed_packed_field_is_left_out(settings: WardenSettings, redis_client: redis.Redis,
+                                              raw_redis: redis.Redis) -> None:
     keys = Keys(settings.key_prefix)
     new_recorder(settings, redis_client, [("a", "q", 0.02)])
     sep = totals.SEP
@@ -140,7 +140,7 @@ def test_a_malformed_packed_field_is_left_out(settings: WardenSettings,
         f"runtime{sep}svc.d{sep}a{sep}q": " ".join(["-1"] * 15 + ["0.5"]),
         f"runtime{sep}svc.e{sep}a": " ".join(["1"] * 15 + ["0.5"]),
     })
-    text = task_text(redis_client, keys)
+    text = task_text(raw_redis, keys)
     names = {s.labels["name"] for f in text_string_to_metric_families(text)
              if f.name == "celery_task_runtime" for s in f.samples}
     assert names == {"svc.a"}

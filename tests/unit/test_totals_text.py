@@ -48,12 +48,13 @@ def parsed(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
 
 
 def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettings,
-                                                          redis_client: redis.Redis) -> None:
+                                                          redis_client: redis.Redis,
+                                                          raw_redis: redis.Redis) -> None:
     buf = TaskBuffer(settings)
     for i in range(60):
         # One name with text-format and printf specials: labels are inserted after the numbers.
         name = f"svc.t{i % 7}" if i % 7 else 'svc.100%d"\\n%s'
-        host, queue = f"celery@h{i % 3}", ("default", "low")[i % 2]
+        host, queue = f"celery@h{i % 3}" if i % 5 else "celery@hôte-ü", ("default", "low")[i % 2]
         buf.total(("sent", name, "client", queue, ""))
         buf.total(("received", name, host, queue, ""))
         outcome = ("succeeded", "failed", "retried")[i % 3]
@@ -65,4 +66,4 @@ def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettin
     registry.register(Reference(redis_client, keys))
     reference = parsed(generate_latest(registry).decode())
     assert len(reference) > 300
-    assert parsed(task_text(redis_client, keys)) == reference
+    assert parsed(task_text(raw_redis, keys)) == reference
