@@ -77,6 +77,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture
+def raw_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A client that does not decode replies (the /metrics task totals are read as bytes)."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
 def make_settings(redis_url: str, **overrides: object) -> WardenSettings:
     n = next(_counter)
     base: dict[str, object] = {

@@ -175,8 +175,22 @@ class Keys(OperatorKeys):
 
     @property
     def totals_hists(self) -> str:
-        """Cumulative histograms; field ``metric␟name␟host␟queue␟<bucket index>|s``."""
+        """Cumulative histograms as first stored, one field per bucket:
+        ``metric␟name␟host␟queue␟<bucket index>|s``. Retired: a scrape moves what is left here
+        into :attr:`totals_packed` (``lua/totals_pack.lua``); only older recorders write it."""
         return f"{self.prefix}:totals:h"
+
+    @property
+    def totals_packed(self) -> str:
+        """Cumulative histograms, one field per label set ``metric␟name␟host␟queue``: the
+        cumulative bucket counts (the last is ``+Inf``) and the sum, space-separated."""
+        return f"{self.prefix}:totals:hp"
+
+    @property
+    def totals_moved(self) -> str:
+        """Set of the label sets moved from :attr:`totals_hists` to :attr:`totals_packed`
+        (keeps a name's label-set cap right while older recorders still write the old hash)."""
+        return f"{self.prefix}:totals:hmoved"
 
     @property
     def totals_meta(self) -> str:

@@ -75,6 +75,12 @@ def test_counts_and_histograms_are_exact_and_use_prometheus_bounds(settings, rec
     assert dict(qw.buckets)[0.5] == 7 and dict(qw.buckets)[600.0] == 7
     assert dict(qw.buckets)[1800.0] == 10 and qw.count == 10
     assert (qw.name, qw.hostname, qw.queue) == ("t.work", "host-a", "q1")
+    # Stored as one field per label set, cumulative counts then the sum (nothing per bucket).
+    keys, sep = Keys(settings.key_prefix), totals.SEP
+    assert redis_client.exists(keys.totals_hists) == 0
+    stored = redis_client.hget(keys.totals_packed, f"runtime{sep}t.work{sep}host-a{sep}q1")
+    assert stored.split()[:15] == ["0", "0"] + ["7"] * 9 + ["10"] * 4
+    assert float(stored.split()[15]) == rt.sum
 
 
 def test_a_chunk_applied_twice_is_counted_once(settings, recorders, redis_client):
@@ -95,7 +101,7 @@ def test_totals_have_no_ttl_and_survive_bucket_expiry(settings, recorders, redis
     run_tasks(r, 5, "success")
     assert r.flush() is True
     keys = Keys(settings.key_prefix)
-    for key in (keys.totals_counters, keys.totals_hists, keys.totals_meta):
+    for key in (keys.totals_counters, keys.totals_packed, keys.totals_meta):
         assert redis_client.ttl(key) == -1, key
     buckets = list(redis_client.scan_iter(f"{settings.key_prefix}:m:*"))
     buckets += list(redis_client.scan_iter(f"{settings.key_prefix}:h:*"))

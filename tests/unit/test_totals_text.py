@@ -4,6 +4,7 @@ values, same labels — so the fast path cannot drift from the store's format un
 
 from __future__ import annotations
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -14,6 +15,7 @@ from celery_warden.keys import Keys
 from celery_warden.read.totals import read_totals
 from celery_warden.record.running import TaskBuffer
 from celery_warden.record.store import StoreWriter
+from celery_warden.serve import totals_text
 from celery_warden.serve.totals_text import HISTOGRAMS, TASK_EVENTS, le, task_text
 from celery_warden.settings import WardenSettings
 
@@ -48,12 +50,13 @@ def parsed(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
 
 
 def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettings,
-                                                          redis_client: redis.Redis) -> None:
+                                                          redis_client: redis.Redis,
+                                                          raw_redis: redis.Redis) -> None:
     buf = TaskBuffer(settings)
     for i in range(60):
         # One name with text-format and printf specials: labels are inserted after the numbers.
         name = f"svc.t{i % 7}" if i % 7 else 'svc.100%d"\\n%s'
-        host, queue = f"celery@h{i % 3}", ("default", "low")[i % 2]
+        host, queue = f"celery@h{i % 3}" if i % 5 else "celery@hôte-ü", ("default", "low")[i % 2]
         buf.total(("sent", name, "client", queue, ""))
         buf.total(("received", name, host, queue, ""))
         outcome = ("succeeded", "failed", "retried")[i % 3]
@@ -65,4 +68,21 @@ def test_fast_text_equals_the_prometheus_client_rendering(settings: WardenSettin
     registry.register(Reference(redis_client, keys))
     reference = parsed(generate_latest(registry).decode())
     assert len(reference) > 300
-    assert parsed(task_text(redis_client, keys)) == reference
+    text = task_text(raw_redis, keys)
+    assert parsed(text) == reference
+
+
+def test_hashes_past_the_whole_read_bound_are_read_in_pages(
+        settings: WardenSettings, redis_client: redis.Redis, raw_redis: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``WHOLE_MAX`` fields a hash is walked with ``HSCAN``: the same text, byte for byte."""
+    buf = TaskBuffer(settings)
+    for i in range(40):
+        buf.total(("succeeded", f"svc.t{i % 9}", f"celery@h{i % 4}", "q", ""), runtime=0.01 * i)
+    StoreWriter(settings, redis_client).write(buf.take()[0])
+    keys = Keys(settings.key_prefix)
+    whole = task_text(raw_redis, keys)
+    monkeypatch.setattr(totals_text, "WHOLE_MAX", 3)
+    monkeypatch.setattr(totals_text, "SCAN_COUNT", 5)
+    assert task_text(raw_redis, keys) == whole
+    assert whole.count("celery_task_runtime_count{") == 36

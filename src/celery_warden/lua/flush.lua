@@ -172,8 +172,11 @@ end
 -- Cumulative totals for Prometheus (record/totals.py): no TTL, never decrease. Capped per
 -- task name (names, label sets, exception names); past a cap the capped labels read _other
 -- (the total per event stays exact) and the overflow is counted.
+-- A histogram is one field per label set in p.totals_packed (see pack_add below); hkey is the
+-- earlier layout (a field per bucket), only probed here for a set not yet moved out of it.
 if p.totals then
   local ckey, hkey, meta = p.totals_counters, p.totals_hists, p.totals_meta
+  local pkey, slots = p.totals_packed, p.totals_slots
   local cap_names, cap_sets, cap_exc = p.caps[1], p.caps[2], p.caps[3]
   local SEP = '\31'
   local overflow = 0
@@ -218,22 +221,38 @@ if p.totals then
     redis.call('HINCRBY', ckey, field, v)
     if over then overflow = overflow + v end
   end
+  -- One label set's histogram as stored: its cumulative bucket counts (the last is +Inf, the
+  -- count) and then the sum, space-separated, in one field: a scrape reads one field per set
+  -- instead of one per bucket. Adds this batch's per-bucket counts (slot index -> n) and sum.
+  local function pack_add(cur, n, counts, sum)
+    local v, j = {}, 0
+    if cur then
+      for x in string.gmatch(cur, '%S+') do j = j + 1; v[j] = tonumber(x) end
+    end
+    for i = 1, n + 1 do v[i] = v[i] or 0 end
+    for slot, k in pairs(counts) do
+      for i = tonumber(slot) + 1, n do v[i] = v[i] + k end
+    end
+    v[n + 1] = v[n + 1] + tonumber(sum)
+    for i = 1, n do v[i] = string.format('%d', v[i]) end
+    v[n + 1] = string.format('%.17g', v[n + 1])
+    return table.concat(v, ' ', 1, n + 1)
+  end
   for _, h in ipairs(p.totals.hists) do
     local metric, name, host, queue, sum, counts = h[1], h[2], h[3], h[4], h[5], h[6]
     local over = false
     if not admit_name(name) then name, host, queue, over = '_other', '_other', '_other', true end
-    local base = metric .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP
-    if host ~= '_other' and not admit_set(hkey, base .. 's', name) then
+    local field = metric .. SEP .. name .. SEP .. host .. SEP .. queue
+    local cur = redis.call('HGET', pkey, field)
+    if not cur and host ~= '_other' and not admit_set(hkey, field .. SEP .. 's', name) then
       host, queue, over = '_other', '_other', true
-      base = metric .. SEP .. name .. SEP .. host .. SEP .. queue .. SEP
+      field = metric .. SEP .. name .. SEP .. host .. SEP .. queue
+      cur = redis.call('HGET', pkey, field)
     end
-    local n = 0
-    for i, k in pairs(counts) do
-      redis.call('HINCRBY', hkey, base .. i, k)
-      n = n + k
+    redis.call('HSET', pkey, field, pack_add(cur, slots[metric], counts, sum))
+    if over then
+      for _, k in pairs(counts) do overflow = overflow + k end
     end
-    redis.call('HINCRBYFLOAT', hkey, base .. 's', sum)
-    if over then overflow = overflow + n end
   end
   if overflow > 0 then redis.call('HINCRBY', meta, 'overflow', overflow) end
 end

@@ -169,6 +169,8 @@ class Chunker:
             payload["totals"] = totals.fold(batch.counters, batch.hists)
             payload["totals_counters"] = k.totals_counters
             payload["totals_hists"] = k.totals_hists
+            payload["totals_packed"] = k.totals_packed
+            payload["totals_slots"] = totals.SLOTS
             payload["totals_meta"] = k.totals_meta
             payload["caps"] = [totals.MAX_NAMES, totals.MAX_SETS_PER_NAME,
                                totals.MAX_EXCEPTIONS_PER_NAME]

@@ -9,7 +9,9 @@ once (see :mod:`celery_warden.record.chunks`).
 On the hot path a handler adds 1 to a dict entry keyed by the raw label tuple (and, for a
 histogram, to one slot of a list) inside the lock it already takes; :func:`fold` turns the
 batch's entries into the script's arguments on the flusher thread: host part of ``celery@host``,
-labels cut and cleaned, bucket slots kept non-cumulative (the reader cumulates).
+labels cut and cleaned, bucket slots kept non-cumulative (the script adds them into the label
+set's one packed field of cumulative counts, ``Keys.totals_packed``, which a scrape writes out as
+stored).
 
 Bounded, in the store (the script) and in memory (:data:`MAX_IN_MEMORY` label sets per batch):
 at most :data:`MAX_NAMES` task names, :data:`MAX_SETS_PER_NAME` label sets and
@@ -30,6 +32,8 @@ RUNTIME_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.
 QUEUE_WAIT_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                      1800.0)
 BOUNDS = {"runtime": RUNTIME_BOUNDS, "queue_wait": QUEUE_WAIT_BOUNDS}
+#: Bucket slots per histogram (its bounds and ``+Inf``): the counts in one packed field.
+SLOTS = {metric: len(bounds) + 1 for metric, bounds in BOUNDS.items()}
 
 #: Events counted (the contract's list).
 EVENTS = ("sent", "received", "started", "succeeded", "failed", "rejected", "revoked", "retried")
@@ -133,5 +137,5 @@ def fold(counters: dict[CounterKey, int],
 
 __all__ = ["BOUNDS", "EVENTS", "MAX_EXCEPTIONS_PER_NAME", "MAX_IN_MEMORY", "MAX_NAMES",
            "MAX_SETS_PER_NAME", "OTHER", "OUTCOME_EVENTS", "QUEUE_WAIT_BOUNDS",
-           "RUNTIME_BOUNDS", "SEP", "UNKNOWN", "CounterKey", "HistKey", "count", "fold",
+           "RUNTIME_BOUNDS", "SEP", "SLOTS", "UNKNOWN", "CounterKey", "HistKey", "count", "fold",
            "host", "label", "merge", "observe"]

@@ -23,7 +23,8 @@ from celery_warden.read.warden_metrics import (
     recorder_dropped,
 )
 from celery_warden.read.workers import WorkerReader
-from celery_warden.serve.totals_text import task_text
+from celery_warden.serve.totals_text import task_parts
+from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
 
 
@@ -33,12 +34,14 @@ class ExportSources:
     def __init__(self, settings: WardenSettings, client: redis.Redis, app: Celery) -> None:
         self.keys = Keys(settings.key_prefix)
         self.client = client
+        #: The task totals are read as bytes (:func:`celery_warden.serve.totals_text.task_parts`).
+        self.raw_client = redis_client(settings.redis_url, decode=False)
         self.app = app
         self._workers = WorkerReader(settings, client)
         self._alerts = AlertsView(settings, client)
 
-    def task_text(self) -> str:
-        return task_text(self.client, self.keys)
+    def task_parts(self) -> list[bytes]:
+        return task_parts(self.raw_client, self.keys)
 
     def workers(self) -> list[dict[str, Any]]:
         return list(self._workers.health()["workers"])

@@ -197,18 +197,18 @@ def exposition(sources: ExportSources) -> bytes:
     with ThreadPoolExecutor(1, thread_name_prefix="warden-metrics-sources") as pool:
         others = pool.submit(collector.read)
         try:
-            head = sources.task_text()
+            head = sources.task_parts()
             store_up = 1
         except Exception as exc:  # the store is down: the other sources may still answer
             logger.warning("warden: /metrics could not read the task totals: %s: %s",
                            type(exc).__name__, exc)
-            head, store_up = "", 0
+            head, store_up = [], 0
         families, up = others.result()
     if not store_up:
         up["store"] = 0
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Read([*families, source_up_family(up)]))
-    return head.encode() + generate_latest(registry)
+    return b"".join([*head, generate_latest(registry)])  # the ~14 MB body built once
 
 
 __all__ = ["StoreCollector", "exposition"]

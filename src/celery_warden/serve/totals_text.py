@@ -4,24 +4,26 @@ Why not ``CounterMetricFamily``/``HistogramMetricFamily`` + ``generate_latest`` 
 200 task names x 3 queues x 5 hosts the two histograms alone are ~110,000 samples, and
 prometheus_client builds a ``Sample`` (a named tuple with a label dict) for each and then sorts
 and escapes every label of every sample again — measured 1.5 s per scrape on this project's
-machine against a 200 ms target. Here each label set is escaped once, each line is one
-f-string, and the store is read with two ``HSCAN`` walks of the cumulative totals hashes
-(written by ``lua/flush.lua``, see :mod:`celery_warden.read.totals` for their layout). The
-output is the same Prometheus text format 0.0.4 (``tests/unit/test_exporter.py`` parses it with
+machine against a 200 ms target. Here each label set is escaped once, each counter line is one
+f-string, each histogram label set's lines one ``%`` of a template with the counts as stored
+(the flush script keeps them cumulative, one field per label set: ``Keys.totals_packed``), and
+the store is read with one ``HGETALL`` of each totals hash (written by ``lua/flush.lua``; see
+:mod:`celery_warden.read.totals` for their layout, :mod:`celery_warden.read.totals_pack` for
+the first histogram layout, moved at scrape time), all as bytes. The output is the same
+Prometheus text format 0.0.4 (``tests/unit/test_totals_text.py`` parses it with
 prometheus_client's parser); the smaller families still go through the collector.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from itertools import accumulate
 from typing import cast
 
 import redis
 
 from celery_warden.keys import Keys
-from celery_warden.record.totals import BOUNDS, EVENTS, SEP
+from celery_warden.read.totals_pack import pack_histograms
+from celery_warden.record.totals import BOUNDS, EVENTS, SEP, SLOTS
 
 #: celery-exporter's counters: event -> help text (its own wording).
 TASK_EVENTS: dict[str, str] = {
@@ -42,7 +44,7 @@ HISTOGRAMS: dict[str, tuple[str, str]] = {
                    "Histogram of the time tasks spend waiting in the queue before being "
                    "executed, excluding deliberate ETA/countdown delay."),
 }
-#: Fields per ``HSCAN`` call: a few round trips, none holding Redis for long.
+#: Fields per ``HSCAN`` call for a hash past :data:`WHOLE_MAX` fields.
 SCAN_COUNT = 5000
 assert set(TASK_EVENTS) == set(EVENTS)
 
@@ -59,143 +61,159 @@ def escape(value: str) -> str:
     return value
 
 
-#: Label strings already escaped, by (name, host, queue): a pure function of the label values
-#: (no metric value is kept between scrapes); cleared when it grows past the bound.
-_LABELS: dict[tuple[str, str, str], str] = {}
+#: Label text already escaped, by the stored field's labels part (``name␟host␟queue``, or
+#: ``name␟host␟queue␟exception`` for a counter, the exception label written for ``failed``
+#: only): a pure function of the label values (no metric value is kept between scrapes), looked
+#: up by the bytes as stored, so a sample costs one dict lookup; cleared past the bound.
+_LABELS: dict[bytes, bytes] = {}
 LABEL_CACHE_MAX = 50_000
+_SEP = SEP.encode()
 
 
-def _labels(name: str, host: str, queue: str) -> str:
-    key = (name, host, queue)
+def _labels(stored: bytes, failed: bool = False) -> bytes | None:
+    """The label text of stored labels (None when they are not a label set this version
+    writes); ``failed``: a counter's labels with the ``exception`` label first."""
+    key = b"!" + stored if failed else stored
     text = _LABELS.get(key)
     if text is None:
+        parts = stored.decode("utf-8", "replace").split(SEP)
+        if len(parts) == 4:
+            name, host, queue, exc = parts
+        elif len(parts) == 3 and not failed:
+            (name, host, queue), exc = parts, ""
+        else:
+            return None
         if len(_LABELS) >= LABEL_CACHE_MAX:
             _LABELS.clear()
-        text = _LABELS[key] = (f'hostname="{escape(host)}",name="{escape(name)}",'
-                               f'queue_name="{escape(queue)}"')
+        label = (f'hostname="{escape(host)}",name="{escape(name)}",'
+                 f'queue_name="{escape(queue)}"')
+        if failed:
+            label = f'exception="{escape(exc)}",{label}'
+        text = _LABELS[key] = label.encode()
     return text
 
 
-def _pages(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, dict[str, str]]]:
-    """``("counters" | "hists", page)`` for every ``HSCAN`` page of the two totals hashes.
-
-    Grouped page by page, so no second copy of the ~60,000 fields is built. (Requesting the
-    next page in a helper thread while this one is grouped was tried: no gain measured on this
-    project's loaded 2-core machine, where the scrape is CPU-bound.)"""
-    for kind, key in (("counters", keys.totals_counters), ("hists", keys.totals_hists)):
-        cursor = 0
-        while True:
-            cursor, page = client.hscan(key, cursor, count=SCAN_COUNT)
-            yield kind, cast(dict[str, str], page)
-            if not cursor:
-                break
+#: A hash read with one ``HGETALL`` up to this many fields (~15 ms of Redis on a loaded
+#: machine at 50,000); past it, ``HSCAN`` pages, so Redis is never held long.
+WHOLE_MAX = 50_000
 
 
-class _Families:
-    """The task families of one scrape, grouped page by page (nothing kept afterwards)."""
+def _read(client: redis.Redis, keys: Keys) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """The counters hash and the packed histograms hash, whole, as bytes (``client`` must not
+    decode replies: the text is assembled as bytes, so the ~14 MB body is built once).
 
-    def __init__(self) -> None:
-        self.counters: dict[str, list[str]] = {event: [] for event in TASK_EVENTS}
-        #: metric -> {"name SEP host SEP queue": per-bucket counts (as stored), then the sum}
-        self.hists: dict[str, dict[str, list[str]]] = {metric: {} for metric in HISTOGRAMS}
-        #: field prefix -> (its counts, slot suffix -> index): one lookup per field
-        self._groups: dict[str, tuple[list[str], dict[str, int]]] = {}
-
-    def add_counters(self, raw: dict[str, str]) -> None:
-        by_event = self.counters
-        for field, value in raw.items():
-            parts = field.split(SEP)
-            if len(parts) != 5 or parts[0] not in by_event:
-                continue  # not a field this version writes
-            event, name, host, queue, exc = parts
-            labels = _labels(name, host, queue)
-            if event == "failed":
-                labels = f'exception="{escape(exc)}",{labels}'
-            by_event[event].append(f"celery_task_{event}_total{{{labels}}} {value}\n")
-
-    def add_hists(self, raw: dict[str, str]) -> None:
-        """Fields ``metric SEP name SEP host SEP queue SEP slot`` (slot: a bucket index, or
-        ``s`` for the sum); the counts stay strings until rendering cumulates them."""
-        groups = self._groups
-        for field, value in raw.items():
-            prefix, _, slot = field.rpartition(SEP)
-            found = groups.get(prefix)
-            if found is None:
-                found = groups[prefix] = self._group(prefix)
-            group, slots = found
-            index = slots.get(slot)
-            if index is not None:
-                group[index] = value  # else not a slot this version writes
-
-    def _group(self, prefix: str) -> tuple[list[str], dict[str, int]]:
-        """The counts of one label set (``prefix``: the field without its slot), registered
-        under its metric; a metric this version does not write gets a list nothing reads."""
-        metric, _, labels = prefix.partition(SEP)
-        group = ["0"] * (_SIZES.get(metric, 0) + 1)
-        sets = self.hists.get(metric)
-        if sets is None:
-            return group, {}
-        sets[labels] = group
-        return group, _SLOTS[metric]
-
-    def counter_lines(self) -> list[str]:
-        """``celery_task_<event>_total`` families, one ``HELP``/``TYPE`` header each."""
-        out: list[str] = []
-        for event, doc in TASK_EVENTS.items():
-            out.append(f"# HELP celery_task_{event}_total {doc}\n"
-                       f"# TYPE celery_task_{event}_total counter\n")
-            lines = self.counters[event]
-            lines.sort()
-            out.extend(lines)
-        return out
-
-    def histogram_lines(self) -> list[str]:
-        """``celery_task_runtime`` and ``celery_task_queue_wait_time``: cumulative ``_bucket``
-        lines (the store keeps per-bucket counts), ``_count`` (= the ``+Inf`` bucket), ``_sum``."""
-        out: list[str] = []
-        for metric, (fam, doc) in HISTOGRAMS.items():
-            out.append(f"# HELP {fam} {doc}\n# TYPE {fam} histogram\n")
-            size, template = _SIZES[metric], _TEMPLATES[metric]
-            sets = self.hists[metric]
-            for key in sorted(sets):
-                parts = key.split(SEP)
-                if len(parts) != 3:
-                    continue
-                group = sets[key]
-                cumulative = list(accumulate(map(int, group[:size])))
-                text = template % (*cumulative, cumulative[-1], float(group[size]))
-                out.append(text.replace(_AT, _labels(*parts)))
-        return out
+    One round trip for the sizes (and whether the first histogram layout still holds fields:
+    then they are moved first, :mod:`celery_warden.read.totals_pack`), one for both hashes."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hlen(keys.totals_counters)
+    pipe.hlen(keys.totals_packed)
+    pipe.hlen(keys.totals_hists)
+    n_counters, n_packed, n_old = pipe.execute()
+    if n_old:
+        pack_histograms(client, keys)
+        n_packed = client.hlen(keys.totals_packed)
+    out: list[dict[bytes, bytes]] = []
+    pipe = client.pipeline(transaction=False)
+    for key, n in ((keys.totals_counters, n_counters), (keys.totals_packed, n_packed)):
+        if n <= WHOLE_MAX:
+            pipe.hgetall(key)
+    got = iter(pipe.execute())
+    for key, n in ((keys.totals_counters, n_counters), (keys.totals_packed, n_packed)):
+        raw = next(got) if n <= WHOLE_MAX else dict(client.hscan_iter(key, count=SCAN_COUNT))
+        if raw and not isinstance(next(iter(raw)), bytes):
+            raise TypeError("the totals are read with a client that does not decode replies")
+        out.append(cast(dict[bytes, bytes], raw))
+    return out[0], out[1]
 
 
-#: Per histogram: bucket slots (bounds and +Inf), and each slot's field suffix -> list index
-#: (the sum last).
-_SIZES = {metric: len(BOUNDS[metric]) + 1 for metric in HISTOGRAMS}
-_SLOTS = {metric: {**{str(i): i for i in range(n)}, "s": n} for metric, n in _SIZES.items()}
-#: Where a label set's labels go in :data:`_TEMPLATES` (inserted by one ``str.replace`` after
-#: the numbers: a label value is never scanned for ``%`` and the placeholder is in no value).
-_AT = "\x00"
+def counter_lines(raw: dict[bytes, bytes]) -> list[bytes]:
+    """``celery_task_<event>_total`` families, one ``HELP``/``TYPE`` header each, lines sorted
+    by their labels."""
+    by_event: dict[bytes, list[bytes]] = {event.encode(): [] for event in TASK_EVENTS}
+    failed = b"failed"
+    for field, value in raw.items():
+        kind, _, stored = field.partition(_SEP)
+        lines = by_event.get(kind)
+        labels = _labels(stored, kind == failed) if stored.count(_SEP) == 3 else None
+        if lines is None or labels is None:
+            continue  # not a field this version writes
+        lines.append(b"celery_task_%s_total{%s} %s\n" % (kind, labels, value))
+    out: list[bytes] = []
+    for event, doc in TASK_EVENTS.items():
+        out.append(f"# HELP celery_task_{event}_total {doc}\n"
+                   f"# TYPE celery_task_{event}_total counter\n".encode())
+        lines = by_event[event.encode()]
+        lines.sort()
+        out.extend(lines)
+    return out
 
 
-def _template(fam: str, metric: str) -> str:
-    """One label set's lines: ``%d`` per cumulative bucket count, then the count, ``%r`` the
-    sum (prometheus_client's float repr); :data:`_AT` where the labels go."""
-    lines = [f'{fam}_bucket{{{_AT},le="{le(b)}"}} %d\n' for b in (*BOUNDS[metric], math.inf)]
-    return "".join(lines) + f"{fam}_count{{{_AT}}} %d\n{fam}_sum{{{_AT}}} %r\n"
+def histogram_lines(packed: dict[bytes, bytes]) -> list[bytes]:
+    """``celery_task_runtime`` and ``celery_task_queue_wait_time`` from the packed fields
+    (``metric␟name␟host␟queue`` -> cumulative bucket counts then the sum): the stored counts are
+    already the ``_bucket`` values, written as stored; ``_count`` is the ``+Inf`` bucket; the
+    sum is written as prometheus_client writes a float. A malformed field is skipped."""
+    by_metric: dict[bytes, list[tuple[bytes, bytes]]] = {m.encode(): [] for m in HISTOGRAMS}
+    for field, value in packed.items():
+        kind, _, labels = field.partition(_SEP)
+        sets = by_metric.get(kind)
+        if sets is not None:
+            sets.append((labels, value))
+    out: list[bytes] = []
+    for metric, (fam, doc) in HISTOGRAMS.items():
+        out.append(f"# HELP {fam} {doc}\n# TYPE {fam} histogram\n".encode())
+        size, template = _SIZES[metric], _TEMPLATES[metric]
+        sets = by_metric[metric.encode()]
+        sets.sort()
+        for key, value in sets:
+            text = _labels(key) if key.count(_SEP) == 2 else None
+            numbers = value.split(b" ")
+            if text is None or len(numbers) != size + 1 or not _counts(numbers[:size]):
+                continue
+            try:
+                total = float(numbers[size])
+            except ValueError:
+                continue
+            out.append((template % (*numbers[:size], numbers[size - 1], total))
+                       .replace(_AT, text))
+    return out
+
+
+def _counts(numbers: list[bytes]) -> bool:
+    """Whether every stored bucket count is a plain non-negative integer (written as is)."""
+    return all(map(bytes.isdigit, numbers))
+
+
+#: Per histogram: bucket slots (bounds and +Inf).
+_SIZES = SLOTS
+#: Where a label set's labels go in :data:`_TEMPLATES` (inserted by one ``replace`` after the
+#: numbers: a label value is never scanned for ``%`` and the placeholder is in no value).
+_AT = b"\x00"
+
+
+def _template(fam: str, metric: str) -> bytes:
+    """One label set's lines: ``%s`` per cumulative bucket count and the count (as stored),
+    ``%r`` the sum (prometheus_client's float repr); :data:`_AT` where the labels go."""
+    at = _AT.decode()
+    lines = [f'{fam}_bucket{{{at},le="{le(b)}"}} %s\n' for b in (*BOUNDS[metric], math.inf)]
+    return ("".join(lines) + f"{fam}_count{{{at}}} %s\n{fam}_sum{{{at}}} %r\n").encode()
 
 
 _TEMPLATES = {metric: _template(fam, metric) for metric, (fam, _) in HISTOGRAMS.items()}
 
 
+def task_parts(client: redis.Redis, keys: Keys) -> list[bytes]:
+    """The eight counters and two histograms of every task label set, as pieces of UTF-8 text
+    for the caller to join once with the rest of the body (``client``: one that does not decode
+    replies). Why bytes: a joined str, its encoding and the body's concatenation were three
+    fresh ~14 MB buffers per scrape, ~20 ms of page faults and copies (measured, loaded)."""
+    counters, packed = _read(client, keys)
+    return counter_lines(counters) + histogram_lines(packed)
+
+
 def task_text(client: redis.Redis, keys: Keys) -> str:
-    """The eight counters and two histograms of every task label set, as text."""
-    families = _Families()
-    for kind, page in _pages(client, keys):
-        if kind == "counters":
-            families.add_counters(page)
-        else:
-            families.add_hists(page)
-    return "".join(families.counter_lines() + families.histogram_lines())
+    """:func:`task_parts` as one string (tests, tools)."""
+    return b"".join(task_parts(client, keys)).decode()
 
 
-__all__ = ["HISTOGRAMS", "TASK_EVENTS", "escape", "le", "task_text"]
+__all__ = ["HISTOGRAMS", "TASK_EVENTS", "escape", "le", "task_parts", "task_text"]
