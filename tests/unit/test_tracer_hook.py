@@ -150,20 +150,39 @@ def test_the_hook_records_what_the_signal_handlers_record(settings_factory, tmp_
     assert got[True] == signal_path
 
 
-def test_the_hook_is_not_installed_while_the_performance_line_logs(settings):
-    """The performance line needs the task's context (only inside the tracer): with
-    celery_warden.perf at INFO the child keeps its signal handlers."""
+def test_with_the_performance_line_on_task_postrun_stays_for_it_alone(settings, tmp_path):
+    """At INFO (``celery -l INFO``) the hook still records, task_prerun is gone, and
+    task_postrun stays only to log the performance line inside the task's context (the JSON
+    log's task fields come from ``current_task``): one line per task, with the final state."""
     import logging
 
-    app, warden = make_app(settings)
-    for name, task in app.tasks.items():
-        task.__trace__ = build_tracer(name, task, app.loader, HOST, app=app)
+    from celery import current_task
+
+    seen: list[tuple[str, Any, Any]] = []
+
+    class Probe(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            req = getattr(current_task, "request", None)
+            seen.append((record.__dict__.get("state"), getattr(req, "id", None),
+                         record.__dict__.get("worker")))
+
     perf = logging.getLogger("celery_warden.perf")
-    old = perf.level
+    old, probe = perf.level, Probe()
     perf.setLevel(logging.INFO)
+    perf.addHandler(probe)
     try:
-        assert not warden.handlers.hook.install()
-        assert getattr(app.tasks["hook.ok"].__trace__, MARK, None) is None
+        with pool_child(settings, hook=True) as (app, warden):
+            assert getattr(app.tasks["hook.ok"].__trace__, MARK, None) is not None
+            assert not [r for r in signals.task_prerun.receivers
+                        if "celery_warden" in str(r[0])]
+            assert [r for r in signals.task_postrun.receivers if "celery_warden" in str(r[0])]
+            ok, deferred = run(app, "hook.ok", [1]), run(app, "hook.defer")
+            warden.recorder.flush()
+            monitor = CeleryMonitor(warden.settings, app=app)
+            assert monitor.get_task_status(ok)["state"] == "SUCCESS"
+            assert monitor.get_task_status(deferred)["state"] == "DEFERRED"
+            assert monitor.get_performance_stats("hook.ok", "10m")["count"] == 1
     finally:
+        perf.removeHandler(probe)
         perf.setLevel(old)
-        warden.uninstall()
+    assert seen == [("SUCCESS", ok, HOST), ("DEFERRED", deferred, HOST)]

@@ -135,6 +135,9 @@ class ChildHandlers:
         self.hostname = socket.gethostname()
         self._pid = os.getpid()
         self.runs: dict[str, Run] = {}
+        #: Whether the tracer hook records this process's tasks (:mod:`.tracer_hook`): a
+        #: ``task_postrun`` still connected then only logs the performance line.
+        self.hooked = False
 
     def running(self, task_id: str | None) -> bool:
         """Whether a task with this id runs in this process (its outcome is reported here)."""
@@ -172,11 +175,18 @@ class ChildHandlers:
                    state: str | None = None, **_: Any) -> None:
         if task_id is None or task is None:
             return
+        # The request a guard marked (fleet.deferral) is the context still pushed now.
+        deferred = getattr(task.request, h.DEFERRED_ATTR, None)
+        if self.hooked:  # the hook records; the performance line needs this context
+            run = self.runs.get(task_id)
+            if run is not None and state is not None:
+                task_finished(task, "DEFERRED" if state == "IGNORED" and deferred else state,
+                              time.monotonic() - run.mono, run.wait, run.retries, run.worker)
+            return
         run = self.runs.pop(task_id, None)
         if run is None:
             return
-        # The request a guard marked (fleet.deferral) is the context still pushed now.
-        self.end(task_id, run, task, state, getattr(task.request, h.DEFERRED_ATTR, None))
+        self.end(task_id, run, task, state, deferred)
 
     def end(self, task_id: str, run: Run, task: Any, state: str | None,
             deferred: Any = None) -> None:
@@ -198,8 +208,8 @@ class ChildHandlers:
         rank = RANK_FINAL if state in FINAL_STATES else RANK_RETRY
         self.recorder.end(task_id, run, task.name, final, rank, state.lower(), now, runtime,
                           run.wait)
-        # The performance log line (a no-op unless celery_warden.perf logs at INFO).
-        task_finished(task, state, runtime, run.wait, run.retries, run.worker)
+        if not self.hooked:  # (with the hook, task_postrun logs it inside the task's context)
+            task_finished(task, state, runtime, run.wait, run.retries, run.worker)
 
     def on_process_init(self, sender: Any = None, **_: Any) -> None:
         self._pid = os.getpid()

@@ -6,8 +6,10 @@ Under the prefork pool (checked against Celery 5.7 sources and pinned by
 ==========================================  ===========================  =====================
 signal                                      process                      handled by
 ==========================================  ===========================  =====================
-before_task_publish / after_task_publish    the publisher (client, a     :mod:`.publish`
-                                            task in a pool child, beat)
+before_task_publish                         the publisher (client, a     :mod:`.publish`
+                                            task in a pool child, beat)  (after_task_publish:
+                                                                         not connected, see
+                                                                         :mod:`.publish`)
 task_received                               worker main (consumer)       :mod:`.worker`
 task_prerun / task_postrun / task_retry     pool child                   :mod:`.child` (prerun and
                                                                          postrun: see below)
@@ -29,7 +31,8 @@ dispatch only when it has no receivers, and a no-op receiver costs ~2 µs per ta
 
 In a prefork pool child, ``worker_process_init`` replaces ``task_prerun`` / ``task_postrun``
 with a hook on each task's tracer (:mod:`.tracer_hook`) and disconnects those two handlers in
-that process only, so Celery skips both dispatches per task when nobody else listens.
+that process only, so Celery skips both dispatches per task when nobody else listens
+(``task_postrun`` stays for the performance line while it logs at INFO).
 """
 
 from __future__ import annotations
@@ -78,15 +81,16 @@ class SignalHandlers:
         process's ``task_prerun`` / ``task_postrun`` handlers (kept when it cannot be used)."""
         self.child.on_process_init(sender)
         if self.hook.install():
+            gone = (signals.task_prerun,) if self.hook.perf_line() else (
+                signals.task_prerun, signals.task_postrun)
             for sig, handler, uid in self._connected:
-                if sig is signals.task_prerun or sig is signals.task_postrun:
+                if sig in gone:
                     sig.disconnect(handler, dispatch_uid=uid)
 
     def table(self) -> list[tuple[Signal, Callable[..., Any]]]:
         p, c, w = self.publish, self.child, self.worker
         return [
             (signals.before_task_publish, p.on_before_publish),
-            (signals.after_task_publish, p.on_after_publish),
             (signals.task_received, w.on_received),
             (signals.task_prerun, c.on_prerun),
             (signals.task_postrun, c.on_postrun),

@@ -10,10 +10,10 @@ makes both dispatches vanish when nobody else listens.
 
 Where: installed by ``worker_process_init`` (:mod:`.signals`), which Celery's prefork
 ``process_initializer`` sends right after building every task's tracer. Other pools (solo,
-threads, eventlet) never send it and keep the signals, as do eager calls.
-Not installed while ``celery_warden.perf`` logs at INFO: that line needs the task's context
-(``logs.context`` reads ``current_task``), which only exists inside the tracer, where
-``task_postrun`` runs.
+threads, eventlet) never send it and keep the signals, as do eager calls. While
+``celery_warden.perf`` logs at INFO (``-l INFO``), ``task_postrun`` stays connected for that
+line alone: it needs the task's context (``logs.context`` reads ``current_task``; an
+OpenTelemetry span ends at ``task_postrun``), which only exists inside the tracer.
 
 The facts are the ones the signals gave: the start from the request dict the tracer is called
 with (:func:`~celery_warden.record.child.run_from_dict`); the end from what the tracer returns,
@@ -62,9 +62,7 @@ class TracerHook:
 
     def install(self) -> bool:
         """Wrap the tracers of all the app's tasks; False (nothing wrapped) when one task has
-        no tracer yet or the performance line needs the task's context."""
-        if perf.logger.isEnabledFor(logging.INFO):
-            return False
+        no tracer yet."""
         tasks = list(self.app.tasks.values())
         if not tasks or any(getattr(t, "__trace__", None) is None for t in tasks):
             return False
@@ -72,8 +70,13 @@ class TracerHook:
             trace = task.__trace__
             if getattr(trace, MARK, None) is not self:
                 task.__trace__ = self.wrap(task, trace)
-        self.installed = True
+        self.installed = self.child.hooked = True
         return True
+
+    @staticmethod
+    def perf_line() -> bool:
+        """Whether the performance line is logged (then ``task_postrun`` stays for it)."""
+        return perf.logger.isEnabledFor(logging.INFO)
 
     def uninstall(self) -> None:
         """Give every task its own tracer back."""
@@ -81,7 +84,7 @@ class TracerHook:
             trace = getattr(task, "__trace__", None)
             if getattr(trace, MARK, None) is self:
                 task.__trace__ = trace.__wrapped__  # type: ignore[union-attr]
-        self.installed = False
+        self.installed = self.child.hooked = False
 
     def wrap(self, task: Any, trace: Tracer) -> Tracer:
         """``trace`` with the child's begin before and end after (see the module docstring)."""
