@@ -44,9 +44,11 @@ def child(tasks: int, rate: float) -> dict[str, float]:
 
     hostname = "child-path@localhost"
     setup_worker_optimizations(apps.app, hostname)
-    task = apps.app.tasks["bench.noop"]  # what the consumer's strategy set-up does
-    task.__trace__ = build_tracer(task.name, task, apps.app.loader, hostname, app=apps.app)
-    signals.worker_process_init.send(sender=None)
+    # What prefork's process_initializer does: every task's tracer, then worker_process_init
+    # (Warden's tracer hook wraps them there).
+    for name, t in apps.app.tasks.items():
+        t.__trace__ = build_tracer(name, t, apps.app.loader, hostname, app=apps.app)
+    signals.worker_process_init.send(sender=hostname)
     warden = apps.warden
     # The message as the publisher builds it (Warden's publish handlers stamp their headers).
     with apps.app.producer_or_acquire() as producer:

@@ -259,21 +259,26 @@ class Probe:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def tree_cpu(procs: list[psutil.Process]) -> tuple[float, float]:
-    """User + system CPU seconds of (the first process, the others): the worker's main process
-    and its pool children. Children are read one by one because a parent's ``children_user``
-    only covers children that already exited."""
-    main = rest = 0.0
+def tree_cpu(procs: list[psutil.Process]) -> tuple[float, float, float]:
+    """User + system CPU seconds of (the first process, the others, the first process's main
+    thread): the worker's main process, its pool children, and the consumer's event loop
+    (the rest of the main process is its other threads: Warden's flusher, reaper, heartbeat;
+    Celery's timer). Children are read one by one because a parent's ``children_user`` only
+    covers children that already exited."""
+    main = rest = loop = 0.0
     for i, p in enumerate(procs):
         try:
             t = p.cpu_times()
+            if i == 0:
+                loop = sum(th.user_time + th.system_time for th in p.threads()
+                           if th.id == p.pid)
         except psutil.Error:
             continue
         if i == 0:
             main += t.user + t.system
         else:
             rest += t.user + t.system
-    return main, rest
+    return main, rest, loop
 
 
 def machine_busy() -> float:
@@ -385,6 +390,7 @@ class ArmResult:
     boot_seconds: float
     worker_cpu: float
     main_cpu: float
+    loop_cpu: float
     probe_cpu: float
     background_cpu: float
     redis_cpu: float | None
@@ -410,6 +416,7 @@ class ArmResult:
             "boot_seconds": self.boot_seconds, "worker_cpu_seconds": self.worker_cpu,
             "worker_cpu_per_task": self.worker_cpu / self.tasks,
             "worker_main_cpu_seconds": self.main_cpu,
+            "worker_main_thread_cpu_seconds": self.loop_cpu,
             "pool_cpu_seconds": self.worker_cpu - self.main_cpu,
             "bench_poll_cpu_seconds": self.probe_cpu,
             "background_cpu_seconds": self.background_cpu,
@@ -522,7 +529,7 @@ class Bench:
         boot_deadline = spawned + 120.0
         drain_deadline: float | None = None
         t_first = t_empty = 0.0
-        cpu_first = cpu_empty = (0.0, 0.0)
+        cpu_first = cpu_empty = (0.0, 0.0, 0.0)
         own_first = own_empty = sys_first = sys_empty = 0.0
         rcpu_first = rcpu_empty = None
         while True:
@@ -562,7 +569,7 @@ class Bench:
             self.delete_warden_keys()
         redis_cpu = (None if rcpu_first is None or rcpu_empty is None
                      else rcpu_empty - rcpu_first)
-        worker_cpu = sum(cpu_empty) - sum(cpu_first)
+        worker_cpu = sum(cpu_empty[:2]) - sum(cpu_first[:2])
         probe_cpu = own_empty - own_first
         # Busy CPU time of the whole machine not spent by the worker, Redis or this process.
         background = max(0.0, (sys_empty - sys_first) - worker_cpu - (redis_cpu or 0.0)
@@ -570,7 +577,8 @@ class Bench:
         return ArmResult(
             arm=arm, round=round_no, tasks=tasks, drain_seconds=t_empty - t_first,
             boot_seconds=t_first - spawned, worker_cpu=worker_cpu,
-            main_cpu=cpu_empty[0] - cpu_first[0], probe_cpu=probe_cpu,
+            main_cpu=cpu_empty[0] - cpu_first[0], loop_cpu=cpu_empty[2] - cpu_first[2],
+            probe_cpu=probe_cpu,
             background_cpu=background,
             redis_cpu=redis_cpu, publish_seconds=float(pub["seconds"]),
             publish_cpu=float(pub["cpu"]), publish=Probe.window(p0, p1),
@@ -683,6 +691,7 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
     for key, fn in {
         "worker_cpu_ms_per_task": per_task(lambda r: r.worker_cpu * 1000),
         "main_cpu_ms_per_task": per_task(lambda r: r.main_cpu * 1000),
+        "loop_cpu_ms_per_task": per_task(lambda r: r.loop_cpu * 1000),
         "pool_cpu_ms_per_task": per_task(lambda r: (r.worker_cpu - r.main_cpu) * 1000),
         "redis_cpu_us_per_task": per_task(lambda r: (r.redis_cpu or 0.0) * 1e6),
         "publish_us_per_task": per_task(lambda r: r.publish_seconds * 1e6),
@@ -763,6 +772,7 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     wire = m["total_wire_script_calls_per_task"]["diff"]
     row("worker CPU, ms/task (main + pool children)", "worker_cpu_ms_per_task")
     row("  of which worker main process (consumer)", "main_cpu_ms_per_task")
+    row("    its main thread (the consumer's event loop)", "loop_cpu_ms_per_task")
     row("  of which pool children (task execution)", "pool_cpu_ms_per_task")
     if any(r.redis_cpu is not None for r in results):
         row("redis-server CPU, µs/task (drain)", "redis_cpu_us_per_task", "{:.1f}")

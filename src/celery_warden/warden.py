@@ -24,11 +24,12 @@ from celery_warden.dlq.broker import declare_dead_letter_queue
 from celery_warden.dlq.decode import decode_error_step
 from celery_warden.dlq.failures import FailureCapture
 from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.isolation import guarded
 from celery_warden.logs import tracing
 from celery_warden.rabbitmq.hooks import consumer_guard, policy_notice, publish_guard
 from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.heartbeat import HeartbeatStep
-from celery_warden.record.publish import PUBLISHING_APP
+from celery_warden.record.publish import PUBLISHING
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.signals import SignalHandlers
 from celery_warden.settings import WardenSettings, load_settings
@@ -91,8 +92,10 @@ class Warden:
         a queue that exists with other arguments into one clear error (rabbitmq.hooks)."""
         amqp = self.app.amqp
         original = amqp.send_task_message
-        amqp.__dict__["send_task_message"] = publish_guard(self.app, self.settings, original,
-                                                           PUBLISHING_APP)
+        publish = self.handlers.publish
+        amqp.__dict__["send_task_message"] = publish_guard(
+            self.app, self.settings, original, PUBLISHING, publish.slot,
+            guarded(publish.published))
         self._original_sender = original
         # A worker declares its queues when it starts consuming: refuse to start clearly.
         self._original_consumer = amqp.TaskConsumer

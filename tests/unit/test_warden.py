@@ -13,7 +13,7 @@ from celery_warden.read.monitor import CeleryMonitor
 from celery_warden.record.heartbeat import HeartbeatStep
 from celery_warden.warden import Warden
 
-SIGNALS = [signals.before_task_publish, signals.after_task_publish, signals.task_received,
+SIGNALS = [signals.before_task_publish, signals.task_received,
            signals.task_prerun, signals.task_postrun, signals.task_failure,
            signals.task_revoked, signals.worker_process_init]
 
@@ -120,3 +120,33 @@ def test_handlers_only_act_for_their_own_app(app, settings):
     keys = Keys(settings.key_prefix)
     assert client.hget(keys.task("my-id"), "state") == "STARTED"
     assert not client.exists(keys.task("their-id"))
+
+
+def test_a_task_is_recorded_sent_only_once_its_publish_returned(settings):
+    """Warden connects no after_task_publish receiver (Celery's dispatch of it then costs
+    nothing): its wrapper of send_task_message records SENT once the publish returned, so a
+    publish that raised leaves no SENT record, and one that returned has it."""
+    from celery_warden import celery_config
+    from celery_warden.embedded import free_port
+    from celery_warden.settings import load_settings
+    from tests.support import client_app
+
+    assert not [r for r in signals.after_task_publish.receivers
+                if "celery_warden" in str(r[0])]
+    dead = Celery("warden-dead-broker", set_as_current=False)
+    dead.conf.update(celery_config(settings))
+    dead.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    warden = Warden(dead, load_settings(REDIS_URL=settings.redis_url,
+                                        WARDEN_KEY_PREFIX=settings.key_prefix))
+    try:
+        assert not [r for r in signals.after_task_publish.receivers
+                    if "celery_warden" in str(r[0])]
+        with pytest.raises(Exception):  # noqa: B017 - kombu's error for a refused connection
+            dead.send_task("t.never", task_id="never-sent", retry=False)
+        assert not warden.recorder.holds("never-sent")
+    finally:
+        warden.uninstall()
+    app = client_app(settings)
+    result = app.send_task("t.sent", task_id="sent-once")
+    assert Warden.installed_on(app).recorder.holds(result.id)  # type: ignore[union-attr]
+    assert CeleryMonitor(settings, app=app).get_task_status(result.id)["state"] == "SENT"

@@ -41,8 +41,12 @@ def defer(task: Any, countdown: float, reason: str, *, max_defer: float,
         req, countdown=countdown, retries=int(req.retries or 0), headers=merged,
     )
     sig.apply_async()
+    # Marked twice: the request for ``task_postrun`` (its context is still pushed then), the
+    # Ignore for the pool child's tracer hook (which sees what the tracer returns).
     setattr(req, h.DEFERRED_ATTR, reason)
-    raise Ignore(f"deferred {countdown:.3f}s: {reason}")
+    ignore = Ignore(f"deferred {countdown:.3f}s: {reason}")
+    setattr(ignore, h.DEFERRED_ATTR, reason)
+    raise ignore
 
 
 def slot_header(task: Any, at: float) -> dict[str, Any]:

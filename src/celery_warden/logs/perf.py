@@ -23,7 +23,7 @@ MESSAGE = "task finished"
 
 
 def task_finished(task: Any, state: str, duration: float, queue_wait: float | None,
-                  retries: int) -> None:
+                  retries: int, worker: str | None = None) -> None:
     """Log the performance line for one finished attempt of ``task`` (inside its context)."""
     if not logger.isEnabledFor(logging.INFO):
         return
@@ -31,7 +31,7 @@ def task_finished(task: Any, state: str, duration: float, queue_wait: float | No
         "state": state,
         "duration": round(duration, 6),
         "retries": retries,
-        "worker": getattr(task.request, "hostname", None),
+        "worker": worker or getattr(task.request, "hostname", None),
     }
     if queue_wait is not None:
         extra["queue_wait"] = round(queue_wait, 6)

@@ -53,15 +53,20 @@ def refusal_error(app: Celery, settings: WardenSettings,
 
 
 def publish_guard(app: Celery, settings: WardenSettings, send: Callable[..., Any],
-                  publishing: ContextVar[Any] | None = None) -> Callable[..., Any]:
+                  publishing: ContextVar[Any] | None = None,
+                  slot: Callable[[], Any] | None = None,
+                  published: Callable[[Any], None] | None = None) -> Callable[..., Any]:
     """``send_task_message`` that raises :class:`QueueArgumentsMismatch` on a refusal, and sets
-    ``publishing`` to ``app`` while it runs (one wrapper: Celery passes ~20 keyword arguments,
-    and each wrapper layer repacks them on every publish)."""
+    ``publishing`` to a fresh ``slot()`` while it runs — the publish signals' handlers find
+    their app, and keep what to record, in it — then hands the slot to ``published`` once the
+    publish returned (one wrapper: Celery passes ~20 keyword arguments, and each wrapper layer
+    repacks them on every publish)."""
 
     def send_task_message(*args: Any, **kwargs: Any) -> Any:
-        token = publishing.set(app) if publishing is not None else None
+        current = slot() if slot is not None else app
+        token = publishing.set(current) if publishing is not None else None
         try:
-            return send(*args, **kwargs)
+            ret = send(*args, **kwargs)
         except PreconditionFailed as exc:
             error = refusal_error(app, settings, exc)
             if error is None:
@@ -70,6 +75,9 @@ def publish_guard(app: Celery, settings: WardenSettings, send: Callable[..., Any
         finally:
             if token is not None:
                 publishing.reset(token)  # type: ignore[union-attr]
+        if published is not None:
+            published(current)
+        return ret
 
     return send_task_message
 

@@ -27,18 +27,21 @@ from celery_warden.services import Services
 
 
 class Run:
-    """What a pool child knows about a task between prerun and postrun, kept raw.
+    """What a pool child knows about a task between its start and its end, kept raw.
 
     The recorder asks for :meth:`start_fields` only when it writes the record — at the end of
     the task, or at a flush while it still runs — so formatting and argument previews never
-    happen on the task's path.
+    happen on the task's path. Built from the request dict Celery's tracer is called with
+    (:func:`run_from_dict`, the tracer hook) or from the task's request context
+    (:func:`run_from_context`, the ``task_prerun`` signal).
     """
 
-    __slots__ = ("defers", "exc", "flushed", "mono", "name", "pid", "queue", "req", "retries",
-                 "started", "wait", "worker")
+    __slots__ = ("args", "defers", "exc", "flushed", "kwargs", "mono", "name", "pid", "queue",
+                 "received", "retries", "started", "wait", "worker")
 
-    def __init__(self, started: float, mono: float, wait: float | None, req: Any,
-                 name: str, worker: str, pid: int) -> None:
+    def __init__(self, started: float, mono: float, wait: float | None, name: str, worker: str,
+                 pid: int, retries: int, defers: int, queue: str, received: float | None,
+                 args: Any, kwargs: Any) -> None:
         self.started = started
         self.mono = mono
         self.wait = wait
@@ -47,49 +50,78 @@ class Run:
         self.name = name
         self.worker = worker
         self.pid = pid
-        self.req = req  # the request context; read again only when the record is written
-        self.retries = int(req.retries or 0)
-        # h.defers() in full only when the header could be there (it rarely is).
-        self.defers = (h.defers(req) if getattr(req, h.DEFERS, None) is not None
-                       or getattr(req, "headers", None) else 0)
-        self.queue: str = (req.delivery_info or {}).get("routing_key") or ""
+        self.retries = retries
+        self.defers = defers
+        self.queue = queue
+        self.received = received
+        self.args = args  # read again only when the record is written (previews)
+        self.kwargs = kwargs
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-        req = self.req
-        received = getattr(req, h.RECEIVED, None)
         static: dict[str, Any] = {
             "name": self.name, "queue": self.queue or None,
             # Redacted, size-bounded previews for get_task_status (formatted by the store);
             # the message itself is untouched.
-            "args": Preview(req.args, "[]"), "kwargs": Preview(req.kwargs, "{}"),
+            "args": Preview(self.args, "[]"), "kwargs": Preview(self.kwargs, "{}"),
         }
         attempt: dict[str, Any] = {
             "state": "STARTED", "started": self.started, "worker": self.worker, "pid": self.pid,
-            "received": None if received is None else float(received), "wait": self.wait,
-            "retries": self.retries,
+            "received": self.received, "wait": self.wait, "retries": self.retries,
         }
         return static, attempt, self.retries, self.defers
 
     def facts(self) -> tuple[Any, ...]:
         """What the spool keeps to rebuild the record (``replay.ReplayRun``; no previews)."""
-        received = getattr(self.req, h.RECEIVED, None)
-        return (self.queue, self.worker, self.pid, self.started,
-                None if received is None else float(received), self.retries, self.defers,
-                self.wait)
+        return (self.queue, self.worker, self.pid, self.started, self.received, self.retries,
+                self.defers, self.wait)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def run_from_dict(rd: dict[str, Any], name: str, hostname: str, pid: int) -> Run:
+    """A run from the request dict the worker's main process built (the tracer hook's view:
+    Warden's headers are top-level keys, ``args``/``kwargs`` set by ``fast_trace_task``)."""
+    now = time.time()
+    sent = rd.get(h.SENT)
+    return Run(now, time.monotonic(),
+               None if sent is None else wait_since(sent, rd.get("eta"), now),
+               name, rd.get("hostname") or hostname, pid, int(rd.get("retries") or 0),
+               # h.defers() in full only when the header could be there (it rarely is).
+               h.defers(rd) if rd.get(h.DEFERS) is not None or rd.get("headers") else 0,
+               (rd.get("delivery_info") or {}).get("routing_key") or "",
+               _float(rd.get(h.RECEIVED)), rd.get("args"), rd.get("kwargs"))
+
+
+def run_from_context(req: Any, name: str, hostname: str, pid: int) -> Run:
+    """A run from the task's request context (the ``task_prerun`` signal's view)."""
+    now = time.time()
+    sent = getattr(req, h.SENT, None)
+    return Run(now, time.monotonic(),
+               None if sent is None else wait_since(sent, req.eta, now),
+               name, req.hostname or hostname, pid, int(req.retries or 0),
+               h.defers(req) if getattr(req, h.DEFERS, None) is not None
+               or getattr(req, "headers", None) else 0,
+               (req.delivery_info or {}).get("routing_key") or "",
+               _float(getattr(req, h.RECEIVED, None)), req.args, req.kwargs)
+
+
+def wait_since(sent: Any, eta: Any, now: float) -> float | None:
+    """Seconds from publish (or the ETA, when later) to ``now``; None for a bad send stamp."""
+    try:
+        ready = float(sent)
+    except (TypeError, ValueError):
+        return None
+    if eta:
+        ready = max(ready, epoch(eta) or 0.0)
+    return max(0.0, now - ready)
 
 
 def queue_wait(req: Any, now: float) -> float | None:
     """Seconds from publish (or the ETA, when later) to start; None without a send stamp."""
     sent = getattr(req, h.SENT, None)
-    if sent is None:
-        return None
-    try:
-        ready = float(sent)
-    except (TypeError, ValueError):
-        return None
-    if req.eta:
-        ready = max(ready, epoch(req.eta) or 0.0)
-    return max(0.0, now - ready)
+    return None if sent is None else wait_since(sent, req.eta, now)
 
 
 class ChildHandlers:
@@ -103,6 +135,9 @@ class ChildHandlers:
         self.hostname = socket.gethostname()
         self._pid = os.getpid()
         self.runs: dict[str, Run] = {}
+        #: Whether the tracer hook records this process's tasks (:mod:`.tracer_hook`): a
+        #: ``task_postrun`` still connected then only logs the performance line.
+        self.hooked = False
 
     def running(self, task_id: str | None) -> bool:
         """Whether a task with this id runs in this process (its outcome is reported here)."""
@@ -112,10 +147,14 @@ class ChildHandlers:
                   **_: Any) -> None:
         if task is None or task_id is None or getattr(task, "app", None) is not self.app:
             return
-        now = time.time()
-        req = task.request
-        run = Run(now, time.monotonic(), queue_wait(req, now), req, task.name,
-                  req.hostname or self.hostname, self._pid)
+        self.begin(task_id, run_from_context(task.request, task.name, self.hostname, self._pid))
+
+    def begin_request(self, task_id: str, rd: dict[str, Any], name: str) -> None:
+        """A task of this app starts here, seen from the request dict (the tracer hook)."""
+        self.begin(task_id, run_from_dict(rd, name, self.hostname, self._pid))
+
+    def begin(self, task_id: str, run: Run) -> None:
+        """A task of this app starts here (``task_prerun``, or the tracer hook)."""
         self.runs[task_id] = run
         self.recorder.begin(task_id, run)
 
@@ -136,15 +175,30 @@ class ChildHandlers:
                    state: str | None = None, **_: Any) -> None:
         if task_id is None or task is None:
             return
+        # The request a guard marked (fleet.deferral) is the context still pushed now.
+        deferred = getattr(task.request, h.DEFERRED_ATTR, None)
+        if self.hooked:  # the hook records; the performance line needs this context
+            run = self.runs.get(task_id)
+            if run is not None and state is not None:
+                task_finished(task, "DEFERRED" if state == "IGNORED" and deferred else state,
+                              time.monotonic() - run.mono, run.wait, run.retries, run.worker)
+            return
         run = self.runs.pop(task_id, None)
-        if run is None or state is None:
-            if run is not None:
-                self.recorder.forget(task_id)
-            return  # see the module docstring: another signal reports this outcome
+        if run is None:
+            return
+        self.end(task_id, run, task, state, deferred)
+
+    def end(self, task_id: str, run: Run, task: Any, state: str | None,
+            deferred: Any = None) -> None:
+        """A task that started here ended with ``state`` (``task_postrun``, or the tracer hook;
+        the caller popped ``run`` from :attr:`runs`). ``deferred``: the reason a guard gave
+        when it re-scheduled this delivery (an ``IGNORED`` state then means ``DEFERRED``)."""
+        if state is None:  # see the module docstring: another signal reports this outcome
+            self.recorder.forget(task_id)
+            return
         now = time.time()
         runtime = time.monotonic() - run.mono
         final: dict[str, Any] = {"state": state, "finished": now, "runtime": runtime}
-        deferred = getattr(run.req, h.DEFERRED_ATTR, None)  # the request a guard marked
         if state == "IGNORED" and deferred:
             # A guard (circuit breaker, fleet rate limit) re-scheduled this delivery.
             state = final["state"] = "DEFERRED"
@@ -154,7 +208,8 @@ class ChildHandlers:
         rank = RANK_FINAL if state in FINAL_STATES else RANK_RETRY
         self.recorder.end(task_id, run, task.name, final, rank, state.lower(), now, runtime,
                           run.wait)
-        task_finished(task, state, runtime, run.wait, run.retries)  # the performance log line
+        if not self.hooked:  # (with the hook, task_postrun logs it inside the task's context)
+            task_finished(task, state, runtime, run.wait, run.retries, run.worker)
 
     def on_process_init(self, sender: Any = None, **_: Any) -> None:
         self._pid = os.getpid()
@@ -166,4 +221,4 @@ class ChildHandlers:
         self.recorder.stop(timeout=2.0)
 
 
-__all__ = ["ChildHandlers", "Run", "queue_wait"]
+__all__ = ["ChildHandlers", "Run", "queue_wait", "run_from_context", "run_from_dict", "wait_since"]
