@@ -103,6 +103,13 @@ def run(app: Celery, name: str, args: list[Any] | None = None) -> str:
     return tid
 
 
+def mine(warden: Warden, signal: Any) -> list[Any]:
+    """This Warden's receivers of ``signal`` (other tests' Wardens may still be connected in
+    this process: their dispatch uids carry another id)."""
+    tag = f"celery_warden:{id(warden.handlers)}:"
+    return [r for r in signal.receivers if str(r[0][0]).startswith(tag)]
+
+
 def outcomes(app: Celery, warden: Warden) -> dict[str, dict[str, Any]]:
     ids = {name: run(app, name, [7] if name == "hook.ok" else None)
            for name in ("hook.ok", "hook.fail", "hook.retry", "hook.defer", "hook.ignore",
@@ -130,8 +137,7 @@ def test_the_hook_records_what_the_signal_handlers_record(settings_factory, tmp_
         settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / f"spool-{hook}"))
         with pool_child(settings, hook) as (app, warden):
             assert (getattr(app.tasks["hook.ok"].__trace__, MARK, None) is not None) == hook
-            ours = [r for r in signals.task_prerun.receivers + signals.task_postrun.receivers
-                    if "celery_warden" in str(r[0])]
+            ours = mine(warden, signals.task_prerun) + mine(warden, signals.task_postrun)
             assert bool(ours) != hook, ours
             got[hook] = outcomes(app, warden)
     signal_path = got[False]
@@ -173,9 +179,8 @@ def test_with_the_performance_line_on_task_postrun_stays_for_it_alone(settings, 
     try:
         with pool_child(settings, hook=True) as (app, warden):
             assert getattr(app.tasks["hook.ok"].__trace__, MARK, None) is not None
-            assert not [r for r in signals.task_prerun.receivers
-                        if "celery_warden" in str(r[0])]
-            assert [r for r in signals.task_postrun.receivers if "celery_warden" in str(r[0])]
+            assert not mine(warden, signals.task_prerun)
+            assert mine(warden, signals.task_postrun)
             ok, deferred = run(app, "hook.ok", [1]), run(app, "hook.defer")
             warden.recorder.flush()
             monitor = CeleryMonitor(warden.settings, app=app)
