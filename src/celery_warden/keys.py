@@ -35,6 +35,7 @@ key                                type     holds
 ``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
 ``P:dlq:stats``                    hash     DLQ counters (added, requeued, parked, ...)
 ``P:deliveries:<id>``              string   redeliveries of a task id (poison pills)
+``P:transit:lease``                string   the worker looking for tasks lost in transit (TTL)
 ``P:errors``                       zset     error group fingerprints by last seen
 ``P:errors:g:<fp>``                hash     one error group (counts, sample, names)
 ``P:errors:t:<fp>``                list     recent task ids of a group (capped)
@@ -213,6 +214,12 @@ class Keys(OperatorKeys):
     @property
     def dlq_stats(self) -> str:
         return f"{self.prefix}:dlq:stats"
+
+    @property
+    def transit_lease(self) -> str:
+        """Held by the one worker main process that looks for tasks lost between the Redis
+        broker and a worker (:mod:`celery_warden.dlq.transit`; owner token, short TTL)."""
+        return f"{self.prefix}:transit:lease"
 
     def deliveries(self, task_id: str) -> str:
         """Redelivery counter of one task id (poison-pill detection)."""

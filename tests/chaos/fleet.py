@@ -74,6 +74,9 @@ class ChaosFleet:
             "WARDEN_WORKER_OFFLINE_AFTER": 5.0,
             "WARDEN_FLUSH_INTERVAL": 0.1,
             "WARDEN_VISIBILITY_TIMEOUT": 20,
+            # A task a killed worker took off the Redis queue and never recorded (kombu's
+            # BRPOP window) is filed as lost_in_transit by the real detector within ~30 s.
+            "WARDEN_LOST_IN_TRANSIT_AFTER": 20,
             "WARDEN_DLQ_CLAIM_LEASE": 5.0,
             "WARDEN_DLQ_MAX_REQUEUES": 1,
             **overrides,

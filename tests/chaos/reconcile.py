@@ -37,6 +37,8 @@ class Report:
     miscounted: list[str] = field(default_factory=list)
     miscount_causes: Counter[str] = field(default_factory=Counter)
     reexecutions: Counter[str] = field(default_factory=Counter)
+    transit_causes: Counter[str] = field(default_factory=Counter)
+    expired_requeued: int = 0
     unexpected: list[str] = field(default_factory=list)
     publish_retries: int = 0
     counts: counts.CountCheck = field(default_factory=counts.CountCheck)
@@ -44,13 +46,19 @@ class Report:
     @property
     def ok(self) -> bool:
         return (not self.lost and not self.miscounted and not self.counts.unexplained
-                and not self.reexecutions.get("unexplained"))
+                and not self.reexecutions.get("unexplained")
+                and not self.transit_causes.get("unexplained"))
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [(f"fault: {k}", str(v)) for k, v in sorted(self.faults.items())]
         rows += [("submitted", str(self.submitted)), ("succeeded", str(self.succeeded)),
                  ("  of which after a DLQ requeue", str(self.requeued_then_succeeded))]
         rows += [(f"dead-lettered: {r}", str(n)) for r, n in sorted(self.dead_lettered.items())]
+        rows += [(f"  lost in transit: {k}", str(v)) for k, v in sorted(
+            self.transit_causes.items())]
+        if self.expired_requeued:
+            rows += [("expired: dead-lettered by RabbitMQ, requeued by the DLQ phase, "
+                      "succeeded", str(self.expired_requeued))]
         rows += [("revoked", str(self.revoked)), ("lost (must be 0)", str(len(self.lost)))]
         rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.lost_causes.items())]
         rows += [("miscounted (must be 0)", str(len(self.miscounted)))]
@@ -184,7 +192,16 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             report.miscount_causes[cause] += 1
             report.miscounted.append(f"{s.task_id} ({s.name}) truth={outcome} "
                                      f"warden={rec.get('state')}: {cause}")
-        if outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
+        if outcome == "DLQ:lost_in_transit":  # filed by Warden's detector (dlq.transit)
+            cause = _near(float(rec.get("sent") or 0), log, "taken off the queue at")
+            report.transit_causes[cause] += 1
+            if cause == "unexplained":
+                report.unexpected.append(f"{s.task_id} lost in transit with no worker "
+                                         "SIGKILL to explain it")
+        elif (s.expect == "REVOKED" and outcome == "SUCCESS" and entry is not None
+              and entry.get("reason") == "broker_dead_letter"):
+            report.expired_requeued += 1  # RabbitMQ dead-lettered it; the DLQ phase requeued it
+        elif outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
             report.unexpected.append(f"{s.task_id} expected {s.expect}, got {outcome}")
     killed_after: dict[str, str] = {}
     for (tid, _retries), pids in starts.items():
