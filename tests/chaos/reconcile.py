@@ -39,6 +39,7 @@ class Report:
     reexecutions: Counter[str] = field(default_factory=Counter)
     transit_causes: Counter[str] = field(default_factory=Counter)
     expired_requeued: int = 0
+    in_transit: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     publish_retries: int = 0
     counts: counts.CountCheck = field(default_factory=counts.CountCheck)
@@ -83,6 +84,7 @@ class Report:
         for label, ids in (("LOST", self.lost), ("MISCOUNTED", self.miscounted),
                            ("COUNTER OFF", self.counts.unexplained),
                            ("COUNTED TWICE", self.counts.explained),
+                           ("LOST IN TRANSIT (filed by Warden)", self.in_transit),
                            ("UNEXPECTED OUTCOME", self.unexpected)):
             for line in ids[:limit]:
                 lines.append(f"{label}: {line}")
@@ -195,6 +197,8 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
         if outcome == "DLQ:lost_in_transit":  # filed by Warden's detector (dlq.transit)
             cause = _near(float(rec.get("sent") or 0), log, "taken off the queue at")
             report.transit_causes[cause] += 1
+            report.in_transit.append(f"{s.task_id} ({s.name}) sent at {rec.get('sent')}, "
+                                     f"filed {entry.get('first_failed')}: {cause}")
             if cause == "unexplained":
                 report.unexpected.append(f"{s.task_id} lost in transit with no worker "
                                          "SIGKILL to explain it")
