@@ -163,3 +163,24 @@ def test_only_the_lease_holder_looks(fleet, recorders):
     assert made[1].hold_lease()
     for w in made:
         w.redis.close()
+
+
+def test_tasks_purged_through_warden_are_closed_as_revoked_not_filed(fleet, watch,
+                                                                      redis_client):
+    """A purge through Warden's API is remembered: the purged tasks (records still SENT,
+    messages gone) are closed as REVOKED at the next look instead of being filed as lost."""
+    from celery_warden import CeleryMonitor
+    from celery_warden.serve import control
+
+    s, app = fleet
+    task_id = _publish(app, s, redis_client)
+    monitor = CeleryMonitor(s, app=app)
+    assert control.purge(monitor, queue_name(s, "default")) == 1
+    monitor.redis.close()
+    now = time.time() + AFTER + 1
+    for k in range(3):
+        assert watch.look(now + k) == []
+    assert DeadLetterQueue(s).size() == 0
+    watch.recorder.flush()
+    rec = redis_client.hgetall(Keys(s.key_prefix).task(task_id))
+    assert rec["state"] == "REVOKED" and "purged" in rec["reason"]

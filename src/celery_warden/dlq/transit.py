@@ -1,42 +1,28 @@
 """Tasks lost between the Redis broker and a worker: found, filed in the DLQ, counted.
 
 Why: kombu's Redis transport takes a message off its queue with ``BRPOP`` and only afterwards
-(in ``basic_consume``'s callback, ``QoS.append``: a pipelined ``ZADD unacked_index`` + ``HSET
-unacked``) records it as unacknowledged. A worker main process SIGKILLed between the two holds
-the only copy, and it dies with it: no visibility timeout brings it back, no signal fires, and
-the task's record stays SENT for good (celery/celery#7950 shows the command sequence,
-#4354 the same loss at a warm shutdown, #1392 asks for ``RPOPLPUSH``; the chaos suite lost one
-task in 10,000 there). Closing the window means popping and recording in one atomic step
-(``BLMOVE`` into a per-consumer list, or a script), i.e. replacing kombu's consumer: BRPOP
-serves every queue and priority lane in one call, which no atomic move does, and a private
-transport subclass would break with each kombu release. So Warden keeps its promise — never
-*silently* lost — by detection.
+(``QoS.append``: ``ZADD unacked_index`` + ``HSET unacked``) records it as unacknowledged. A worker
+main process SIGKILLed between the two held the only copy: no visibility timeout brings it back,
+no signal fires, its record stays SENT (celery/celery#7950 shows the commands, #4354 the loss at
+a warm shutdown; the chaos suite lost 1 task in 10,000). Closing the window means an atomic pop
+into a per-consumer list, i.e. replacing kombu's consumer (one ``BRPOP`` serves every queue and
+priority lane, which no atomic move does; a private transport subclass breaks with each kombu
+release), so Warden keeps "never *silently* lost" by detection.
 
-A task is **lost in transit** when, :attr:`WardenSettings.lost_in_transit_after` seconds after
-it was published (or re-published by a retry, or its ETA), its record is still SENT (or RETRY)
-and, in one atomic read of the broker (``lua/transit_scan.lua``), its message is neither in its
-queue's lists (every priority lane) nor in kombu's unacked hash — where a message sits from the
-moment a worker took it until it is acknowledged, so tasks reserved by a busy worker and ETA
-tasks a worker holds are never candidates, and tasks still waiting in a queue are found there.
-It must be absent in two consecutive looks (a worker's main process stalled between the pop and
-``QoS.append`` is not a loss), and a result backend holding a final state for it vetoes the
-verdict (the task ran; its record is what was lost). Then it is filed in the DLQ with reason
-``lost_in_transit`` — name, queue, publish time, what is known — and its record becomes FAILURE
-(``LostInTransit``), counted in the failed totals and the minute buckets. The message body is
-not known to Warden (only the broker held it), so the entry is parked and says so: it cannot be
-requeued from here; resubmit from its source.
+Lost in transit: ``lost_in_transit_after`` seconds after its (re-)publish or ETA, a record still
+SENT or RETRY whose message is, in one atomic read of the broker (``lua/transit_scan.lua``),
+neither in its queue's lists (every priority lane) nor in kombu's unacked hash (where reserved
+and ETA tasks a worker holds sit until acknowledged) — at two consecutive looks, and with no
+final state in the result backend (that would mean it ran and only its record was lost). Filed
+with reason ``lost_in_transit``; the record becomes FAILURE (``LostInTransit``), counted. Only the
+broker held the body: the entry is parked and says it cannot be requeued.
 
-Cost: candidates come from the SENT and RETRY state indexes (``P:ix:s:<state>``, scored by last
-update: one ``ZRANGEBYSCORE`` each, at most :data:`CANDIDATES` ids); the broker is read only when
-there are candidates, at most :data:`SCAN_BUDGET` messages per look — a queue deeper than what is
-left of the budget is not read and its candidates stay undecided until it drains.
-
-Where it runs: a thread in every worker's main process on a Redis broker (started when the worker
-is ready), but only the holder of the fleet's lease (``P:transit:lease``) looks. It assumes a
-task's routing key names its queue (Celery's default routing and Warden's config); a fleet that
-routes through topic or fanout exchanges to differently named queues should set
-``WARDEN_LOST_IN_TRANSIT_AFTER=0``. RabbitMQ has no such window (an unacknowledged delivery
-returns when its channel closes), so nothing runs there.
+Cost: candidates from the state indexes (``P:ix:s:SENT``/``RETRY``, at most :data:`CANDIDATES`
+each); the broker is read only when there are some, at most :data:`SCAN_BUDGET` messages a look
+(a deeper queue leaves its candidates undecided until it drains). Runs in every worker main on a
+Redis broker; only the holder of ``P:transit:lease`` looks. Assumes a routing key names its queue
+(Celery's default); a queue purged through Warden's API (``P:purged:<queue>``) has its tasks
+closed as REVOKED, a ``celery purge`` would have them filed. More in docs/error-handling.md.
 """
 
 from __future__ import annotations
@@ -155,9 +141,8 @@ def in_broker(app: Celery, found: list[Candidate],
     return present, {c.task_id for c in found if c.queue in deep_queues}
 
 
-def _ran(app: Celery, task_id: str) -> str | None:
+def _ran(backend: Any, task_id: str) -> str | None:
     """A final state the result backend holds for the task, if it has one (it ran)."""
-    backend = app.backend
     if type(backend).__name__ == "DisabledBackend":
         return None
     try:
@@ -200,6 +185,8 @@ class TransitWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.filed = 0  # tasks filed by this process (tests, the log)
+        # Built here, in the thread that starts the watch, not first in the watch's thread.
+        self._backend = app.backend
 
     # -- the lease ---------------------------------------------------------------------------
     def hold_lease(self) -> bool:
@@ -217,7 +204,7 @@ class TransitWatch:
     def look(self, now: float | None = None) -> list[str]:
         """One look (the caller holds the lease); returns the task ids filed now."""
         now = time.time() if now is None else now
-        found = candidates(self.redis, self.keys, now - self.after)
+        found = self._unpurged(candidates(self.redis, self.keys, now - self.after), now)
         if not found:
             self._suspects.clear()
             return []
@@ -230,7 +217,7 @@ class TransitWatch:
             if self._suspects.get(c.task_id) != c.seq:
                 suspects[c.task_id] = c.seq  # absent once: confirmed (or not) at the next look
                 continue
-            ran = _ran(self.app, c.task_id)
+            ran = _ran(self._backend, c.task_id)
             if ran is not None:
                 logger.warning("warden: task %s (%s) is still %s in the store, but the result "
                                "backend says %s: its record was lost, not the task", c.task_id,
@@ -240,6 +227,28 @@ class TransitWatch:
             filed.append(c.task_id)
         self._suspects = suspects
         return filed
+
+    def _unpurged(self, found: list[Candidate], now: float) -> list[Candidate]:
+        """The candidates whose queue Warden did not purge after they were sent; the others'
+        records are closed as REVOKED (purged), so they stop being candidates."""
+        queues = sorted({c.queue for c in found})
+        if not queues:
+            return found
+        stamps = self.redis.mget([self.keys.queue_purged(q) for q in queues])
+        purged = {q: t for q, v in zip(queues, stamps, strict=True)
+                  if (t := _float(v)) is not None}
+        kept: list[Candidate] = []
+        for c in found:
+            at = purged.get(c.queue)
+            if at is None or at < c.waiting_since:
+                kept.append(c)
+                continue
+            retries, defers = divmod(c.seq, MAX_DEFERS + 1)
+            self.recorder.task(c.task_id, static={"name": c.name}, rank=RANK_FINAL,
+                               attempt={"state": "REVOKED", "finished": now,
+                                        "reason": f"purged from queue {c.queue} at {iso(at)}"},
+                               retries=retries, defers=defers)
+        return kept
 
     def file(self, c: Candidate, now: float) -> DLQEntry:
         """Write the DLQ entry, then close the record and count the failure."""
