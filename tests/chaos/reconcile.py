@@ -8,6 +8,7 @@ of one attempt is explained by a fault the run injected (``re-executions``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ from tests.chaos.fleet import FaultLog
 from tests.chaos.workload import Submission
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED", "REJECTED"}
+#: A task id the DLQ processor published (``<entry id>-r<n>``, dlq/processor.py); a retrying
+#: task's own id (``c-retrying-...``) also contains "-r".
+REQUEUED = re.compile(r"-r\d+$")
 
 
 @dataclass
@@ -215,6 +219,13 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
     finished = [str(t) for t in truth_client.lrange(truth.FINISHED, 0, -1)]
     report.counts = counts.check(store, keys, done_list, successes, killed_after, finished)
+    off = {line.split(":", 1)[0] for line in report.counts.unexplained}
+    if off:  # where to look: successes a worker main recorded for a lost pool child
+        report.counts.unexplained += [
+            f"  {tid} ({rec.get('name')}) retries={rec.get('retries')} "
+            f"truth done x{done_list.count(tid)}: Warden says {rec.get('reason')!r}"
+            for tid, rec in sorted(recs.items())
+            if rec.get("name") in off and "pool process was lost" in (rec.get("reason") or "")]
     store.close()
     return report
 
@@ -248,7 +259,7 @@ def _explain(task_id: str, pid: int, at: float, log: FaultLog,
         return "poison pill killed its own child"
     if pid in log.killed:
         return f"{log.killed[pid]} while it ran"
-    if "-r" in task_id and processor_killed_at is not None:
+    if REQUEUED.search(task_id) and processor_killed_at is not None:
         return "DLQ processor killed between publish and finish"
     for start, end, fault in log.windows:
         if start - 1.0 <= at <= end:
