@@ -19,7 +19,8 @@ A stored SUCCESS does not say which delivery stored it. At-least-once brokers de
 id more than once — a retry re-published again after a redelivery, a message redelivered after
 its first run finished — and when such a duplicate's pool child dies, Celery acknowledges it
 because an *earlier* delivery succeeded. That success was counted where it ran; counting it
-again made the chaos suite's unexplained surplus (a retrying task on RabbitMQ). So a success
+again overcounts (found chasing the chaos suite's surplus of a retrying task on RabbitMQ;
+``tests/integration/test_killed_worker.py`` reproduces it). So a success
 the backend stored (``date_done``) before this delivery started (``time_start``) only closes
 this delivery's record. A duplicate that started before the other delivery stored its success
 cannot be told apart without ``result_extended`` (the meta would name the worker and retries).
@@ -130,7 +131,7 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
     if lost.stored_before_start:
         # Celery acknowledged this delivery as a success because the task id had succeeded
         # before; that success is counted where it ran. Close this delivery's record without
-        # counting it again (the chaos suite's surplus success of a retrying task on RabbitMQ).
+        # counting it again.
         recorder.task(lost.task_id, static={"name": lost.name}, rank=RANK_FINAL,
                       attempt={"state": "SUCCESS", "finished": lost.lost_at,
                                "worker": lost.worker,
