@@ -212,11 +212,17 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
         elif outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
             report.unexpected.append(f"{s.task_id} expected {s.expect}, got {outcome}")
     killed_after: dict[str, str] = {}
-    for (tid, _retries), pids in starts.items():
+    repeated: dict[str, int] = {}  # task id -> lowest attempt (retries) that started twice
+    for (tid, retries), pids in sorted(starts.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
         for pid, at in pids[:-1]:
             why = _explain(tid, pid, at, log, processor_killed_at)
+            if why == "unexplained" and tid in repeated:
+                # Each run of an attempt that raised publishes its own retry: a second run of
+                # attempt n (explained above) re-publishes attempt n+1 twice.
+                why = "retry published twice by a repeated earlier attempt"
             report.reexecutions[why] += 1
             killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
+            repeated.setdefault(tid, int(retries))
     finished = [str(t) for t in truth_client.lrange(truth.FINISHED, 0, -1)]
     report.counts = counts.check(store, keys, done_list, successes, killed_after, finished)
     off = {line.split(":", 1)[0] for line in report.counts.unexplained}
