@@ -35,6 +35,8 @@ key                                type     holds
 ``P:dlq:e:<id>``                   hash     one DLQ entry (message, failure, history)
 ``P:dlq:stats``                    hash     DLQ counters (added, requeued, parked, ...)
 ``P:deliveries:<id>``              string   redeliveries of a task id (poison pills)
+``P:transit:lease``                string   the worker looking for tasks lost in transit (TTL)
+``P:purged:<queue>``               string   when ``warden`` last purged a queue (TTL: task TTL)
 ``P:errors``                       zset     error group fingerprints by last seen
 ``P:errors:g:<fp>``                hash     one error group (counts, sample, names)
 ``P:errors:t:<fp>``                list     recent task ids of a group (capped)
@@ -227,6 +229,16 @@ class Keys(OperatorKeys):
     @property
     def dlq_stats(self) -> str:
         return f"{self.prefix}:dlq:stats"
+
+    @property
+    def transit_lease(self) -> str:
+        """Held by the one worker main process that looks for tasks lost between the Redis
+        broker and a worker (:mod:`celery_warden.dlq.transit`; owner token, short TTL)."""
+        return f"{self.prefix}:transit:lease"
+
+    def queue_purged(self, queue: str) -> str:
+        """When Warden's API last purged ``queue``: tasks sent before it were not lost."""
+        return f"{self.prefix}:purged:{queue}"
 
     def deliveries(self, task_id: str) -> str:
         """Redelivery counter of one task id (poison-pill detection)."""

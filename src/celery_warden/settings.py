@@ -147,6 +147,10 @@ class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
         "Redis broker: seconds before an unacknowledged message (its worker died) is delivered "
         "again.", ge=1,
     )
+    lost_in_transit_after: float = _field(
+        "WARDEN_LOST_IN_TRANSIT_AFTER", 900.0, "Redis broker: seconds after its publish before "
+        "a task no worker received, found neither in its queue nor among unacknowledged "
+        "messages, is filed in the DLQ as lost_in_transit (0 = never look).", ge=0)
     track_sent: bool = _field(
         "WARDEN_TRACK_SENT", True, "Record a SENT state when a task is published."
     )

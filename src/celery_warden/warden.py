@@ -24,6 +24,7 @@ from celery_warden.dlq.broker import declare_dead_letter_queue
 from celery_warden.dlq.decode import decode_error_step
 from celery_warden.dlq.failures import FailureCapture
 from celery_warden.dlq.store import DeadLetterQueue
+from celery_warden.dlq.transit import TransitWatch
 from celery_warden.isolation import guarded
 from celery_warden.logs import tracing
 from celery_warden.rabbitmq.hooks import consumer_guard, policy_notice, publish_guard
@@ -64,7 +65,9 @@ class Warden:
         self.services = svc.Services(self.settings, app, self.recorder)
         self.failures = FailureCapture(self.services)
         self.recorder.dlq_sink = self.failures.deliver_spooled  # spooled DLQ entries
-        ready = [] if self.settings.broker_is_redis else [self._declare_dead_letters]
+        self.transit: TransitWatch | None = None
+        ready = [self._watch_transit] if self.settings.broker_is_redis else [
+            self._declare_dead_letters]
         self.handlers = SignalHandlers(self.services, self.recorder, self.failures, ready)
         self.handlers.connect()
         tracing.install(self.settings, app)  # WARDEN_OTEL; after our handlers (see tracing)
@@ -85,6 +88,14 @@ class Warden:
             notice = policy_notice(self.settings, conn.virtual_host or "/")
         if notice:
             logger.info("%s", notice)
+
+    def _watch_transit(self) -> None:
+        """Redis broker: look for tasks lost between the broker and a worker from this worker's
+        main process (only the holder of the fleet's lease looks; see dlq.transit)."""
+        if self.settings.lost_in_transit_after <= 0 or self.transit is not None:
+            return
+        self.transit = TransitWatch(self.app, self.settings, self.dlq(), self.recorder)
+        self.transit.start()
 
     def _wrap_publisher(self) -> None:
         """Mark publishes of this app, so that with several apps (and Wardens) in one process
@@ -119,6 +130,9 @@ class Warden:
     def uninstall(self) -> None:
         """Disconnect everything (for tests and for apps that re-configure at run time)."""
         self.handlers.disconnect()
+        if self.transit is not None:
+            self.transit.stop()
+            self.transit = None
         self.app.amqp.__dict__["send_task_message"] = self._original_sender
         self.app.amqp.__dict__["TaskConsumer"] = self._original_consumer
         self.app.steps["worker"].discard(HeartbeatStep)

@@ -66,6 +66,17 @@ def dies_after_success(x: int) -> int:
     return x
 
 
+@app.task(name="fleet.dies_when_retried", bind=True)
+def dies_when_retried(self: Any, x: int) -> int:
+    """Succeeds on a first delivery; a later delivery of the same id (``retries`` > 0, as a
+    retry re-published twice after a redelivery) kills its pool child before its body ends."""
+    if self.request.retries:
+        import signal as _signal
+
+        os.kill(os.getpid(), _signal.SIGKILL)
+    return x
+
+
 @app.task(name="fleet.retry_then_succeed", bind=True, max_retries=5)
 def retry_then_succeed(self: Any, times: int) -> int:
     if self.request.retries < times:

@@ -74,6 +74,9 @@ class ChaosFleet:
             "WARDEN_WORKER_OFFLINE_AFTER": 5.0,
             "WARDEN_FLUSH_INTERVAL": 0.1,
             "WARDEN_VISIBILITY_TIMEOUT": 20,
+            # A task a killed worker took off the Redis queue and never recorded (kombu's
+            # BRPOP window) is filed as lost_in_transit by the real detector within ~30 s.
+            "WARDEN_LOST_IN_TRANSIT_AFTER": 20,
             "WARDEN_DLQ_CLAIM_LEASE": 5.0,
             "WARDEN_DLQ_MAX_REQUEUES": 1,
             **overrides,
@@ -140,7 +143,12 @@ class ChaosFleet:
     def term_worker(self, index: int) -> None:
         """SIGTERM (warm shutdown: running tasks finish) and a restart."""
         w = self.workers[index]
+        pids = [w.pid, *w.children()]
         w.stop(timeout=60)
+        # A task that finishes during the warm shutdown may not be acknowledged before the
+        # connection closes, and runs again (celery/celery#3802, #3653): at-least-once.
+        for pid in pids:
+            self.log.killed.setdefault(pid, "worker SIGTERM (late ack lost at warm shutdown)")
         self.log.count("worker SIGTERM during a long task")
         self.workers[index] = self._worker().start(timeout=90)
 

@@ -8,6 +8,7 @@ of one attempt is explained by a fault the run injected (``re-executions``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ from tests.chaos.fleet import FaultLog
 from tests.chaos.workload import Submission
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED", "REJECTED"}
+#: A task id the DLQ processor published (``<entry id>-r<n>``, dlq/processor.py); a retrying
+#: task's own id (``c-retrying-...``) also contains "-r".
+REQUEUED = re.compile(r"-r\d+$")
 
 
 @dataclass
@@ -37,6 +41,9 @@ class Report:
     miscounted: list[str] = field(default_factory=list)
     miscount_causes: Counter[str] = field(default_factory=Counter)
     reexecutions: Counter[str] = field(default_factory=Counter)
+    transit_causes: Counter[str] = field(default_factory=Counter)
+    expired_requeued: int = 0
+    in_transit: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     publish_retries: int = 0
     counts: counts.CountCheck = field(default_factory=counts.CountCheck)
@@ -44,13 +51,19 @@ class Report:
     @property
     def ok(self) -> bool:
         return (not self.lost and not self.miscounted and not self.counts.unexplained
-                and not self.reexecutions.get("unexplained"))
+                and not self.reexecutions.get("unexplained")
+                and not self.transit_causes.get("unexplained"))
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [(f"fault: {k}", str(v)) for k, v in sorted(self.faults.items())]
         rows += [("submitted", str(self.submitted)), ("succeeded", str(self.succeeded)),
                  ("  of which after a DLQ requeue", str(self.requeued_then_succeeded))]
         rows += [(f"dead-lettered: {r}", str(n)) for r, n in sorted(self.dead_lettered.items())]
+        rows += [(f"  lost in transit: {k}", str(v)) for k, v in sorted(
+            self.transit_causes.items())]
+        if self.expired_requeued:
+            rows += [("expired: dead-lettered by RabbitMQ, requeued by the DLQ phase, "
+                      "succeeded", str(self.expired_requeued))]
         rows += [("revoked", str(self.revoked)), ("lost (must be 0)", str(len(self.lost)))]
         rows += [(f"  cause: {k}", str(v)) for k, v in sorted(self.lost_causes.items())]
         rows += [("miscounted (must be 0)", str(len(self.miscounted)))]
@@ -75,6 +88,7 @@ class Report:
         for label, ids in (("LOST", self.lost), ("MISCOUNTED", self.miscounted),
                            ("COUNTER OFF", self.counts.unexplained),
                            ("COUNTED TWICE", self.counts.explained),
+                           ("LOST IN TRANSIT (filed by Warden)", self.in_transit),
                            ("UNEXPECTED OUTCOME", self.unexpected)):
             for line in ids[:limit]:
                 lines.append(f"{label}: {line}")
@@ -184,16 +198,40 @@ def reconcile(broker: str, settings: WardenSettings, sent: list[Submission], log
             report.miscount_causes[cause] += 1
             report.miscounted.append(f"{s.task_id} ({s.name}) truth={outcome} "
                                      f"warden={rec.get('state')}: {cause}")
-        if outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
+        if outcome == "DLQ:lost_in_transit":  # filed by Warden's detector (dlq.transit)
+            cause = _near(float(rec.get("sent") or 0), log, "taken off the queue at")
+            report.transit_causes[cause] += 1
+            report.in_transit.append(f"{s.task_id} ({s.name}) sent at {rec.get('sent')}, "
+                                     f"filed {entry.get('first_failed')}: {cause}")
+            if cause == "unexplained":
+                report.unexpected.append(f"{s.task_id} lost in transit with no worker "
+                                         "SIGKILL to explain it")
+        elif (s.expect == "REVOKED" and outcome == "SUCCESS" and entry is not None
+              and entry.get("reason") == "broker_dead_letter"):
+            report.expired_requeued += 1  # RabbitMQ dead-lettered it; the DLQ phase requeued it
+        elif outcome != "LOST" and s.expect != outcome and not _acceptable(s, outcome):
             report.unexpected.append(f"{s.task_id} expected {s.expect}, got {outcome}")
     killed_after: dict[str, str] = {}
-    for (tid, _retries), pids in starts.items():
+    repeated: dict[str, int] = {}  # task id -> lowest attempt (retries) that started twice
+    for (tid, retries), pids in sorted(starts.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
         for pid, at in pids[:-1]:
             why = _explain(tid, pid, at, log, processor_killed_at)
+            if why == "unexplained" and tid in repeated:
+                # Each run of an attempt that raised publishes its own retry: a second run of
+                # attempt n (explained above) re-publishes attempt n+1 twice.
+                why = "retry published twice by a repeated earlier attempt"
             report.reexecutions[why] += 1
             killed_after[tid] = f"{why} (pid {pid}) ended an earlier run"
+            repeated.setdefault(tid, int(retries))
     finished = [str(t) for t in truth_client.lrange(truth.FINISHED, 0, -1)]
     report.counts = counts.check(store, keys, done_list, successes, killed_after, finished)
+    off = {line.split(":", 1)[0] for line in report.counts.unexplained}
+    if off:  # where to look: successes a worker main recorded for a lost pool child
+        report.counts.unexplained += [
+            f"  {tid} ({rec.get('name')}) retries={rec.get('retries')} "
+            f"truth done x{done_list.count(tid)}: Warden says {rec.get('reason')!r}"
+            for tid, rec in sorted(recs.items())
+            if rec.get("name") in off and "pool process was lost" in (rec.get("reason") or "")]
     store.close()
     return report
 
@@ -227,7 +265,7 @@ def _explain(task_id: str, pid: int, at: float, log: FaultLog,
         return "poison pill killed its own child"
     if pid in log.killed:
         return f"{log.killed[pid]} while it ran"
-    if "-r" in task_id and processor_killed_at is not None:
+    if REQUEUED.search(task_id) and processor_killed_at is not None:
         return "DLQ processor killed between publish and finish"
     for start, end, fault in log.windows:
         if start - 1.0 <= at <= end:

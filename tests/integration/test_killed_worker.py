@@ -187,3 +187,34 @@ def test_success_stored_before_the_child_was_killed_is_recorded_once(settings_fa
     monitor = CeleryMonitor(settings, app=app)
     assert {monitor.get_task_status(r.id)["state"] for r in results[:3]} == {"SUCCESS"}
     assert monitor.get_performance_stats("fleet.dies_after_success", "1h")["success"] == 3
+
+
+def test_a_duplicate_lost_after_an_earlier_delivery_succeeded_is_not_counted_again(
+        settings_factory, workers, tmp_path, redis_client):
+    """At-least-once brokers deliver one task id more than once (a retry re-published again
+    after a redelivery). When such a duplicate's pool child dies, Celery finds the earlier
+    delivery's SUCCESS in the result backend and acknowledges the duplicate as a success; the
+    success was counted where it ran, so the lost duplicate closes its record without a second
+    count (before: counted twice — the chaos suite's unexplained surplus on RabbitMQ)."""
+    settings = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"))
+    app = client_app(settings)
+    w = WorkerProcess(settings).start()
+    workers.append(w)
+    keys = Keys(settings.key_prefix)
+
+    def counted(event: str) -> int:
+        got, _ = read_totals(redis_client, keys)
+        return sum(c.value for c in got if c.event == event
+                   and c.name == "fleet.dies_when_retried")
+
+    first = app.send_task("fleet.dies_when_retried", (1,))
+    assert first.get(timeout=60) == 1
+    wait_for(lambda: counted("succeeded") == 1, 30, 0.2, "the first delivery counted")
+    app.send_task("fleet.dies_when_retried", (1,), task_id=first.id, retries=1)
+    wait_for(lambda: "succeeded before the worker was lost" in w.log(), 60, 0.2,
+             "Celery's lost-job path for the duplicate")
+    time.sleep(3.0)  # the reaper's settle (within ~1 s) has run by now
+    assert counted("succeeded") == 1
+    record = redis_client.hgetall(keys.task(first.id))
+    assert record["state"] == "SUCCESS" and record["retries"] == "1"
+    assert "already succeeded" in record["reason"]

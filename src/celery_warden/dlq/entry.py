@@ -30,6 +30,7 @@ REASONS = (
     "undecodable",  # the body could not be decoded
     "invalid_message",  # not a valid task message, or a content type not accepted (pickle)
     "broker_dead_letter",  # dead-lettered by RabbitMQ (rejected or expired by TTL)
+    "lost_in_transit",  # Redis broker: taken off its queue by a worker killed before recording it
 )
 STATUSES = ("pending", "claimed", "parked", "requeued")
 #: Longest traceback kept per entry (its end: where the error is named).

@@ -14,14 +14,25 @@ for the reaper (:mod:`celery_warden.record.reaper`): after a look that began onc
 dead, ran under the host-wide replay guard and left no dead spool unreplayed, the task's record
 in the store says whether the child's outcome arrived; only if it did not does the main process
 record the success (and the start, if that was not counted either).
+
+A stored SUCCESS does not say which delivery stored it. At-least-once brokers deliver one task
+id more than once — a retry re-published again after a redelivery, a message redelivered after
+its first run finished — and when such a duplicate's pool child dies, Celery acknowledges it
+because an *earlier* delivery succeeded. That success was counted where it ran; counting it
+again overcounts (found chasing the chaos suite's surplus of a retrying task on RabbitMQ;
+``tests/integration/test_killed_worker.py`` reproduces it). So a success
+the backend stored (``date_done``) before this delivery started (``time_start``) only closes
+this delivery's record. A duplicate that started before the other delivery stored its success
+cannot be told apart without ``result_extended`` (the meta would name the worker and retries).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -34,13 +45,14 @@ from celery_warden.record.recorder import Recorder
 
 logger = logging.getLogger("celery_warden.recorder")
 
-LostHook = Callable[[Any], None]
+LostHook = Callable[[Any, Mapping[str, Any]], None]
 _HOOKS: list[LostHook] = []
 
 
 def install(hook: LostHook) -> bool:
-    """Call ``hook(request)`` whenever the worker finds a lost job's SUCCESS stored (once per
-    process however many Wardens); False if this Celery has no such path."""
+    """Call ``hook(request, meta)`` (``meta``: the stored result) whenever the worker finds
+    a lost job's SUCCESS stored (once per process however many Wardens); False if this Celery
+    has no such path."""
     original = getattr(Request, "_success_was_stored", None)
     if original is None:
         return False
@@ -51,7 +63,7 @@ def install(hook: LostHook) -> bool:
             if meta:
                 for fn in list(_HOOKS):
                     try:
-                        fn(self)
+                        fn(self, meta)
                     except Exception:  # monitoring never breaks the worker's failure path
                         logger.exception("warden: recording a lost job's success failed")
             return meta
@@ -75,14 +87,37 @@ class LostSuccess:
     defers: int
     started: float | None
     lost_at: float
+    #: When the result backend stored the SUCCESS (its ``date_done``), if it says.
+    stored_at: float | None = None
 
     @classmethod
-    def of(cls, request: Any, hostname: str) -> LostSuccess:
+    def of(cls, request: Any, hostname: str,
+           meta: Mapping[str, Any] | None = None) -> LostSuccess:
         rd = request.request_dict
         return cls(str(request.id), str(request.name), request.hostname or hostname,
                    (request.delivery_info or {}).get("routing_key") or "",
                    h.as_int(rd.get("retries")), h.defers(rd),
-                   getattr(request, "time_start", None), time.time())
+                   getattr(request, "time_start", None), time.time(),
+                   _epoch((meta or {}).get("date_done")))
+
+    @property
+    def stored_before_start(self) -> bool:
+        """The SUCCESS was stored before this delivery started: another delivery of the same
+        task id (a duplicate after a redelivery) stored it, not the process that was lost."""
+        return (self.started is not None and self.stored_at is not None
+                and self.stored_at < self.started)
+
+
+def _epoch(value: Any) -> float | None:
+    """A result's ``date_done`` (a datetime, or its ISO text; naive means UTC) in epoch s."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSuccess) -> bool:
@@ -92,6 +127,17 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
     cur_seq, cur_rank = client.hmget(keys.task(lost.task_id), "seq", "rank")
     cseq, crank = int(cur_seq or -1), int(cur_rank or -1)
     if (cseq, crank) >= (seq, RANK_FINAL):
+        return False
+    if lost.stored_before_start:
+        # Celery acknowledged this delivery as a success because the task id had succeeded
+        # before; that success is counted where it ran. Close this delivery's record without
+        # counting it again.
+        recorder.task(lost.task_id, static={"name": lost.name}, rank=RANK_FINAL,
+                      attempt={"state": "SUCCESS", "finished": lost.lost_at,
+                               "worker": lost.worker,
+                               "reason": "a duplicate delivery whose pool process was lost; "
+                                         "the task had already succeeded"},
+                      retries=lost.retries, defers=lost.defers)
         return False
     runtime = max(0.0, lost.lost_at - lost.started) if lost.started else None
     attempt: dict[str, Any] = {"state": "SUCCESS", "finished": lost.lost_at,

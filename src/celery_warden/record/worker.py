@@ -206,11 +206,11 @@ class WorkerHandlers:
         if beat is not None:
             beat.beat("online")
 
-    def on_lost_success(self, request: Any) -> None:
+    def on_lost_success(self, request: Any, meta: Any = None) -> None:
         """A pool child stored this task's SUCCESS and was lost before recording it, maybe
         (see :mod:`celery_warden.record.lost`): the reaper decides and records."""
         if getattr(request.task, "app", None) is self.app:
-            self.reaper.lost_success(lost.LostSuccess.of(request, self.hostname))
+            self.reaper.lost_success(lost.LostSuccess.of(request, self.hostname, meta))
 
     def on_worker_shutting_down(self, sender: Any = None, **_: Any) -> None:
         self.reaper.stop()

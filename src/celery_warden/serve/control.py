@@ -15,6 +15,7 @@ the preview is used only when it is complete (nothing masked, nothing cut), else
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, cast
 
 from celery_warden.read.monitor import CeleryMonitor
@@ -114,15 +115,20 @@ def retry(monitor: CeleryMonitor, task_id: str) -> dict[str, Any]:
 
 
 def purge(monitor: CeleryMonitor, queue: str) -> int:
-    """Delete every waiting message of one queue (Redis priority lanes included)."""
+    """Delete every waiting message of one queue (Redis priority lanes included). The time is
+    kept (``P:purged:<queue>``): the purged tasks' records stay SENT, and the lost-in-transit
+    detector closes them as purged instead of filing them as lost (``dlq/transit.py``)."""
     check_queue(monitor, queue)
     with monitor.app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1)
         channel: Any = conn.channel()
         try:
-            return int(channel.queue_purge(queue) or 0)
+            purged = int(channel.queue_purge(queue) or 0)
         finally:
             channel.close()
+    monitor.redis.set(monitor.keys.queue_purged(queue), repr(time.time()),
+                      ex=monitor.settings.task_ttl)
+    return purged
 
 
 def _worker(monitor: CeleryMonitor, hostname: str) -> dict[str, Any]:
