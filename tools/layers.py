@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "settings", "alert_settings", "api_settings", "rates", "keys",
                     "headers", "priority", "redaction", "secret_text", "isolation", "embedded",
                     "config", "services", "scripts", "timefmt", "units", "version", "rabbitmq",
-                    "retention_settings", "operator_keys", "setting_field")),
+                    "retention_settings", "operator_keys", "totals_keys", "setting_field")),
     ("logs", ("logs",)),
     ("record", ("record",)),
     ("fleet", ("fleet",)),

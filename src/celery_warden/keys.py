@@ -28,7 +28,8 @@ key                                type     holds
 ``P:stats:<name>``                 hash     process-level counters (e.g. dropped records)
 ``P:flushed:<writer>``             string   highest chunk number applied per recorder process
 ``P:totals:c``                     hash     cumulative event counters by label set (no TTL)
-``P:totals:h``                     hash     cumulative runtime / queue-wait histograms (no TTL)
+``P:totals:hp``                    hash     cumulative runtime / queue-wait histograms (no TTL)
+``P:totals:h`` / ``:hmoved``        hash/set the retired per-bucket layout / label sets moved
 ``P:totals:meta``                  hash     label sets per task name, caps' overflow (no TTL)
 ``P:dlq``                          zset     DLQ entry ids by last failure time
 ``P:dlq:ready`` / ``P:dlq:claims``  zset     entries eligible for requeue / claimed (lease)
@@ -76,6 +77,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from celery_warden.operator_keys import OperatorKeys
+from celery_warden.totals_keys import TotalsKeys
 
 MINUTE = 60
 BLOCK = 600
@@ -88,7 +90,7 @@ INDEXED_STATES = ("SENT", "RECEIVED", "STARTED", "RETRY", "FAILURE", "REVOKED", 
 
 
 @dataclass(frozen=True, slots=True)
-class Keys(OperatorKeys):
+class Keys(OperatorKeys, TotalsKeys):
     """Key builder for one prefix. Cheap to copy; build it from settings once."""
 
     prefix: str = "warden"
@@ -169,35 +171,6 @@ class Keys(OperatorKeys):
 
     def stats(self, name: str) -> str:
         return f"{self.prefix}:stats:{name}"
-
-    @property
-    def totals_counters(self) -> str:
-        """Cumulative counters for Prometheus; field ``event␟name␟host␟queue␟exception``."""
-        return f"{self.prefix}:totals:c"
-
-    @property
-    def totals_hists(self) -> str:
-        """Cumulative histograms as first stored, one field per bucket:
-        ``metric␟name␟host␟queue␟<bucket index>|s``. Retired: a scrape moves what is left here
-        into :attr:`totals_packed` (``lua/totals_pack.lua``); only older recorders write it."""
-        return f"{self.prefix}:totals:h"
-
-    @property
-    def totals_packed(self) -> str:
-        """Cumulative histograms, one field per label set ``metric␟name␟host␟queue``: the
-        cumulative bucket counts (the last is ``+Inf``) and the sum, space-separated."""
-        return f"{self.prefix}:totals:hp"
-
-    @property
-    def totals_moved(self) -> str:
-        """Set of the label sets moved from :attr:`totals_hists` to :attr:`totals_packed`
-        (keeps a name's label-set cap right while older recorders still write the old hash)."""
-        return f"{self.prefix}:totals:hmoved"
-
-    @property
-    def totals_meta(self) -> str:
-        """Bookkeeping of the totals' caps (names, label sets, exceptions, overflow)."""
-        return f"{self.prefix}:totals:meta"
 
     def flush_writer(self, writer_id: str) -> str:
         """Highest chunk number of one writer (a recorder in one process) already applied."""
