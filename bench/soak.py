@@ -165,14 +165,19 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="tasks per second")
     ns = parser.parse_args()
     fleet = ChaosFleet("redis", app="tests.apps.fleet")
+    try:  # whatever fails, end the workers and servers this run started
+        return soak(ns, fleet)
+    finally:
+        fleet.stop()
+
+
+def soak(ns: argparse.Namespace, fleet: ChaosFleet) -> int:
     settings = fleet.start(WARDEN_FLUSH_INTERVAL=0.25)
     app = client_app(settings, "soak-client")
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     keys = Keys(settings.key_prefix)
     base_mem = int(store.info("memory")["used_memory"])
     serve = start_serve(settings)
-    samples: dict[str, dict[str, float]] = {
-        "start": sample(fleet, store, keys, base_mem, serve)}
     stop = threading.Event()
     sent = [0]
     trace: list[list[float]] = []
@@ -186,11 +191,14 @@ def main() -> int:
             if ahead > 0:
                 time.sleep(ahead)
 
-    dashboard = Dashboard(serve[1]) if serve is not None else None
-    publisher = threading.Thread(target=publish, daemon=True)
-    begin = time.monotonic()
-    publisher.start()
+    dashboard: Dashboard | None = None
     try:
+        samples: dict[str, dict[str, float]] = {
+            "start": sample(fleet, store, keys, base_mem, serve)}
+        dashboard = Dashboard(serve[1]) if serve is not None else None
+        publisher = threading.Thread(target=publish, daemon=True)
+        begin = time.monotonic()
+        publisher.start()
         time.sleep(ns.warmup)
         samples["after warm-up"] = sample(fleet, store, keys, base_mem, serve)
         next_trace = time.monotonic() + 60
@@ -217,7 +225,6 @@ def main() -> int:
             serve[0].wait(30)
         store.close()
         app.close()
-        fleet.stop()
     print(f"soak: {ns.minutes:g} min at {ns.rate:g}/s target, {achieved:.1f}/s published "
           f"({sent[0]} tasks); broker backlog at the end {backlog}; "
           f"2 workers x 2 processes, own redis-server")
