@@ -46,7 +46,10 @@ def mixes(names: list[str], ids: list[str]) -> dict[str, list[str]]:
     prefix = [f"{page}id_prefix={i[:3]}" for i in ids[:50]]
     return {"bench": [*name, *failure * 5, *prefix, "/api/v1/tasks?limit=50"], "name": name,
             "failure": failure, "prefix": prefix,
-            "text": [f"{page}q=timeout", f"{page}q=valueerror"]}
+            "text": [f"{page}q=timeout", f"{page}q=valueerror"],
+            # Not a search: serve_api.py's performance summaries, to check a change elsewhere.
+            "performance": [f"/api/v1/monitoring/performance?task_name={n}&window=1h"
+                            for n in names]}
 
 
 def cpu(pid: int) -> float:
