@@ -160,6 +160,8 @@ def main() -> None:
     if opts.child:
         print(json.dumps(child(opts.tasks, opts.rate)), flush=True)
         return
+    sys.path.insert(0, str(ROOT))
+    from bench.arms import arm_env
     from celery_warden.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tempfile.mkdtemp(prefix="warden-bench-child-"), appendonly=False)
@@ -170,17 +172,8 @@ def main() -> None:
     try:
         for r in range(opts.rounds):
             for spec in arms:
-                arm, *extra = spec.split(":")
-                env = {k: v for k, v in os.environ.items()
-                       if not k.startswith(("WARDEN_", "CELERY_", "BENCH_")) and k != "REDIS_URL"}
-                env.update({"PYTHONPATH": str(ROOT), "REDIS_URL": url,
-                            "WARDEN_KEY_PREFIX": "bench-child", "WARDEN_SPOOL_DIR": spool,
-                            "BENCH_WARDEN": "1" if arm == "warden" else "0"})
-                for item in opts.env + extra:
-                    k, _, v = item.partition("=")
-                    env[k] = v
-                if env.get("BENCH_SRC"):  # another checkout's package, to compare versions
-                    env["PYTHONPATH"] = os.pathsep.join([env["BENCH_SRC"], str(ROOT)])
+                env = arm_env(spec, url, {"WARDEN_KEY_PREFIX": "bench-child",
+                                          "WARDEN_SPOOL_DIR": spool}, opts.env)
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", spec, "--tasks", str(opts.tasks),
                      "--rate", str(opts.rate)], env=env, cwd=ROOT, capture_output=True,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arms", default="plain,warden")
     opts = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.arms import arm_env
     from celery_warden.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tempfile.mkdtemp(prefix="warden-bench-pub-"), appendonly=False)
@@ -44,17 +45,7 @@ def main() -> None:
     try:
         for r in range(opts.rounds):
             for spec in arms:
-                arm, *extra = spec.split(":")
-                env = {k: v for k, v in os.environ.items()
-                       if not k.startswith(("WARDEN_", "CELERY_", "BENCH_")) and k != "REDIS_URL"}
-                env.update({"PYTHONPATH": str(ROOT), "REDIS_URL": url,
-                            "WARDEN_KEY_PREFIX": "bench-pub",
-                            "BENCH_WARDEN": "1" if arm == "warden" else "0"})
-                for item in extra:
-                    k, _, v = item.partition("=")
-                    env[k] = v
-                if env.get("BENCH_SRC"):
-                    env["PYTHONPATH"] = os.pathsep.join([env["BENCH_SRC"], str(ROOT)])
+                env = arm_env(spec, url, {"WARDEN_KEY_PREFIX": "bench-pub"})
                 out = subprocess.run([sys.executable, "-m", "bench.apps", "delay",
                                       str(opts.calls)], env=env, cwd=ROOT, capture_output=True,
                                      text=True, check=False)
