@@ -15,10 +15,13 @@ that module's import lock held and hang on its own first flush.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
 from redis.commands.core import AsyncScript, Script
+
+S = TypeVar("S", Script, AsyncScript)
 
 _registered: dict[tuple[int, str], Script] = {}
 _registered_async: dict[tuple[int, str], AsyncScript] = {}
@@ -41,19 +44,21 @@ def source(name: str) -> str:
 
 def script(conn: redis.Redis, name: str) -> Script:
     """The script ``name`` registered on ``conn`` (cached per client object)."""
-    key = (id(conn), name)
-    found = _registered.get(key)
-    if found is None or found.registered_client is not conn:
-        found = _registered[key] = conn.register_script(source(name))
-    return found
+    return _cached(_registered, conn, name)
 
 
 def async_script(conn: aredis.Redis, name: str) -> AsyncScript:
     """The script ``name`` registered on the asyncio client ``conn`` (cached per client)."""
+    return _cached(_registered_async, conn, name)
+
+
+def _cached(cache: dict[tuple[int, str], S], conn: Any, name: str) -> S:
+    """``cache``'s registration of ``name`` on ``conn``, made anew when the entry belongs to
+    another client that got the same ``id`` after the first was collected."""
     key = (id(conn), name)
-    found = _registered_async.get(key)
+    found = cache.get(key)
     if found is None or found.registered_client is not conn:
-        found = _registered_async[key] = conn.register_script(source(name))
+        found = cache[key] = conn.register_script(source(name))
     return found
 
 
