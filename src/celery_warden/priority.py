@@ -52,4 +52,14 @@ def normalise(headers: dict[str, Any], properties: dict[str, Any], broker_is_red
     return user
 
 
-__all__ = ["DEFAULT_PRIORITY", "HEADER", "MAX_PRIORITY", "clamp", "normalise", "to_broker"]
+def redis_lanes(channel: Any, queue: str) -> list[str]:
+    """The Redis keys of ``queue``'s priority lanes on kombu's Redis ``channel``, in the order
+    kombu polls them, each once (steps capped at 9 share a key), with the channel's
+    ``global_keyprefix``. Uses kombu's private ``_q_for_pri``: the one place that names a lane."""
+    prefix = getattr(channel, "global_keyprefix", "") or ""
+    return list(dict.fromkeys(prefix + channel._q_for_pri(queue, p)
+                              for p in channel.priority_steps))
+
+
+__all__ = ["DEFAULT_PRIORITY", "HEADER", "MAX_PRIORITY", "clamp", "normalise", "redis_lanes",
+           "to_broker"]

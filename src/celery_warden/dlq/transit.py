@@ -42,6 +42,7 @@ from celery_warden import scripts
 from celery_warden.dlq.entry import DLQEntry
 from celery_warden.dlq.store import DeadLetterQueue
 from celery_warden.keys import Keys
+from celery_warden.priority import redis_lanes
 from celery_warden.record.order import MAX_DEFERS, RANK_FINAL
 from celery_warden.record.recorder import Recorder
 from celery_warden.services import redis_client
@@ -127,8 +128,7 @@ def in_broker(app: Celery, found: list[Candidate],
     with app.connection_for_read() as conn:
         channel: Any = conn.default_channel  # kombu's Redis Channel
         prefix = getattr(channel, "global_keyprefix", "") or ""
-        lanes = [list(dict.fromkeys(prefix + channel._q_for_pri(q, p)
-                                    for p in channel.priority_steps)) for q in queues]
+        lanes = [redis_lanes(channel, q) for q in queues]
         client = redis.Redis(connection_pool=channel.client.connection_pool)
         reply = client.register_script(_SCAN)(
             keys=[prefix + channel.unacked_key, *(k for group in lanes for k in group)],

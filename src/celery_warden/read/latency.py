@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from celery_warden import headers as h
+from celery_warden.priority import redis_lanes
 
 #: Why RabbitMQ queues have no oldest-message age (shown with the ``None``).
 RABBITMQ_REASON = ("not measured on RabbitMQ: peeking marks a message redelivered "
@@ -81,17 +82,15 @@ def oldest_ages(app: Any, names: Iterable[str],
             return {n: {"age": None, "reason": RABBITMQ_REASON} for n in names}
         channel = conn.channel()
         try:
-            prefix = getattr(channel, "global_keyprefix", "") or ""
-            lists = {n: [prefix + channel._q_for_pri(n, p) for p in channel.priority_steps]
-                     for n in names}
+            lists = {n: redis_lanes(channel, n) for n in names}
             pipe = channel.client.pipeline(transaction=False)
             for keys in lists.values():
-                for key in dict.fromkeys(keys):
+                for key in keys:
                     pipe.lindex(key, -1)
             replies = iter(pipe.execute())
             now = time.time() if now is None else now
             for name, keys in lists.items():
-                tails = [next(replies) for _ in dict.fromkeys(keys)]
+                tails = [next(replies) for _ in keys]
                 out[name] = _age_of(tails, now)
         finally:
             with contextlib.suppress(Exception):
