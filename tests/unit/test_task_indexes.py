@@ -66,6 +66,30 @@ def test_a_state_change_moves_the_record_between_state_indexes(settings, redis_c
     assert [i["task_id"] for i in search.page(TaskFilter(name="t.a"))["items"]] == ["t-1"]
 
 
+def test_one_chunk_of_many_records_moves_each_between_state_indexes(settings, redis_client):
+    """The flush script groups index writes per key (one ZADD per name and state, one ZREM per
+    state left): 2,500 records in one chunk (more than one ZADD's slice of 1,000 pairs), half
+    of them moving from STARTED to FAILURE, half SENT to SUCCESS, end in exactly the indexes
+    a record-by-record write puts them in, each at its own P:recent score."""
+    keys = Keys(settings.key_prefix)
+    ids = [f"g-{i:05d}" for i in range(2500)]
+    half = len(ids) // 2
+    flush_records(settings, [(t, T0 + i, {"state": "STARTED"}) for i, t in enumerate(ids[:half])],
+                  rank=RANK_STARTED)
+    flush_records(settings, [(t, T0 + i, {"state": "SENT"}) for i, t in enumerate(ids[half:])],
+                  rank=1)
+    assert redis_client.zcard(keys.task_state_index("STARTED")) == half
+    flush_records(settings, [(t, T0 + 10_000 + i, {"state": "FAILURE" if i < half else "SUCCESS"})
+                             for i, t in enumerate(ids)])
+    assert redis_client.zcard(keys.task_state_index("STARTED")) == 0
+    assert redis_client.zcard(keys.task_state_index("SENT")) == 0
+    failed = redis_client.zrange(keys.task_state_index("FAILURE"), 0, -1, withscores=True)
+    assert failed == [(t, T0 + 10_000 + i) for i, t in enumerate(ids[:half])]
+    named = redis_client.zrange(keys.task_name_index("t.a"), 0, -1, withscores=True)
+    assert named == [(t, T0 + 10_000 + i) for i, t in enumerate(ids)]
+    assert states_holding(redis_client, keys, ids[-1]) == []
+
+
 def test_pages_through_a_name_index_examine_only_its_entries(settings, redis_client):
     """300 records of one name among 1,500 others: pages of 40 return each once, newest first,
     and no page examines a record of another name; FAILURE&name picks the smaller index."""

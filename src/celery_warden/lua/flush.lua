@@ -22,7 +22,19 @@ if ARGV[3] ~= '' then records = cmsgpack.unpack(ARGV[3]) end
 -- Search indexes (read/task_search.py): every write also puts the id, at the same score as in
 -- P:recent, in its name's index and in its state's index when that state is indexed; a record
 -- that moves state leaves the old state's index here; a new record's id enters its id bucket.
+-- Index writes are grouped per key and sent once per key after the loop (one ZADD of every
+-- (score, id) pair a name's index gains in this chunk, one ZREM per state left): a call from
+-- Lua costs Redis more than the sorted-set work of one member, and a chunk's tasks share a few
+-- names and states. Grouping keeps the meaning: one record per task id per chunk, and the key a
+-- record enters is never the one it leaves.
 local recent = {}
+local adds, rems = {}, {}
+local function group(t, key, a, b)
+  local l = t[key]
+  if l == nil then l = {}; t[key] = l end
+  l[#l + 1] = a
+  if b ~= nil then l[#l + 1] = b end
+end
 local ix_name, ix_state, ix_id = p.ix[1], p.ix[2], p.ix[3]
 local ix_states = p.ix_states
 local function id_bucket(id)
@@ -61,12 +73,16 @@ for _, r in ipairs(records) do
   redis.call('EXPIRE', key, p.task_ttl)
   recent[#recent + 1] = ts
   recent[#recent + 1] = id
-  if name and name ~= '' then redis.call('ZADD', ix_name .. name, ts, id) end
-  if state and ix_states[state] then redis.call('ZADD', ix_state .. state, ts, id) end
-  if cur[3] and cur[3] ~= state and ix_states[cur[3]] then
-    redis.call('ZREM', ix_state .. cur[3], id)
-  end
-  if not cur[4] then redis.call('ZADD', id_bucket(id), 0, id) end
+  if name and name ~= '' then group(adds, ix_name .. name, ts, id) end
+  if state and ix_states[state] then group(adds, ix_state .. state, ts, id) end
+  if cur[3] and cur[3] ~= state and ix_states[cur[3]] then group(rems, ix_state .. cur[3], id) end
+  if not cur[4] then group(adds, id_bucket(id), 0, id) end
+end
+for key, l in pairs(adds) do
+  for i = 1, #l, 2000 do redis.call('ZADD', key, unpack(l, i, math.min(i + 1999, #l))) end
+end
+for key, l in pairs(rems) do
+  for i = 1, #l, 1000 do redis.call('ZREM', key, unpack(l, i, math.min(i + 999, #l))) end
 end
 if #recent > 0 then
   for i = 1, #recent, 2000 do
