@@ -21,6 +21,7 @@ from celery_warden.serve.background import BACKGROUND
 from celery_warden.serve.context import ServeContext
 from celery_warden.serve.errors import install_error_handlers
 from celery_warden.serve.limits import BodyLimit
+from celery_warden.serve.own_fields import check_redaction
 from celery_warden.serve.routes import ROUTERS
 from celery_warden.serve.security import SecurityHeaders
 from celery_warden.settings import WardenSettings, load_settings
@@ -65,6 +66,7 @@ def create_app(settings: WardenSettings | None = None, *,
     mount_static(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, 413s included
+    check_redaction(resolved, app)  # a redaction key that masks Warden's numbers: refused
     return app
 
 

@@ -41,6 +41,7 @@ def serve(settings: WardenSettings, host: str = "127.0.0.1", port: int = 8000,
     check_bind(settings, host)
     level = settings.log_level.lower()
     if workers > 1:
+        create_app(settings, celery_app=celery_app)  # refuses here, not in each worker
         uvicorn.run("celery_warden.serve.server:app_from_env", factory=True, host=host,
                     port=port, workers=workers, log_level=level, server_header=False,
                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
