@@ -27,9 +27,15 @@ from celery_warden.record.order import delivery_seq
 from celery_warden.redaction import Redactor
 from celery_warden.settings import WardenSettings
 
-#: Records per script call. Measured ~15-20 µs of Redis time per record (bench/overhead.py), so a
-#: call blocks the (often shared) Redis for at most ~3-4 ms.
-MAX_TASKS_PER_CALL = 200
+#: Records per script call. A script blocks the (often shared) Redis while it runs, ~10-15 µs per
+#: record, and every other client's command waits behind it: a publisher's ``delay()`` at
+#: ~1,500/s waited for flushes of 200 records (~3 ms each) often enough to cost it ~6-19 % of
+#: its rate, against 0.5-3.5 % with 25 (``bench/publisher_ab.py``, 2 x 7 alternated rounds,
+#: 2026-11-28); a worker's consumer waits the same way. A call has its own cost too: with
+#: 100-record batches through ``StoreWriter`` on an embedded Redis, client CPU 5.4-6.4 /
+#: 6.2-7.3 / 7.4-8.8 µs and Redis CPU 7-11 / 8-13 / 8-14 µs per record at 200 / 50 / 25 per
+#: call. 50 keeps a call under ~1 ms for ~1 µs more per record.
+MAX_TASKS_PER_CALL = 50
 #: Error groups (distinct failure fingerprints) kept in the store; the least recently seen go.
 MAX_ERROR_GROUPS = 10_000
 #: The indexed states as the flush script looks them up (a set, as a JSON object).
