@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from celery_warden.read.broker_pool import round_trip, using
 from celery_warden.timefmt import iso
 
 #: Seconds the broker check may take.
@@ -31,12 +32,16 @@ def store_answers(client: redis.Redis) -> str | None:
 
 def broker_answers(app: Celery) -> str | None:
     """``None`` when a connection to the broker can be made, else why not."""
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+    try:  # a pooled connection (read/broker_pool.py), asked something: probes come often
+        using(app, _probe, write=True)
     except Exception as exc:  # kombu raises its own and the transport's errors
         return f"broker does not answer: {type(exc).__name__}"
     return None
+
+
+def _probe(conn: Any) -> None:
+    conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+    round_trip(conn)
 
 
 def fleet_health(client: redis.Redis, app: Celery, workers_online: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from celery_warden import headers as h
 from celery_warden.priority import redis_lanes
+from celery_warden.read.broker_pool import using
 
 #: Why RabbitMQ queues have no oldest-message age (shown with the ``None``).
 RABBITMQ_REASON = ("not measured on RabbitMQ: peeking marks a message redelivered "
@@ -73,28 +74,31 @@ def oldest_ages(app: Any, names: Iterable[str],
                 now: float | None = None) -> dict[str, dict[str, Any]]:
     """Per queue: ``{"age": seconds or None, "reason": why unknown or None}``."""
     names = list(dict.fromkeys(names))
-    out: dict[str, dict[str, Any]] = {}
     if not names:
-        return out
-    with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1)
-        if not str(getattr(conn, "transport_cls", "")).startswith(("redis", "rediss", "valkey")):
-            return {n: {"age": None, "reason": RABBITMQ_REASON} for n in names}
-        channel = conn.channel()
-        try:
-            lists = {n: redis_lanes(channel, n) for n in names}
-            pipe = channel.client.pipeline(transaction=False)
-            for keys in lists.values():
-                for key in keys:
-                    pipe.lindex(key, -1)
-            replies = iter(pipe.execute())
-            now = time.time() if now is None else now
-            for name, keys in lists.items():
-                tails = [next(replies) for _ in keys]
-                out[name] = _age_of(tails, now)
-        finally:
-            with contextlib.suppress(Exception):
-                channel.close()
+        return {}
+    return using(app, lambda conn: _ages(conn, names, now))  # pooled (read/broker_pool.py)
+
+
+def _ages(conn: Any, names: list[str], now: float | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    conn.ensure_connection(max_retries=1)
+    if not str(getattr(conn, "transport_cls", "")).startswith(("redis", "rediss", "valkey")):
+        return {n: {"age": None, "reason": RABBITMQ_REASON} for n in names}
+    channel = conn.channel()
+    try:
+        lists = {n: redis_lanes(channel, n) for n in names}
+        pipe = channel.client.pipeline(transaction=False)
+        for keys in lists.values():
+            for key in keys:
+                pipe.lindex(key, -1)
+        replies = iter(pipe.execute())
+        now = time.time() if now is None else now
+        for name, keys in lists.items():
+            tails = [next(replies) for _ in keys]
+            out[name] = _age_of(tails, now)
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
     return out
 
 

@@ -25,6 +25,7 @@ import redis
 from kombu.exceptions import ChannelError as KombuChannelError
 
 from celery_warden.keys import Keys
+from celery_warden.read.broker_pool import using
 from celery_warden.read.latency import oldest_ages
 
 
@@ -35,34 +36,37 @@ def _is_not_found(exc: BaseException) -> bool:
 
 def queue_depths(app: Any, names: Iterable[str]) -> dict[str, int | None]:
     """Messages waiting per queue; ``None`` for a queue the broker does not have."""
-    depths: dict[str, int | None] = {}
     names = list(dict.fromkeys(names))
     if not names:
-        return depths
-    with app.connection_for_read() as conn:
-        conn.ensure_connection(max_retries=1)
-        passive = not _is_redis(conn)
-        channel = conn.channel()
-        try:
-            for name in names:
-                try:
-                    ok = channel.queue_declare(queue=name, passive=passive)
-                    depths[name] = int(ok.message_count)
-                except KombuChannelError as exc:
-                    if not _is_not_found(exc):
-                        raise
-                    depths[name] = 0 if _is_redis(conn) else None
-                except Exception as exc:
-                    if not _is_not_found(exc):
-                        raise
-                    depths[name] = None
-                    # AMQP closes the channel on a 404: open a fresh one for the next queue.
-                    with contextlib.suppress(Exception):
-                        channel.close()
-                    channel = conn.channel()
-        finally:
-            with contextlib.suppress(Exception):
-                channel.close()
+        return {}
+    return using(app, lambda conn: _depths(conn, names))  # a pooled connection (broker_pool)
+
+
+def _depths(conn: Any, names: list[str]) -> dict[str, int | None]:
+    depths: dict[str, int | None] = {}
+    conn.ensure_connection(max_retries=1)
+    passive = not _is_redis(conn)
+    channel = conn.channel()
+    try:
+        for name in names:
+            try:
+                ok = channel.queue_declare(queue=name, passive=passive)
+                depths[name] = int(ok.message_count)
+            except KombuChannelError as exc:
+                if not _is_not_found(exc):
+                    raise
+                depths[name] = 0 if _is_redis(conn) else None
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+                depths[name] = None
+                # AMQP closes the channel on a 404: open a fresh one for the next queue.
+                with contextlib.suppress(Exception):
+                    channel.close()
+                channel = conn.channel()
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
     return depths
 
 
