@@ -27,6 +27,8 @@ class CuttableProxy:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._refuse_until = 0.0
         self._stop = threading.Event()
+        #: While set, nothing is forwarded either way: a peer that stopped answering.
+        self.frozen = threading.Event()
         self.cuts = 0
         self._thread = threading.Thread(target=self._accept, name="chaos-proxy", daemon=True)
 
@@ -56,6 +58,9 @@ class CuttableProxy:
         socks = [a, b]
         try:
             while not self._stop.is_set():
+                if self.frozen.is_set():
+                    time.sleep(0.05)
+                    continue
                 readable, _, _ = select.select(socks, [], [], 0.5)
                 for s in readable:
                     data = s.recv(65536)

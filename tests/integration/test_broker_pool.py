@@ -94,3 +94,41 @@ def test_redis_broker_reads_borrow_the_same_kept_connection(redis_url):
         assert again is first
     finally:
         again.release()
+
+
+def test_a_kept_connection_to_a_broker_that_went_silent_does_not_hang_the_probe(rabbitmq_url,
+                                                                                monkeypatch):
+    """Through a loopback proxy to RabbitMQ: a probe keeps the connection; the proxy then
+    forwards nothing (a broker that stopped answering, the TCP connection still open): the next
+    probe and depth read return an error within seconds instead of waiting forever; once the
+    proxy forwards again, the probe answers."""
+    from urllib.parse import urlsplit
+
+    from celery_warden.read import broker_pool
+    from tests.chaos.proxy import CuttableProxy
+
+    monkeypatch.setattr(broker_pool, "READ_TIMEOUT", 1.0)
+    target = urlsplit(rabbitmq_url)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
+    try:
+        app = _app(f"amqp://guest:guest@127.0.0.1:{proxy.port}//")
+        app.conf.broker_connection_timeout = 2
+        assert broker_answers(app) is None
+        proxy.frozen.set()
+        t0 = time.monotonic()
+        reason = broker_answers(app)
+        assert reason is not None and reason.startswith("broker does not answer")
+        name = f"pool-q-{uuid.uuid4().hex[:8]}"
+        try:
+            queue_depths(app, [name])
+            raise AssertionError("a depth read from a silent broker answered")
+        except AssertionError:
+            raise
+        except Exception:  # noqa: BLE001 - any broker error is the expected answer
+            pass
+        elapsed = time.monotonic() - t0
+        assert elapsed < 20, elapsed
+        proxy.frozen.clear()
+        assert broker_answers(app) is None
+    finally:
+        proxy.close()

@@ -11,18 +11,25 @@ so these reads borrow from it: one connection per concurrent reader, kept open.
 A kept connection can die with the broker (a restart, a dropped TCP connection). :func:`using`
 then throws that connection away and runs the read once more on a fresh one, so a probe after a
 broker restart answers from the restarted broker instead of failing once; a broker that is still
-down fails the fresh attempt too, and that error is the answer.
+down fails the fresh attempt too, and that error is the answer. A kept connection can also hang:
+a broker that stopped answering without closing it. A fresh connection was bounded by its
+connect timeout (the AMQP handshake included); a kept AMQP socket waits forever by default, so
+its reads get :data:`READ_TIMEOUT` for the duration of the borrow (Celery's own use of the
+same pooled connection keeps its setting: the previous timeout is put back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from kombu import pools
 
 T = TypeVar("T")
 
+#: Seconds a read over a kept AMQP connection may wait for the broker's answer.
+READ_TIMEOUT = 5.0
 #: Seconds to wait for a pooled connection when every one is lent out (the pool's limit is
 #: kombu's global one, 10 by default: more concurrent broker reads than that wait).
 ACQUIRE_TIMEOUT = 5.0
@@ -36,7 +43,8 @@ def using(app: Any, read: Callable[[Any], T], *, write: bool = False) -> T:
     for attempt in (1, 2):
         conn = pool.acquire(block=True, timeout=ACQUIRE_TIMEOUT)
         try:
-            return read(conn)
+            with _bounded(conn):
+                return read(conn)
         except Exception as exc:
             lost = _lost(conn, exc)
             conn.collect()  # broken or unknown state: whoever borrows it next reconnects
@@ -45,6 +53,23 @@ def using(app: Any, read: Callable[[Any], T], *, write: bool = False) -> T:
         finally:
             conn.release()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _bounded(conn: Any) -> Iterator[None]:
+    """A kept (connected) AMQP connection's socket with :data:`READ_TIMEOUT` while borrowed."""
+    transport = getattr(getattr(conn, "_connection", None), "transport", None)
+    sock = getattr(transport, "sock", None)
+    if sock is None:  # not connected yet (the connect timeout applies) or not AMQP
+        yield
+        return
+    before = sock.gettimeout()
+    sock.settimeout(READ_TIMEOUT)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(before)
 
 
 def _lost(conn: Any, exc: BaseException) -> bool:
@@ -65,4 +90,4 @@ def round_trip(conn: Any) -> None:
         channel.close()
 
 
-__all__ = ["ACQUIRE_TIMEOUT", "round_trip", "using"]
+__all__ = ["ACQUIRE_TIMEOUT", "READ_TIMEOUT", "round_trip", "using"]
