@@ -82,6 +82,16 @@ if #recent > 0 then
   end
 end
 
+-- 10-minute blocks (record/fold.py) are complete from P:blocks:since on: the first chunk that
+-- writes buckets sets it to the start of the block after the current one (that block may hold
+-- minutes an older version wrote without a block), or to 0 when the names index does not exist
+-- yet (nothing wrote buckets before: every block is complete). Set once, never moved.
+if p.blocks and #p.buckets > 0 and redis.call('EXISTS', p.blocks[1]) == 0 then
+  local since, width = 0, p.blocks[3]
+  if redis.call('EXISTS', p.blocks[2]) == 1 then since = (math.floor(now / width) + 1) * width end
+  redis.call('SET', p.blocks[1], string.format('%d', since))
+end
+
 -- Metric buckets: counters add, float sums add, min/max compare.
 for _, b in ipairs(p.buckets) do
   local key = b[1]

@@ -1,6 +1,6 @@
 """Metric buckets, read: performance over a window for one task name or all of them.
 
-A summary reads at most ~290 small hashes in one pipeline (see
+A summary reads at most ~200 small hashes in one pipeline (see
 :mod:`celery_warden.record.windows`): one name's buckets, or for every name the fleet-wide
 buckets the flusher folds (:mod:`celery_warden.record.fold`) — one series whatever the number of
 names. Percentiles of duration and of queue wait come from the merged log-scale histograms
@@ -29,6 +29,11 @@ from celery_warden.units import percent
 FINAL_OUTCOMES = ("success", "failure", "revoked", "rejected", "ignored")
 
 Window = str | int | timedelta
+
+#: Seconds a reader keeps ``P:blocks:since`` before reading it again. Once set it never moves,
+#: but an operator may set it later (a rolling upgrade, docs/storage.md); absent, minutes are
+#: read, which is exact, so a stale "absent" costs speed, never correctness.
+BLOCKS_SINCE_TTL = 60.0
 
 
 @dataclass(slots=True)
@@ -73,6 +78,18 @@ class MetricsReader:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis = client
+        self._blocks: tuple[float, float | None] = (-BLOCKS_SINCE_TTL, None)
+
+    def blocks_from(self) -> float | None:
+        """Start of the first 10-minute block every writer has written (``P:blocks:since``;
+        ``None``: no block is complete, read minutes). Cached for :data:`BLOCKS_SINCE_TTL`."""
+        read_at, since = self._blocks
+        now = time.monotonic()
+        if now - read_at >= BLOCKS_SINCE_TTL:
+            raw = self.redis.get(self.keys.blocks_since)
+            since = None if raw is None else float(cast(str, raw))
+            self._blocks = (now, since)
+        return since
 
     def window_seconds(self, window: Window) -> int:
         """A window's length, refused beyond what the hourly roll-ups keep."""
@@ -86,13 +103,15 @@ class MetricsReader:
     def merged(self, names: list[str] | None, start: float, end: float) -> Merged:
         """Buckets of ``names`` merged over [start, end]; ``None``: the fleet-wide buckets.
         Each series is merged in Redis (``lua/merge_buckets.lua``): one reply of ~40 fields
-        instead of every bucket's."""
+        instead of every bucket's; 10-minute blocks stand in for their minutes from
+        :meth:`blocks_from` on (one hour: 7-16 hashes, not 61)."""
         merge = scripts.script(self.redis, "merge_buckets")
+        since = self.blocks_from()
         pipe = self.redis.pipeline(transaction=False)
         if names is None:
-            merge(keys=fleet_keys(self.keys, start, end), client=pipe)
+            merge(keys=fleet_keys(self.keys, start, end, since), client=pipe)
         for name in names or ():
-            merge(keys=bucket_keys(self.keys, name, start, end), client=pipe)
+            merge(keys=bucket_keys(self.keys, name, start, end, since), client=pipe)
         merged = Merged()
         for flat, _ in pipe.execute():
             merged.add(dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -165,4 +184,5 @@ class MetricsReader:
         return out
 
 
-__all__ = ["FINAL_OUTCOMES", "Merged", "MetricsReader", "Window", "window_label"]
+__all__ = ["BLOCKS_SINCE_TTL", "FINAL_OUTCOMES", "Merged", "MetricsReader", "Window",
+           "window_label"]

@@ -1,7 +1,7 @@
 """The task-types list: one row per task name, sorted and paginated server-side.
 
 Why two reads: the counters of every name (count, failures, retries, average duration, rate)
-come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, 15-24 hashes for
+come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, 7-16 hashes for
 1 h whatever the number of names), which is enough to sort and cut a page; percentiles need a
 name's histogram, so only the rows of the page shown read their own buckets, merged in Redis
 (``lua/merge_buckets.lua``, one call per row in one pipeline). The
