@@ -12,7 +12,10 @@ import pytest
 
 from celery_warden.keys import BLOCK, MINUTE, Keys, block_of
 from celery_warden.read.metrics import Merged, MetricsReader
+from celery_warden.record.batch import Batch, BucketDelta
+from celery_warden.record.chunks import Chunker
 from celery_warden.record.recorder import Recorder
+from celery_warden.record.store import StoreWriter
 from celery_warden.record.windows import bucket_keys, cover
 
 
@@ -147,3 +150,34 @@ def test_blocks_since_is_set_once_and_cached(settings, redis_client, recorders):
     assert r.flush() is True
     assert redis_client.get(keys.blocks_since) == "1200"
     assert MetricsReader(settings, redis_client).blocks_from() == 1200
+
+
+def test_a_chunk_applied_twice_adds_its_blocks_once(settings, redis_client):
+    """A chunk retried after a lost reply (same writer, same number) adds its name and fleet
+    blocks once, like its minute buckets; blocks expire with the minute buckets; a bucket first
+    written without a duration and later with one has a TTL either way."""
+    keys = Keys(settings.key_prefix)
+    block = block_of(time.time()) - BLOCK
+    timed = BucketDelta(counts={"success": 1, "done": 1, "h40": 1}, floats={"dsum": 0.5},
+                        dmin=0.5, dmax=0.5)
+    untimed = BucketDelta(counts={"revoked": 1})
+    batch = Batch(minutes={("n", block + 60): untimed, ("n", block + 120): timed,
+                           ("o", block + 540): timed})
+    batch.rollup_hours()
+    writer = StoreWriter(settings)
+    chunks = Chunker(settings).seal(batch, time.time())
+    for chunk in chunks:
+        writer.apply(chunk)
+        assert writer.apply(chunk) == 0  # already applied: nothing added
+    assert redis_client.hgetall(keys.name_block("n", block)) == {
+        "revoked": "1", "success": "1", "done": "1", "h40": "1", "dsum": "0.5", "dmin": "0.5",
+        "dmax": "0.5"}
+    fleet = redis_client.hgetall(keys.fleet_block(block))
+    assert (fleet["success"], fleet["revoked"], fleet["h40"]) == ("2", "1", "2")
+    later = Batch(minutes={("n", block + 60): timed})
+    later.rollup_hours()
+    writer.write(later)
+    for key in (keys.name_block("n", block), keys.fleet_block(block),
+                keys.minute_bucket("n", block + 60)):
+        assert 0 < redis_client.ttl(key) <= settings.metrics_retention, key
+    writer.client.close()
