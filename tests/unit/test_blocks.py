@@ -12,6 +12,8 @@ import pytest
 
 from celery_warden.keys import BLOCK, MINUTE, Keys, block_of
 from celery_warden.read.metrics import Merged, MetricsReader
+from celery_warden.read.monitor import CeleryMonitor
+from celery_warden.read.task_types import TaskTypesReader
 from celery_warden.record.batch import Batch, BucketDelta
 from celery_warden.record.chunks import Chunker
 from celery_warden.record.recorder import Recorder
@@ -181,3 +183,26 @@ def test_a_chunk_applied_twice_adds_its_blocks_once(settings, redis_client):
                 keys.minute_bucket("n", block + 60)):
         assert 0 < redis_client.ttl(key) <= settings.metrics_retention, key
     writer.client.close()
+
+
+def test_task_types_page_over_a_day_folds_blocks_into_hourly_sparklines(settings, recorders):
+    """A 24 h task-types page reads blocks at the window's ends (hours in the middle) and its
+    sparkline, per hour, still adds up to the row's count; a 1 h page keeps per-minute
+    sparklines (61 points)."""
+    r = manual(settings, recorders)
+    now = time.time()
+    times = [now - 60 * k for k in range(0, 24 * 60 - 5, 37)]
+    for ts in times:
+        r.observe("d.a", ts, "success", 0.02)
+    assert r.flush() is True
+    m = CeleryMonitor(settings)
+    try:
+        reader = TaskTypesReader(m.metrics, m.redis, m.keys)
+        assert m.metrics.blocks_from() == 0
+        day = reader.page("24h")["items"][0]
+        assert sum(day["spark"]) == day["count"] == len(times)
+        assert len(day["spark"]) in (24, 25)
+        hour = reader.page("1h")["items"][0]
+        assert len(hour["spark"]) == 61 and sum(hour["spark"]) == hour["count"]
+    finally:
+        m.redis.close()

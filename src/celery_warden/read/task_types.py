@@ -106,15 +106,17 @@ class TaskTypesReader:
         shown = rows[offset : offset + limit]
         # Each shown row's own buckets, merged in Redis (lua/merge_buckets.lua): one reply of
         # ~40 fields per row instead of every bucket's fields.
-        # The sparkline is finished per bucket from the same call: per minute up to 6 h, per hour
-        # beyond (the minutes at the window's ends folded into their hour).
+        # The sparkline is finished per bucket from the same call: per minute up to 6 h (so
+        # minutes only, no 10-minute blocks), per hour beyond (the blocks and minutes at the
+        # window's ends folded into their hour).
         merge = scripts.script(self.redis, "merge_buckets")
+        since = self.metrics.blocks_from() if seconds > MINUTES_ONLY_UP_TO else None
         pipe = self.redis.pipeline(transaction=False)
         for r in shown:
-            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end),
+            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end, since),
                   args=list(FINAL_OUTCOMES), client=pipe)
         slots = [t if seconds <= MINUTES_ONLY_UP_TO else hour_of(t)
-                 for _, t in cover(end - seconds, end)]
+                 for _, t in cover(end - seconds, end, since)]
         for r, (flat, per_key) in zip(shown, pipe.execute(), strict=True):
             m = Merged()
             m.add(dict(zip(flat[::2], flat[1::2], strict=True)))
