@@ -138,7 +138,8 @@ def memory_by_kind(client: redis.Redis, keys: Keys) -> dict[str, float]:
         return {"task": "task records", "m": "minute buckets", "h": "hourly buckets",
                 "fm": "fleet minute", "fh": "fleet hourly", "sm": "minute summaries",
                 "s10": "10-min summaries", "sh": "hourly summaries", "recent": "record indexes",
-                "retain": "record indexes", "ix": "search indexes"}.get(head, "other")
+                "retain": "record indexes", "ix": "search indexes", "m10": "10-min buckets",
+                "fm10": "fleet 10-min"}.get(head, "other")
 
     def drain() -> None:
         pipe = client.pipeline(transaction=False)
@@ -215,7 +216,8 @@ def main() -> None:
         client.close()
     mb = 1024 * 1024
     week = used + 6 * sum(kinds.get(k, 0) for k in ("minute buckets", "fleet minute",
-                                                        "minute summaries", "10-min summaries"))
+                                                        "minute summaries", "10-min summaries",
+                                                        "10-min buckets", "fleet 10-min"))
     print(f"simulated day: {args.tasks:,} tasks, policy {args.policy}, speed x{args.speed:g}, "
           f"real {day['elapsed']:.0f} s (target {DAY / args.speed:.0f} s), "
           f"{day['sweeps']:.0f} sweeps, tasks written >5 s late: {day['late_seconds']:.0f}")

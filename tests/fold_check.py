@@ -35,7 +35,8 @@ def expected_fleet(buckets: list[dict[str, str]]) -> dict[str, float]:
 def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
                end: int) -> list[str]:
     """Differences between folded and per-name data for every minute, 10-minute block and
-    hour in [start, end] (epoch seconds); empty when they agree."""
+    hour in [start, end] (epoch seconds): fleet buckets, name and fleet blocks, summaries;
+    empty when they agree."""
     problems: list[str] = []
     periods = [(m, MINUTE) for m in range(start - start % MINUTE, end + 1, MINUTE)]
     periods += [(h, HOUR) for h in range(start - start % HOUR, end + 1, HOUR)]
@@ -60,14 +61,32 @@ def mismatches(client: redis.Redis, keys: Keys, names: list[str], start: int,
         _compare_summary(f"{t}/{width}", packed, expected, "bucket says", problems)
     for b in range(start - start % BLOCK, end + 1, BLOCK):
         per_block: dict[str, float] = {}
+        name_blocks = []
         for n in names:
-            for m in range(b, b + BLOCK, MINUTE):
-                for k, v in cast(dict[str, str], client.hgetall(keys.minute_bucket(n, m))).items():
-                    if _summarised(k):
-                        per_block[f"{k}:{n}"] = per_block.get(f"{k}:{n}", 0.0) + float(v)
+            minutes = [cast(dict[str, str], client.hgetall(keys.minute_bucket(n, m)))
+                       for m in range(b, b + BLOCK, MINUTE)]
+            for k, v in ((k, v) for bucket in minutes for k, v in bucket.items()):
+                if _summarised(k):
+                    per_block[f"{k}:{n}"] = per_block.get(f"{k}:{n}", 0.0) + float(v)
+            name_block = cast(dict[str, str], client.hgetall(keys.name_block(n, b)))
+            _compare_fold(f"{b}/block {n}", name_block, expected_fleet(minutes), problems)
+            name_blocks.append(name_block)
+        fleet_block = cast(dict[str, str], client.hgetall(keys.fleet_block(b)))
+        _compare_fold(f"{b}/fleet block", fleet_block, expected_fleet(name_blocks), problems)
         packed = cast(dict[str, str], client.hgetall(keys.summary_block(b)))
         _compare_summary(f"{b}/block", packed, per_block, "buckets say", problems)
     return problems
+
+
+def _compare_fold(label: str, folded: dict[str, str], want: dict[str, float],
+                  problems: list[str]) -> None:
+    """A folded bucket (a 10-minute block) against the buckets it folds, field by field."""
+    got = {k: float(v) for k, v in folded.items()}
+    if set(got) != set(want):
+        problems.append(f"{label}: fields {sorted(set(got) ^ set(want))} differ")
+    for k, v in want.items():
+        if not math.isclose(got.get(k, math.nan), v, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{label}: {k} = {got.get(k)}, its buckets sum to {v}")
 
 
 def _summarised(field: str) -> bool:

@@ -19,6 +19,9 @@ key                                type     holds
 ``P:m:<name>:<minute>``            hash     per-minute metric bucket for one task name
 ``P:h:<name>:<hour>``              hash     hourly roll-up of the same fields
 ``P:fm:<minute>`` / ``P:fh:<hour>``  hash     fleet-wide bucket: every name's bucket folded in
+``P:m10:<name>:<start>``           hash     the same per 10 minutes (``block_keys.py``)
+``P:fm10:<start>``                 hash     fleet-wide 10-minute block
+``P:blocks:since``                 string   start of the first block every writer has written
 ``P:sm:<minute>`` / ``P:sh:<hour>``  hash     cross-name summary: name -> ``{"success":3,...}``
 ``P:s10:<start>``                  hash     the same summary per 10 minutes
 ``P:names``                        zset     task names by last time seen
@@ -76,6 +79,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celery_warden.block_keys import BlockKeys
 from celery_warden.operator_keys import OperatorKeys
 from celery_warden.totals_keys import TotalsKeys
 
@@ -90,7 +94,7 @@ INDEXED_STATES = ("SENT", "RECEIVED", "STARTED", "RETRY", "FAILURE", "REVOKED", 
 
 
 @dataclass(frozen=True, slots=True)
-class Keys(OperatorKeys, TotalsKeys):
+class Keys(OperatorKeys, TotalsKeys, BlockKeys):
     """Key builder for one prefix. Cheap to copy; build it from settings once."""
 
     prefix: str = "warden"

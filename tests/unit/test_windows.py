@@ -7,8 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from celery_warden.keys import HOUR, MINUTE, Keys, minute_of
-from celery_warden.record.windows import MINUTES_ONLY_UP_TO, bucket_keys, parse_window
+from celery_warden.keys import BLOCK, HOUR, MINUTE, Keys, minute_of
+from celery_warden.record.windows import (
+    MINUTES_ONLY_UP_TO,
+    bucket_keys,
+    cover,
+    fleet_keys,
+    parse_window,
+)
 
 KEYS = Keys("p")
 NAME = "fleet.add"
@@ -53,6 +59,9 @@ def intervals(keys: list[str]) -> list[tuple[int, int, str]]:
         elif head == f"p:h:{NAME}":
             assert start % HOUR == 0
             out.append((start, start + HOUR, "h"))
+        elif head == f"p:m10:{NAME}":
+            assert start % BLOCK == 0
+            out.append((start, start + BLOCK, "b"))
         else:
             raise AssertionError(f"unexpected key {key}")
     return out
@@ -143,3 +152,82 @@ def test_summary_cover_partitions_the_window_with_aligned_periods() -> None:
                 assert {w for w, _ in spans} <= {BLOCK, MINUTE}
             if seconds == 3600:
                 assert len(spans) <= 24
+
+
+@pytest.mark.parametrize("seconds", [300, 600, 601, 2220, 3600, 3600 + 17, 5400, 6 * HOUR])
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_blocks_fill_the_middle_minutes_the_ends(seconds, offset):
+    """With blocks (marker at 0) a window up to 6 h reads aligned 10-minute blocks in the middle
+    and minutes only at both ends (at most 9 each), whether or not its length is a multiple of
+    10 minutes; one hour (61 minutes touched) reads 7-16 hashes, not 61."""
+    end = BASE + offset
+    start = end - seconds
+    keys = bucket_keys(KEYS, NAME, start, end, 0)
+    spans = assert_tiles(keys, start, end)
+    text = "".join(kind for _, _, kind in spans)
+    assert set(text) <= {"m", "b"}
+    assert "m" not in text.strip("m"), "minutes only at the ends"
+    if "b" in text:  # else fewer than 10 aligned minutes in a row: no block fits
+        assert len(text) - len(text.lstrip("m")) <= 9 and len(text) - len(text.rstrip("m")) <= 9
+    minutes = (minute_of(end) + MINUTE - minute_of(start)) // MINUTE
+    assert text.count("b") == len(range(-(-minute_of(start) // BLOCK) * BLOCK,
+                                        minute_of(end) + MINUTE - BLOCK + 1, BLOCK))
+    if seconds == 3600:
+        assert 7 <= len(keys) <= 16 and minutes == 61
+    if seconds >= 2 * BLOCK:
+        assert "b" in text
+
+
+def test_a_block_aligned_window_is_blocks_and_its_last_minute():
+    """A window starting on a block boundary starts with a block; the minute holding the end
+    is always read as a minute (its block is not over)."""
+    end = 1_700_001_000.0  # a multiple of 600
+    assert end % BLOCK == 0
+    assert cover(end - 3600, end, 0) == [(BLOCK, int(end) - 3600 + i * BLOCK) for i in range(6)] \
+        + [(MINUTE, int(end))]
+
+
+@pytest.mark.parametrize("since_offset", [-7200, -1800, -1500, -60, 0, 600, 7200])
+def test_no_block_before_the_marker(since_offset):
+    """Blocks start at ``blocks_from`` (``P:blocks:since``): before it minutes, from it blocks;
+    ``None`` is minutes only (the cover of earlier versions)."""
+    end = BASE + 1234.5
+    since = (int(end) // BLOCK) * BLOCK + since_offset
+    spans = cover(end - 3600, end, since)
+    for width, t in spans:
+        if width == BLOCK:
+            assert t >= since
+    minutes_before = [t for w, t in spans if w == MINUTE and t < since - MINUTE]
+    assert all(t < since for t in minutes_before)
+    assert [w for w, _ in cover(end - 3600, end, None)] == [MINUTE] * 61
+    everything = [m for w, t in spans for m in range(t, t + w, MINUTE)]
+    assert everything == list(range(minute_of(end - 3600), minute_of(end) + 1, MINUTE))
+
+
+@pytest.mark.parametrize("seconds", [6 * HOUR + 1, 24 * HOUR, 7 * 24 * HOUR])
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_long_windows_use_hours_then_blocks_then_minutes(seconds, offset):
+    """Beyond 6 h: whole hours, then blocks, then minutes at each end (m* b* h+ b* m*); 7 days
+    in at most ~200 hashes (290 without blocks)."""
+    end = BASE + offset
+    start = end - seconds
+    keys = bucket_keys(KEYS, NAME, start, end, 0)
+    text = "".join(kind for _, _, kind in assert_tiles(keys, start, end))
+    core = text.strip("m").strip("b")
+    assert core == "h" * text.count("h")
+    head, tail = text[: text.index("h")], text[text.rindex("h") + 1:]
+    assert head == "".join(sorted(head, key="mb".index)) and head.count("m") <= 9
+    assert tail == "".join(sorted(tail, key="bm".index)) and tail.count("m") <= 9
+    if seconds == 7 * 24 * HOUR:
+        assert len(keys) <= 200
+
+
+def test_fleet_keys_follow_the_same_cover():
+    """The fleet-wide keys take the same periods as one name's: minute, block, hour."""
+    end = BASE + 2222.0
+    fleet = fleet_keys(KEYS, end - 3600, end, 0)
+    names = bucket_keys(KEYS, NAME, end - 3600, end, 0)
+    assert len(fleet) == len(names)
+    assert all(f.rpartition(":")[2] == n.rpartition(":")[2] for f, n in zip(fleet, names,
+                                                                             strict=True))
+    assert {f.rpartition(":")[0] for f in fleet} == {"p:fm", "p:fm10"}

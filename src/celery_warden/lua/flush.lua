@@ -98,18 +98,36 @@ if #recent > 0 then
   end
 end
 
--- Metric buckets: counters add, float sums add, min/max compare.
+-- 10-minute blocks (record/fold.py) are complete from P:blocks:since on: the first chunk that
+-- writes buckets sets it to the start of the block after the current one (that block may hold
+-- minutes an older version wrote without a block), or to 0 when the names index does not exist
+-- yet (nothing wrote buckets before: every block is complete). Set once, never moved.
+if p.blocks and #p.buckets > 0 and redis.call('EXISTS', p.blocks[1]) == 0 then
+  local since, width = 0, p.blocks[3]
+  if redis.call('EXISTS', p.blocks[2]) == 1 then since = (math.floor(now / width) + 1) * width end
+  redis.call('SET', p.blocks[1], string.format('%d', since))
+end
+
+-- Metric buckets: counters add, float sums add, min/max compare. Six buckets per name and
+-- minute since the 10-minute blocks, so each costs as few calls as it can: one HMGET and at most
+-- one HSET for min/max, and no EXPIRE when the bucket already held a dmin (the write that set it
+-- set its TTL too: a bucket's TTL runs from its first timed write, no longer from its last).
 for _, b in ipairs(p.buckets) do
   local key = b[1]
   for k, v in pairs(b[3]) do redis.call('HINCRBY', key, k, v) end
   for k, v in pairs(b[4]) do redis.call('HINCRBYFLOAT', key, k, v) end
+  local lo
   if b[5] ~= '' then
-    local cur = tonumber(redis.call('HGET', key, 'dmin'))
-    if cur == nil or tonumber(b[5]) < cur then redis.call('HSET', key, 'dmin', b[5]) end
-    cur = tonumber(redis.call('HGET', key, 'dmax'))
-    if cur == nil or tonumber(b[6]) > cur then redis.call('HSET', key, 'dmax', b[6]) end
+    local cur = redis.call('HMGET', key, 'dmin', 'dmax')
+    local hi
+    lo, hi = tonumber(cur[1]), tonumber(cur[2])
+    local lower = lo == nil or tonumber(b[5]) < lo
+    local higher = hi == nil or tonumber(b[6]) > hi
+    if lower and higher then redis.call('HSET', key, 'dmin', b[5], 'dmax', b[6])
+    elseif lower then redis.call('HSET', key, 'dmin', b[5])
+    elseif higher then redis.call('HSET', key, 'dmax', b[6]) end
   end
-  redis.call('EXPIRE', key, b[2])
+  if lo == nil then redis.call('EXPIRE', key, b[2]) end
 end
 
 -- Cross-name summaries (record/fold.py): one field per task name, its counters as a small JSON

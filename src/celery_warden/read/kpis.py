@@ -33,7 +33,7 @@ class KpiReader:
         self.dlq_size = dlq_size
 
     def kpis(self, window: Window = "1h") -> dict[str, Any]:
-        # One read of the cross-name summaries (15-24 hashes for 1 h, whatever the number of
+        # One read of the cross-name summaries (7-16 hashes for 1 h, whatever the number of
         # names): the fleet-wide rates are their sums (the same numbers as
         # ``performance(None)``), the averages per name.
         seconds = self.metrics.window_seconds(window)

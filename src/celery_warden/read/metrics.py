@@ -1,6 +1,6 @@
 """Metric buckets, read: performance over a window for one task name or all of them.
 
-A summary reads at most ~290 small hashes in one pipeline (see
+A summary reads at most ~200 small hashes in one pipeline (see
 :mod:`celery_warden.record.windows`): one name's buckets, or for every name the fleet-wide
 buckets the flusher folds (:mod:`celery_warden.record.fold`) — one series whatever the number of
 names. Percentiles of duration and of queue wait come from the merged log-scale histograms
@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import redis
+import redis.asyncio as aredis
 
 from celery_warden import scripts
 from celery_warden.keys import Keys
@@ -29,6 +30,11 @@ from celery_warden.units import percent
 FINAL_OUTCOMES = ("success", "failure", "revoked", "rejected", "ignored")
 
 Window = str | int | timedelta
+
+#: Seconds a reader keeps ``P:blocks:since`` before reading it again. Once set it never moves,
+#: but an operator may set it later (a rolling upgrade, docs/storage.md); absent, minutes are
+#: read, which is exact, so a stale "absent" costs speed, never correctness.
+BLOCKS_SINCE_TTL = 60.0
 
 
 @dataclass(slots=True)
@@ -73,6 +79,18 @@ class MetricsReader:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis = client
+        self._blocks: tuple[float, float | None] = (-BLOCKS_SINCE_TTL, None)
+
+    def blocks_from(self) -> float | None:
+        """Start of the first 10-minute block every writer has written (``P:blocks:since``;
+        ``None``: no block is complete, read minutes). Cached for :data:`BLOCKS_SINCE_TTL`."""
+        read_at, since = self._blocks
+        now = time.monotonic()
+        if now - read_at >= BLOCKS_SINCE_TTL:
+            raw = self.redis.get(self.keys.blocks_since)
+            since = None if raw is None else float(cast(str, raw))
+            self._blocks = (now, since)
+        return since
 
     def window_seconds(self, window: Window) -> int:
         """A window's length, refused beyond what the hourly roll-ups keep."""
@@ -83,20 +101,47 @@ class MetricsReader:
         cutoff = time.time() - self.settings.metrics_retention
         return cast(list[str], self.redis.zrevrangebyscore(self.keys.names, "+inf", cutoff))
 
+    def series_keys(self, names: list[str] | None, start: float, end: float,
+                    since: float | None) -> list[list[str]]:
+        """Per series (one per name; one for ``None``: the fleet-wide buckets), the bucket keys
+        covering [start, end], 10-minute blocks from ``since`` on."""
+        if names is None:
+            return [fleet_keys(self.keys, start, end, since)]
+        return [bucket_keys(self.keys, name, start, end, since) for name in names]
+
     def merged(self, names: list[str] | None, start: float, end: float) -> Merged:
         """Buckets of ``names`` merged over [start, end]; ``None``: the fleet-wide buckets.
         Each series is merged in Redis (``lua/merge_buckets.lua``): one reply of ~40 fields
-        instead of every bucket's."""
+        instead of every bucket's; 10-minute blocks stand in for their minutes from
+        :meth:`blocks_from` on (one hour: 7-16 hashes, not 61)."""
         merge = scripts.script(self.redis, "merge_buckets")
         pipe = self.redis.pipeline(transaction=False)
-        if names is None:
-            merge(keys=fleet_keys(self.keys, start, end), client=pipe)
-        for name in names or ():
-            merge(keys=bucket_keys(self.keys, name, start, end), client=pipe)
-        merged = Merged()
-        for flat, _ in pipe.execute():
-            merged.add(dict(zip(flat[::2], flat[1::2], strict=True)))
-        return merged
+        for keys in self.series_keys(names, start, end, self.blocks_from()):
+            merge(keys=keys, client=pipe)
+        return merged_replies(pipe.execute())
+
+    async def amerged(self, client: aredis.Redis, names: list[str] | None, start: float,
+                      end: float) -> Merged:
+        """:meth:`merged` read through the asyncio ``client`` (the API server awaits it on its
+        loop: no thread pool hop, no blocking call on the loop)."""
+        merge = scripts.async_script(client, "merge_buckets")
+        series = self.series_keys(names, start, end, await self.ablocks_from(client))
+        if len(series) == 1:  # one name or the fleet: one EVALSHA, no pipeline (whose execute
+            return merged_replies([await merge(keys=series[0])])  # checks SCRIPT EXISTS first)
+        pipe = client.pipeline(transaction=False)
+        for keys in series:
+            await merge(keys=keys, client=pipe)
+        return merged_replies(await pipe.execute())
+
+    async def ablocks_from(self, client: aredis.Redis) -> float | None:
+        """:meth:`blocks_from` read through the asyncio ``client`` (same cache)."""
+        read_at, since = self._blocks
+        now = time.monotonic()
+        if now - read_at >= BLOCKS_SINCE_TTL:
+            raw = await client.get(self.keys.blocks_since)
+            since = None if raw is None else float(raw)
+            self._blocks = (now, since)
+        return since
 
     def performance(self, task_name: str | None = None, window: Window = "1h") -> dict[str, Any]:
         """Counts, rates, average and percentile durations and throughput over a window.
@@ -112,42 +157,15 @@ class MetricsReader:
         seconds = self.window_seconds(window)
         end = time.time()
         m = self.merged([task_name] if task_name else None, end - seconds, end)
-        c = m.counts
-        finished = sum(c.get(o, 0) for o in FINAL_OUTCOMES)
-        success, failure, retry = c.get("success", 0), c.get("failure", 0), c.get("retry", 0)
-        retried = c.get("retried", 0)
-        done = c.get("done", 0)
-        q = quantiles(m.hist, (0.5, 0.95, 0.99), m.dmin, m.dmax)
-        w = quantiles(m.whist, (0.5, 0.95, 0.99))
-        return {
-            "task_name": task_name,
-            "window": window_label(window, seconds),
-            "window_seconds": seconds,
-            "count": finished,
-            "success": success,
-            "failure": failure,
-            "retry": retry,
-            "retried": retried,
-            "revoked": c.get("revoked", 0),
-            "rejected": c.get("rejected", 0),
-            "success_rate": percent(success, finished),
-            "failure_rate": percent(failure, finished),
-            "retry_rate": percent(retried, finished),
-            "executions": done,
-            "avg_duration": m.dsum / done if done else None,
-            "p50": q[0.5],
-            "p95": q[0.95],
-            "p99": q[0.99],
-            "min_duration": m.dmin,
-            "max_duration": m.dmax,
-            "avg_queue_wait": m.wsum / c["wn"] if c.get("wn") else None,
-            "queue_wait_p50": w[0.5],
-            "queue_wait_p95": w[0.95],
-            "queue_wait_p99": w[0.99],
-            "throughput_per_second": finished / seconds,
-            "throughput_per_minute": finished * 60.0 / seconds,
-            "histogram_relative_error": round(RELATIVE_ERROR, 4),
-        }
+        return performance_summary(m, task_name, window, seconds)
+
+    async def aperformance(self, client: aredis.Redis, task_name: str | None = None,
+                           window: Window = "1h") -> dict[str, Any]:
+        """:meth:`performance` read through the asyncio ``client``."""
+        seconds = self.window_seconds(window)
+        end = time.time()
+        m = await self.amerged(client, [task_name] if task_name else None, end - seconds, end)
+        return performance_summary(m, task_name, window, seconds)
 
     def summaries(self, window: Window) -> Summaries:
         """Every name's counters over a window, from the cross-name summary hashes."""
@@ -165,4 +183,54 @@ class MetricsReader:
         return out
 
 
-__all__ = ["FINAL_OUTCOMES", "Merged", "MetricsReader", "Window", "window_label"]
+def merged_replies(replies: list[Any]) -> Merged:
+    """The ``lua/merge_buckets.lua`` replies of a pipeline, added into one :class:`Merged`."""
+    merged = Merged()
+    for flat, _ in replies:
+        merged.add(dict(zip(flat[::2], flat[1::2], strict=True)))
+    return merged
+
+
+def performance_summary(m: Merged, task_name: str | None, window: Window,
+                        seconds: int) -> dict[str, Any]:
+    """The answer of :meth:`MetricsReader.performance` from the merged buckets."""
+    c = m.counts
+    finished = sum(c.get(o, 0) for o in FINAL_OUTCOMES)
+    success, failure, retry = c.get("success", 0), c.get("failure", 0), c.get("retry", 0)
+    retried = c.get("retried", 0)
+    done = c.get("done", 0)
+    q = quantiles(m.hist, (0.5, 0.95, 0.99), m.dmin, m.dmax)
+    w = quantiles(m.whist, (0.5, 0.95, 0.99))
+    return {
+        "task_name": task_name,
+        "window": window_label(window, seconds),
+        "window_seconds": seconds,
+        "count": finished,
+        "success": success,
+        "failure": failure,
+        "retry": retry,
+        "retried": retried,
+        "revoked": c.get("revoked", 0),
+        "rejected": c.get("rejected", 0),
+        "success_rate": percent(success, finished),
+        "failure_rate": percent(failure, finished),
+        "retry_rate": percent(retried, finished),
+        "executions": done,
+        "avg_duration": m.dsum / done if done else None,
+        "p50": q[0.5],
+        "p95": q[0.95],
+        "p99": q[0.99],
+        "min_duration": m.dmin,
+        "max_duration": m.dmax,
+        "avg_queue_wait": m.wsum / c["wn"] if c.get("wn") else None,
+        "queue_wait_p50": w[0.5],
+        "queue_wait_p95": w[0.95],
+        "queue_wait_p99": w[0.99],
+        "throughput_per_second": finished / seconds,
+        "throughput_per_minute": finished * 60.0 / seconds,
+        "histogram_relative_error": round(RELATIVE_ERROR, 4),
+    }
+
+
+__all__ = ["BLOCKS_SINCE_TTL", "FINAL_OUTCOMES", "Merged", "MetricsReader", "Window",
+           "merged_replies", "performance_summary", "window_label"]

@@ -3,7 +3,7 @@
 The flusher writes one summary hash per minute, per 10 minutes and per hour (``P:sm:<minute>``,
 ``P:s10:<start>``, ``P:sh:<hour>``; :mod:`celery_warden.record.fold`) with one field per task
 name active in it, its counters as a small JSON object (every outcome, ``retried``, ``done``,
-``dsum``). So the KPIs and the task-types list read ~15-24 hashes for one hour (10-minute
+``dsum``). So the KPIs and the task-types list read 7-16 hashes for one hour (10-minute
 blocks, minutes at both ends; hours too for 24 h and 7 d:
 :func:`celery_warden.record.windows.summary_cover`) instead of one bucket per name and minute.
 The sums are exact: the same increments as the name buckets, written by the same chunk.

@@ -1,7 +1,7 @@
 """The task-types list: one row per task name, sorted and paginated server-side.
 
 Why two reads: the counters of every name (count, failures, retries, average duration, rate)
-come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, 15-24 hashes for
+come from the cross-name summary hashes (:mod:`celery_warden.read.summaries`, 7-16 hashes for
 1 h whatever the number of names), which is enough to sort and cut a page; percentiles need a
 name's histogram, so only the rows of the page shown read their own buckets, merged in Redis
 (``lua/merge_buckets.lua``, one call per row in one pipeline). The
@@ -106,15 +106,17 @@ class TaskTypesReader:
         shown = rows[offset : offset + limit]
         # Each shown row's own buckets, merged in Redis (lua/merge_buckets.lua): one reply of
         # ~40 fields per row instead of every bucket's fields.
-        # The sparkline is finished per bucket from the same call: per minute up to 6 h, per hour
-        # beyond (the minutes at the window's ends folded into their hour).
+        # The sparkline is finished per bucket from the same call: per minute up to 6 h (so
+        # minutes only, no 10-minute blocks), per hour beyond (the blocks and minutes at the
+        # window's ends folded into their hour).
         merge = scripts.script(self.redis, "merge_buckets")
+        since = self.metrics.blocks_from() if seconds > MINUTES_ONLY_UP_TO else None
         pipe = self.redis.pipeline(transaction=False)
         for r in shown:
-            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end),
+            merge(keys=bucket_keys(self.keys, r["name"], end - seconds, end, since),
                   args=list(FINAL_OUTCOMES), client=pipe)
         slots = [t if seconds <= MINUTES_ONLY_UP_TO else hour_of(t)
-                 for _, t in cover(end - seconds, end)]
+                 for _, t in cover(end - seconds, end, since)]
         for r, (flat, per_key) in zip(shown, pipe.execute(), strict=True):
             m = Merged()
             m.add(dict(zip(flat[::2], flat[1::2], strict=True)))

@@ -156,6 +156,7 @@ class Chunker:
         if not include_rest:
             return payload
         payload["buckets"] = fold.bucket_entries(batch, k, s)
+        payload["blocks"] = fold.blocks_marker(k)
         payload["summaries"] = fold.summary_entries(batch, k, s)
         if batch.names:
             payload["index"].append([k.names, sorted(batch.names)])

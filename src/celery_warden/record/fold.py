@@ -7,18 +7,24 @@ The flusher already holds every name's increments of the batch, so it adds them 
 * **fleet buckets** (``P:fm:<minute>``, ``P:fh:<hour>``): every name's bucket folded into one,
   the same fields (outcomes, ``done``, ``dsum``, the duration and queue-wait histograms,
   ``dmin``/``dmax``), so a fleet-wide summary reads one series instead of one per name;
+* **10-minute blocks** (``P:m10:<name>:<start>``, ``P:fm10:<start>``): each name's minute
+  buckets and the fleet's summed per 10 minutes, the same fields, so a one-hour performance
+  summary merges 7-16 hashes instead of 61 (:func:`celery_warden.record.windows.cover`). The
+  first chunk that writes one sets ``P:blocks:since`` (:func:`blocks_marker`): the start of the
+  block after the one being written (the current block may hold minutes an older version wrote
+  without a block), or 0 on a store nothing wrote to before; readers take minutes before it;
 * **summaries** (``P:sm:<minute>``, ``P:s10:<10 minutes>``, ``P:sh:<hour>``): one hash per minute,
   per 10 minutes and per hour with one field per task name active in it, its counters packed into
   the value as a small JSON object (``{"success":12,"done":12,"dsum":0.84}``: every outcome,
-  ``retried``, ``done``, ``dsum``; no histogram slots), so per-name totals over an hour are ~15-24
+  ``retried``, ``done``, ``dsum``; no histogram slots), so per-name totals over an hour are 7-16
   ``HGETALL`` (10-minute blocks, the minutes at both ends). Why packed: one field per counter made
   the hash 4.5 times larger in Redis (a big hash pays ~70 B per field) and slower to read; the
   script adds a packed value in place, atomically, like ``HINCRBY``.
 
-Both are additions written by the same numbered chunk as the per-name buckets
+All are additions written by the same numbered chunk as the per-name buckets
 (``lua/flush.lua``'s bucket section), so the chunk's high-water mark applies them exactly once,
-and a fleet bucket always equals the sum of the name buckets of its minute or hour. They expire
-like the buckets they fold: minutes and blocks after ``WARDEN_METRICS_RETENTION``, hours after
+and a fleet bucket or a block always equals the sum of the buckets it folds. They expire like
+those: minutes and blocks after ``WARDEN_METRICS_RETENTION``, hours after
 ``WARDEN_ROLLUP_RETENTION``.
 """
 
@@ -27,13 +33,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery_warden.keys import Keys, block_of, hour_of
+from celery_warden.keys import BLOCK, Keys, block_of, hour_of
 from celery_warden.record.batch import Batch, BucketDelta, is_slot
 from celery_warden.settings import WardenSettings
 
 #: Counters of a bucket left out of the summaries (queue-wait count: the summaries serve the
 #: rates and average durations; wait is read from the fleet or name buckets).
 NOT_SUMMARISED = ("wn",)
+
+
+def per_name(buckets: dict[tuple[str, int], BucketDelta],
+             period: Callable[[float], int]) -> dict[tuple[str, int], BucketDelta]:
+    """Each name's buckets folded per period start (e.g. its 10-minute blocks)."""
+    out: dict[tuple[str, int], BucketDelta] = {}
+    for (name, start), b in buckets.items():
+        key = (name, period(start))
+        f = out.get(key)
+        if f is None:
+            f = out[key] = BucketDelta()
+        f.merge(b)
+    return out
 
 
 def fleet(buckets: dict[tuple[str, int], BucketDelta],
@@ -76,7 +95,18 @@ def bucket_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[l
     out += [_bucket(keys.fleet_minute(m), minute_ttl, b) for m, b in fleet(batch.minutes).items()]
     out += [_bucket(keys.fleet_hour(h), hour_ttl, b)
             for h, b in fleet(batch.minutes, hour_of).items()]
+    out += [_bucket(keys.name_block(n, t), minute_ttl, b)
+            for (n, t), b in per_name(batch.minutes, block_of).items()]
+    out += [_bucket(keys.fleet_block(t), minute_ttl, b)
+            for t, b in fleet(batch.minutes, block_of).items()]
     return out
+
+
+def blocks_marker(keys: Keys) -> list[Any]:
+    """What the flush script needs to set :attr:`~celery_warden.keys.Keys.blocks_since` once:
+    the marker's key, the names index (absent: a fresh store, no older version wrote minutes
+    without blocks, so blocks count from 0) and the block width."""
+    return [keys.blocks_since, keys.names, BLOCK]
 
 
 def summary_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[list[Any]]:
@@ -103,4 +133,5 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["NOT_SUMMARISED", "bucket_entries", "fleet", "summary", "summary_entries"]
+__all__ = ["NOT_SUMMARISED", "blocks_marker", "bucket_entries", "fleet", "per_name", "summary",
+           "summary_entries"]

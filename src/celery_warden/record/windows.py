@@ -1,10 +1,12 @@
 """Time windows for metric queries, and which buckets cover them.
 
 A window like ``"5m"``, ``"1h"``, ``"24h"`` or ``"7d"`` ends now. Windows up to
-``MINUTES_ONLY_UP_TO`` read per-minute buckets only; longer ones read hourly roll-ups for the
-whole hours inside the window and minute buckets for the partial hours at both ends, so a 7-day
-query reads at most ~290 keys instead of 10,080. Resolution is one minute: the minute containing
-the window's start is counted whole.
+``MINUTES_ONLY_UP_TO`` read 10-minute blocks and minute buckets at the ends (one hour: 7-16
+hashes, not 61); longer ones read hourly roll-ups for the whole hours inside the window and
+blocks and minutes for the partial hours at both ends, so a 7-day query reads at most ~200
+keys (~290 without blocks) instead of 10,080. Blocks are read only from ``P:blocks:since`` on
+(older versions wrote none: :mod:`celery_warden.block_keys`). Resolution is one minute: the
+minute containing the window's start is counted whole.
 """
 
 from __future__ import annotations
@@ -45,44 +47,45 @@ def parse_window(window: str | int | float | timedelta, longest: int | None = No
     return int(seconds)
 
 
-def cover(start: float, end: float) -> list[tuple[bool, int]]:
-    """The (hourly?, period start) pairs whose buckets together cover [start, end]."""
-    first_minute = minute_of(start)
-    last_minute = minute_of(end)
-    if end - start <= MINUTES_ONLY_UP_TO:
-        return [(False, m) for m in range(first_minute, last_minute + 1, MINUTE)]
-    first_hour = -(-first_minute // HOUR) * HOUR  # first whole hour inside the window
-    last_hour = (last_minute // HOUR) * HOUR  # start of the partial hour at the end
-    out = [(False, m) for m in range(first_minute, first_hour, MINUTE)]
-    out += [(True, h) for h in range(first_hour, last_hour, HOUR)]
-    out += [(False, m) for m in range(last_hour, last_minute + 1, MINUTE)]
-    return out
-
-
-def bucket_keys(keys: Keys, name: str, start: float, end: float) -> list[str]:
-    """Keys of one task name's minute and hour buckets that together cover [start, end]."""
-    return [keys.hour_bucket(name, t) if hourly else keys.minute_bucket(name, t)
-            for hourly, t in cover(start, end)]
-
-
-def fleet_keys(keys: Keys, start: float, end: float) -> list[str]:
-    """The same cover from the fleet-wide buckets (every name folded in)."""
-    return [keys.fleet_hour(t) if hourly else keys.fleet_minute(t)
-            for hourly, t in cover(start, end)]
-
-
-def summary_cover(start: float, end: float) -> list[tuple[int, int]]:
-    """(width, period start) of the cross-name summaries covering [start, end]: the widest
-    aligned period that fits at each step — hours beyond ``MINUTES_ONLY_UP_TO``, 10-minute
-    blocks, minutes at the ends — so one hour reads ~15-24 hashes instead of 61."""
-    widths = (HOUR, BLOCK, MINUTE) if end - start > MINUTES_ONLY_UP_TO else (BLOCK, MINUTE)
+def cover(start: float, end: float, blocks_from: float | None = None) -> list[tuple[int, int]]:
+    """(width, period start) of the buckets covering [start, end]: the widest aligned period
+    that fits at each step — hours only beyond ``MINUTES_ONLY_UP_TO``, 10-minute blocks from
+    ``blocks_from`` on (``None``: none; see :attr:`~celery_warden.keys.Keys.blocks_since`),
+    minutes at the ends — so one hour reads 7-16 hashes instead of 61."""
+    hours = end - start > MINUTES_ONLY_UP_TO
     t, last = minute_of(start), minute_of(end) + MINUTE
     out = []
     while t < last:
-        width = next(w for w in widths if t % w == 0 and t + w <= last)
+        if hours and t % HOUR == 0 and t + HOUR <= last:
+            width = HOUR
+        elif (blocks_from is not None and t >= blocks_from and t % BLOCK == 0
+              and t + BLOCK <= last):
+            width = BLOCK
+        else:
+            width = MINUTE
         out.append((width, t))
         t += width
     return out
+
+
+def bucket_keys(keys: Keys, name: str, start: float, end: float,
+                blocks_from: float | None = None) -> list[str]:
+    """Keys of one task name's buckets that together cover [start, end] (:func:`cover`)."""
+    build = {HOUR: keys.hour_bucket, BLOCK: keys.name_block, MINUTE: keys.minute_bucket}
+    return [build[width](name, t) for width, t in cover(start, end, blocks_from)]
+
+
+def fleet_keys(keys: Keys, start: float, end: float,
+               blocks_from: float | None = None) -> list[str]:
+    """The same cover from the fleet-wide buckets (every name folded in)."""
+    build = {HOUR: keys.fleet_hour, BLOCK: keys.fleet_block, MINUTE: keys.fleet_minute}
+    return [build[width](t) for width, t in cover(start, end, blocks_from)]
+
+
+def summary_cover(start: float, end: float) -> list[tuple[int, int]]:
+    """(width, period start) of the cross-name summaries covering [start, end]: :func:`cover`
+    with 10-minute blocks everywhere (the ``P:s10`` summaries came with the minute ones)."""
+    return cover(start, end, 0)
 
 
 def summary_keys(keys: Keys, start: float, end: float) -> list[str]:

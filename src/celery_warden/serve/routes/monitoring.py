@@ -16,7 +16,7 @@ from celery_warden.serve.audited import audited
 from celery_warden.serve.auth import Operator, Reader
 from celery_warden.serve.context import Ctx
 from celery_warden.serve.errors import ERROR_RESPONSES
-from celery_warden.serve.fast_response import model_json
+from celery_warden.serve.fast_response import model_bytes, model_json
 from celery_warden.serve.params import TaskId, TaskName, Window
 from celery_warden.serve.schemas.monitoring import (
     DlqProcessed,
@@ -62,10 +62,13 @@ async def task(task_id: TaskId, who: Reader, ctx: Ctx) -> Any:
 
 
 @router.get("/performance", response_model=Performance)
-def performance(who: Reader, ctx: Ctx, task_name: TaskName = None,
-                window: Window = "1h") -> Any:
+async def performance(who: Reader, ctx: Ctx, task_name: TaskName = None,
+                      window: Window = "1h") -> Any:
     """Counts, rates, durations (avg, p50/p95/p99) and throughput over a window."""
-    return ctx.masked(ctx.monitor.get_performance_stats(task_name, window))
+    # Like the task lookup and the search page: awaited on the loop (no thread pool hop),
+    # written once without a second pass through the model (serve/fast_response.py).
+    stats = await ctx.monitor.metrics.aperformance(ctx.aredis, task_name, window)
+    return model_bytes(Performance, ctx.masked(stats))
 
 
 @router.get("/errors", response_model=RecentErrors)
