@@ -29,7 +29,8 @@ def test_the_default_keys_mask_none_of_wardens_number_fields(settings_factory):
 
 
 @pytest.mark.parametrize(("key", "hidden"), [("wait", "queue_wait"), ("count", "count"),
-                                             ("Retry", "retry_rate"), ("p99", "p99")])
+                                             ("Retry", "retry_rate"), ("p99", "p99"),
+                                             ("worker", "worker_pid")])
 def test_a_key_that_masks_wardens_numbers_is_refused_naming_them(settings_factory, key, hidden):
     with pytest.raises(ServeRefused) as exc:
         create_app(settings_factory(WARDEN_REDACT_KEYS=f"ssn, {key}"))
