@@ -22,6 +22,13 @@ def iso(ts: Any) -> str | None:
     the way ``datetime`` rounds them (half to even)."""
     if ts is None or ts == "":
         return None
+    if type(ts) is str and len(ts) == 17 and ts[10] == "." and ts.isascii() and (
+            "1000000000" <= ts < "4" and ts[:10].isdigit() and ts[11:].isdigit()):
+        # How the store writes a time ("%.6f", 2001-2096): the digits are the microseconds
+        # datetime would round to (the float is within 0.25 µs of them).
+        digits = ts[11:]
+        head = _second(int(ts[:10]))
+        return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
     try:
         value = float(ts)
     except (TypeError, ValueError):

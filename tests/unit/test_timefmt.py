@@ -39,3 +39,17 @@ def test_outside_the_fast_range_datetime_formats_it(value: float) -> None:
                                    "-inf", "1e20", -1e20])
 def test_unreadable_is_none(value: object) -> None:
     assert iso(value) is None
+
+
+@pytest.mark.parametrize("text", ["1795878782.134375", "1795878782.000000", "0999999999.500000",
+                                  "3999999999.999999", "4000000000.000000",
+                                  "\u0661795878782.134375", "1795878782.13437\u0665",
+                                  "1795878782,134375", " 795878782.134375"])
+def test_the_stores_strings_read_as_their_number(text: str) -> None:
+    """A ``%.6f`` string is formatted from its digits; anything like it but not quite (other
+    digits, a comma, a blank, out of range) as the number ``float`` reads, or ``None``."""
+    try:
+        expected: str | None = reference(float(text))
+    except ValueError:
+        expected = None
+    assert iso(text) == expected

@@ -180,14 +180,10 @@ class TaskSearch:
         filters = json.dumps(f.script_filters())
         prefix = f.id_prefix or ""
         buckets = id_buckets(self.keys, prefix)
-        if len(buckets) > 1:  # a short prefix: in a big store the walk finds a page sooner
-            stored = int((yield ("pipe", [("zcard", self.keys.recent)]))[0])
-            if stored / 16 ** len(prefix) > MAX_PREFIX_MATCHES:  # the share uuid4 ids match
-                buckets = []
-        if buckets:
-            keys, mode = [self.keys.recent, *buckets], "ids"
-        else:
-            keys, mode = [(yield from self.index_steps(f))], "walk"
+        walk = self.keys.recent if len(buckets) == 1 else (yield from self.index_steps(f))
+        # With several buckets the script walks ``walk`` instead when the store is so big that
+        # the prefix is expected to match over MAX_PREFIX_MATCHES ids (lua/task_search.lua).
+        keys, mode = ([self.keys.recent, walk, *buckets], "ids") if buckets else ([walk], "walk")
         while len(found) < limit and examined < budget and not exhausted:
             top = f.until
             if after is not None:  # start at the cursor's score, not at the newest record
@@ -197,17 +193,17 @@ class TaskSearch:
                 "-inf" if f.since is None else repr(f.since),
                 "" if after is None else repr(after[0]), "" if after is None else after[1],
                 limit - len(found), min(CALL_BUDGET, budget - examined), filters, mode,
-                *SUMMARY_FIELDS])
+                MAX_PREFIX_MATCHES, *SUMMARY_FIELDS])
             examined += int(reply[0])
             exhausted = bool(int(reply[1]))
             if reply[3]:
                 after = (float(reply[2]), _text(reply[3]))
             stride = 2 + len(SUMMARY_FIELDS)
             for i in range(4, len(reply), stride):
-                raw = {k: v if type(v) is str else _text(v)
-                       for k, v in zip(SUMMARY_FIELDS, reply[i + 2:i + stride], strict=True)
-                       if v is not None}
-                found.append(task_summary(_text(reply[i]), raw, float(reply[i + 1]),
+                values = reply[i + 2:i + stride]
+                if type(reply[i]) is not str:  # a client that does not decode replies
+                    values = [None if v is None else _text(v) for v in values]
+                found.append(task_summary(_text(reply[i]), values, float(reply[i + 1]),
                                           self.redactor))
         next_cursor = None
         if after is not None and examined and not (exhausted and len(found) < limit):
