@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 
 import pytest
@@ -62,35 +61,45 @@ def test_reservations_are_spaced_by_the_interval(settings):
         assert i * 0.1 - 0.05 < wait <= i * 0.1
 
 
-def test_concurrent_reservations_get_distinct_slots(settings):
+def test_concurrent_reservations_get_distinct_slots(settings, redis_client):
     """40 threads reserve 2/s at once: one starts now and the reserved slots are 0.5 s apart.
 
-    Slots are compared as absolute times (when the answer arrived + wait): the threads' calls
-    reach Redis at slightly different moments, so raw waits differ by that spread."""
+    Read on the Redis clock, not the client's (a thread descheduled between the answer and its
+    own clock reading made this flaky under load): the calls are applied one after another at
+    Redis times ``t_i`` within [before, after], the i-th gets the slot ``s_0 + 0.5 i`` and waits
+    ``s_0 + 0.5 i - t_i``; so consecutive waits differ by 0.5 s minus how far apart two calls
+    arrived (never more than ``after - before``), and the limit's next free slot is then exactly
+    ``s_0 + 40 x 0.5 s`` with ``s_0`` the first call's time, in [before, after]."""
     limiter = FleetRateLimiter(settings)
     lim = limit(settings, "2/s")
     barrier = threading.Barrier(40)
     waits: list[float] = []
-    slots: list[float] = []
     lock = threading.Lock()
+
+    def server_now() -> float:
+        sec, usec = redis_client.time()
+        return sec + usec / 1e6
 
     def reserve() -> None:
         barrier.wait()
         wait = limiter.reserve([lim], 60).wait
-        slot = time.time() + wait
         with lock:
             waits.append(wait)
-            slots.append(slot)
 
     threads = [threading.Thread(target=reserve) for _ in range(40)]
+    before = server_now()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(waits)[0] == 0.0 and sorted(waits)[1] > 0.3
-    slots.sort()
-    gaps = [b - a for a, b in itertools.pairwise(slots)]
-    assert all(gap == pytest.approx(0.5, abs=0.05) for gap in gaps)
+    after = server_now()
+    spread = after - before
+    waits.sort()
+    assert waits[0] == 0.0 and len(waits) == 40
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
+    assert all(0.5 - spread - 1e-6 <= gap <= 0.5 + 1e-6 for gap in gaps), (spread, gaps)
+    next_free = int(redis_client.get(lim.key)) / 1e6
+    assert before - 1e-6 <= next_free - 40 * 0.5 <= after + 1e-6
 
 
 def test_all_limits_are_taken_together_or_not_at_all(settings):
