@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -118,6 +119,30 @@ def test_static_only_write_keeps_state(settings, redis_client):
     record = redis_client.hgetall(key)
     assert (record["state"], record["rank"], record["sent"], record["priority"]) == (
         "RETRY", "4", "3.0", "9")
+
+
+def test_a_shorter_retry_history_arriving_late_does_not_replace_a_longer_one(settings,
+                                                                             redis_client):
+    """Each retry writes the whole history so far, from the process that ran that attempt: the
+    list of attempt 0, flushed by one pool child after attempt 1's list by another, used to win
+    (the spec self-test saw one entry after two retries). The list whose last entry has the
+    higher attempt stays, whatever the order; a damaged stored value is replaced."""
+    writer = StoreWriter(settings)
+    key = Keys(settings.key_prefix).task("t")
+    first = json.dumps([{"attempt": 0, "delay": 0.1}])
+    both = json.dumps([{"attempt": 0, "delay": 0.1}, {"attempt": 1, "delay": 0.2}])
+    writer.write(task_batch("t", static={"history": both}))
+    writer.write(task_batch("t", static={"history": first}))  # late: attempt 0's process
+    assert redis_client.hget(key, "history") == both
+    writer.write(task_batch("t", attempt={"state": "SUCCESS"}, retries=2, rank=5,
+                            static={"history": first}))  # with an applied attempt too
+    assert redis_client.hget(key, "history") == both
+    three = json.dumps([*json.loads(both), {"attempt": 2, "delay": 0.4}])
+    writer.write(task_batch("t", static={"history": three}))
+    assert redis_client.hget(key, "history") == three
+    redis_client.hset(key, "history", "not json")
+    writer.write(task_batch("t", static={"history": first}))
+    assert redis_client.hget(key, "history") == first
 
 
 def test_large_batches_are_split_but_all_written(settings, redis_client):

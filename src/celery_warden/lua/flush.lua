@@ -42,6 +42,17 @@ local function id_bucket(id)
   if #head == 4 and not string.find(head, '[^0-9a-f]') then return ix_id .. head end
   return ix_id .. '~'
 end
+-- A task's retry history (a static field, the whole list so far, written at each retry by the
+-- process that ran that attempt) is last-writer-wins across processes: attempt 0's list, flushed
+-- by one pool child after attempt 1's by another, replaced the longer one. The list whose last
+-- entry has the higher attempt number is kept.
+local function last_attempt(text)
+  local ok, list = pcall(cjson.decode, text)
+  if ok and type(list) == 'table' and #list > 0 and type(list[#list]) == 'table' then
+    return tonumber(list[#list].attempt) or -1
+  end
+  return -1
+end
 for _, r in ipairs(records) do
   local key, id, ts, seq, rank = r[1], r[2], r[3], r[4], r[5]
   local static_end = 6 + 2 * r[6]
@@ -60,7 +71,12 @@ for _, r in ipairs(records) do
   end
   local state, name = cur[3], cur[4]
   for i = 7, static_end - 1, 2 do
-    if r[i] == 'name' then name = r[i + 1] end
+    if r[i] == 'name' then
+      name = r[i + 1]
+    elseif r[i] == 'history' then
+      local stored = redis.call('HGET', key, 'history')
+      if stored and last_attempt(stored) > last_attempt(r[i + 1]) then r[i + 1] = stored end
+    end
   end
   if apply then
     redis.call('HSET', key, 'seq', seq, 'rank', rank, unpack(r, 7, #r))
