@@ -3,13 +3,17 @@ heartbeats and counters, merged in memory by the recorder and applied by the sto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from celery_warden.keys import hour_of, minute_of
 from celery_warden.record import totals
 from celery_warden.record.histogram import bucket_index
 from celery_warden.record.order import retries_of
+
+K = TypeVar("K")
+J = TypeVar("J")
 
 
 class Preview:
@@ -215,12 +219,21 @@ class Batch:
     def rollup_hours(self) -> None:
         """Derive the hour roll-ups from the minute buckets (written in the same call)."""
         self.hours.clear()
-        for (name, minute), b in self.minutes.items():
-            key = (name, hour_of(minute))
-            h = self.hours.get(key)
-            if h is None:
-                h = self.hours[key] = BucketDelta()
-            h.merge(b)
+        self.hours.update(fold_buckets(self.minutes, lambda k: (k[0], hour_of(k[1]))))
 
 
-__all__ = ["RECENT_IDS", "Batch", "BucketDelta", "ErrorDelta", "Preview", "TaskDelta", "is_slot"]
+def fold_buckets(buckets: dict[K, BucketDelta], key: Callable[[K], J]) -> dict[J, BucketDelta]:
+    """``buckets`` merged by ``key`` (e.g. a name's minutes into its hours, every name's into
+    the fleet's): the one fold behind the hour roll-ups, the fleet buckets and the blocks."""
+    out: dict[J, BucketDelta] = {}
+    for k, b in buckets.items():
+        at = key(k)
+        f = out.get(at)
+        if f is None:
+            f = out[at] = BucketDelta()
+        f.merge(b)
+    return out
+
+
+__all__ = ["RECENT_IDS", "Batch", "BucketDelta", "ErrorDelta", "Preview", "TaskDelta",
+           "fold_buckets", "is_slot"]

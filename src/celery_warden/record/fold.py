@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery_warden.keys import BLOCK, Keys, block_of, hour_of
-from celery_warden.record.batch import Batch, BucketDelta, is_slot
+from celery_warden.record.batch import Batch, BucketDelta, fold_buckets, is_slot
 from celery_warden.settings import WardenSettings
 
 #: Counters of a bucket left out of the summaries (queue-wait count: the summaries serve the
@@ -42,31 +42,13 @@ from celery_warden.settings import WardenSettings
 NOT_SUMMARISED = ("wn",)
 
 
-def per_name(buckets: dict[tuple[str, int], BucketDelta],
-             period: Callable[[float], int]) -> dict[tuple[str, int], BucketDelta]:
-    """Each name's buckets folded per period start (e.g. its 10-minute blocks)."""
-    out: dict[tuple[str, int], BucketDelta] = {}
-    for (name, start), b in buckets.items():
-        key = (name, period(start))
-        f = out.get(key)
-        if f is None:
-            f = out[key] = BucketDelta()
-        f.merge(b)
-    return out
-
-
 def fleet(buckets: dict[tuple[str, int], BucketDelta],
           period: Callable[[float], int] | None = None) -> dict[int, BucketDelta]:
     """Every name's buckets folded per period start (``period`` maps a start, e.g.
     :func:`celery_warden.keys.hour_of`; the same start by default)."""
-    out: dict[int, BucketDelta] = {}
-    for (_, start), b in buckets.items():
-        at = start if period is None else period(start)
-        f = out.get(at)
-        if f is None:
-            f = out[at] = BucketDelta()
-        f.merge(b)
-    return out
+    if period is None:
+        return fold_buckets(buckets, lambda k: k[1])
+    return fold_buckets(buckets, lambda k: period(k[1]))
 
 
 def summary(buckets: dict[tuple[str, int], BucketDelta],
@@ -96,7 +78,8 @@ def bucket_entries(batch: Batch, keys: Keys, settings: WardenSettings) -> list[l
     out += [_bucket(keys.fleet_hour(h), hour_ttl, b)
             for h, b in fleet(batch.minutes, hour_of).items()]
     out += [_bucket(keys.name_block(n, t), minute_ttl, b)
-            for (n, t), b in per_name(batch.minutes, block_of).items()]
+            for (n, t), b in fold_buckets(batch.minutes,
+                                          lambda k: (k[0], block_of(k[1]))).items()]
     out += [_bucket(keys.fleet_block(t), minute_ttl, b)
             for t, b in fleet(batch.minutes, block_of).items()]
     return out
@@ -133,5 +116,5 @@ def _bucket(key: str, ttl: int, b: BucketDelta) -> list[Any]:
     ]
 
 
-__all__ = ["NOT_SUMMARISED", "blocks_marker", "bucket_entries", "fleet", "per_name", "summary",
+__all__ = ["NOT_SUMMARISED", "blocks_marker", "bucket_entries", "fleet", "summary",
            "summary_entries"]
