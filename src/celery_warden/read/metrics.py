@@ -84,12 +84,17 @@ class MetricsReader:
     def blocks_from(self) -> float | None:
         """Start of the first 10-minute block every writer has written (``P:blocks:since``;
         ``None``: no block is complete, read minutes). Cached for :data:`BLOCKS_SINCE_TTL`."""
-        read_at, since = self._blocks
-        now = time.monotonic()
-        if now - read_at >= BLOCKS_SINCE_TTL:
-            raw = self.redis.get(self.keys.blocks_since)
-            since = None if raw is None else float(cast(str, raw))
-            self._blocks = (now, since)
+        if self._blocks_stale():
+            return self._keep_blocks(self.redis.get(self.keys.blocks_since))
+        return self._blocks[1]
+
+    def _blocks_stale(self) -> bool:
+        return time.monotonic() - self._blocks[0] >= BLOCKS_SINCE_TTL
+
+    def _keep_blocks(self, raw: Any) -> float | None:
+        """Cache the marker as read (absent: ``None``) and return it."""
+        since = None if raw is None else float(raw)
+        self._blocks = (time.monotonic(), since)
         return since
 
     def window_seconds(self, window: Window) -> int:
@@ -135,13 +140,9 @@ class MetricsReader:
 
     async def ablocks_from(self, client: aredis.Redis) -> float | None:
         """:meth:`blocks_from` read through the asyncio ``client`` (same cache)."""
-        read_at, since = self._blocks
-        now = time.monotonic()
-        if now - read_at >= BLOCKS_SINCE_TTL:
-            raw = await client.get(self.keys.blocks_since)
-            since = None if raw is None else float(raw)
-            self._blocks = (now, since)
-        return since
+        if self._blocks_stale():
+            return self._keep_blocks(await client.get(self.keys.blocks_since))
+        return self._blocks[1]
 
     def performance(self, task_name: str | None = None, window: Window = "1h") -> dict[str, Any]:
         """Counts, rates, average and percentile durations and throughput over a window.
