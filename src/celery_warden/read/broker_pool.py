@@ -78,16 +78,20 @@ def _lost(conn: Any, exc: BaseException) -> bool:
     return isinstance(exc, errors)
 
 
+def is_redis(conn: Any) -> bool:
+    """Whether ``conn`` is a kombu connection to a Redis (or Valkey) broker."""
+    return str(getattr(conn, "transport_cls", "")).startswith(("redis", "rediss", "valkey"))
+
+
 def round_trip(conn: Any) -> None:
     """Ask the broker something over ``conn`` (a kept connection looks connected until used):
     a PING on Redis, a channel opened and closed on AMQP (two synchronous frames)."""
     channel = conn.channel()
     try:
-        client = getattr(channel, "client", None)
-        if client is not None and hasattr(client, "ping"):
-            client.ping()
+        if is_redis(conn):
+            channel.client.ping()
     finally:
         channel.close()
 
 
-__all__ = ["ACQUIRE_TIMEOUT", "READ_TIMEOUT", "round_trip", "using"]
+__all__ = ["ACQUIRE_TIMEOUT", "READ_TIMEOUT", "is_redis", "round_trip", "using"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from celery_warden import headers as h
 from celery_warden.priority import redis_lanes
-from celery_warden.read.broker_pool import using
+from celery_warden.read.broker_pool import is_redis, using
 
 #: Why RabbitMQ queues have no oldest-message age (shown with the ``None``).
 RABBITMQ_REASON = ("not measured on RabbitMQ: peeking marks a message redelivered "
@@ -82,7 +82,7 @@ def oldest_ages(app: Any, names: Iterable[str],
 def _ages(conn: Any, names: list[str], now: float | None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     conn.ensure_connection(max_retries=1)
-    if not str(getattr(conn, "transport_cls", "")).startswith(("redis", "rediss", "valkey")):
+    if not is_redis(conn):
         return {n: {"age": None, "reason": RABBITMQ_REASON} for n in names}
     channel = conn.channel()
     try:

@@ -25,7 +25,7 @@ import redis
 from kombu.exceptions import ChannelError as KombuChannelError
 
 from celery_warden.keys import Keys
-from celery_warden.read.broker_pool import using
+from celery_warden.read.broker_pool import is_redis, using
 from celery_warden.read.latency import oldest_ages
 
 
@@ -45,7 +45,7 @@ def queue_depths(app: Any, names: Iterable[str]) -> dict[str, int | None]:
 def _depths(conn: Any, names: list[str]) -> dict[str, int | None]:
     depths: dict[str, int | None] = {}
     conn.ensure_connection(max_retries=1)
-    passive = not _is_redis(conn)
+    passive = not is_redis(conn)
     channel = conn.channel()
     try:
         for name in names:
@@ -55,7 +55,7 @@ def _depths(conn: Any, names: list[str]) -> dict[str, int | None]:
             except KombuChannelError as exc:
                 if not _is_not_found(exc):
                     raise
-                depths[name] = 0 if _is_redis(conn) else None
+                depths[name] = 0 if is_redis(conn) else None
             except Exception as exc:
                 if not _is_not_found(exc):
                     raise
@@ -68,10 +68,6 @@ def _depths(conn: Any, names: list[str]) -> dict[str, int | None]:
         with contextlib.suppress(Exception):
             channel.close()
     return depths
-
-
-def _is_redis(conn: Any) -> bool:
-    return str(getattr(conn, "transport_cls", "")).startswith(("redis", "rediss", "valkey"))
 
 
 class QueueReader:
