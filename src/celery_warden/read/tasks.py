@@ -53,7 +53,7 @@ def task_status(task_id: str, raw: dict[str, str], now: float | None = None,
     changes nothing.
     """
     r = redactor or _DEFAULT_REDACTOR
-    error = task_error(raw, r)
+    error = task_error(raw.get("exc_type"), raw.get("exc_msg"), r)
     started, finished = _num(raw.get("started")), _num(raw.get("finished"))
     status: dict[str, Any] = {
         "task_id": task_id,
@@ -92,11 +92,12 @@ def task_status(task_id: str, raw: dict[str, str], now: float | None = None,
     return status
 
 
-def task_error(raw: dict[str, str], redactor: Redactor) -> dict[str, str] | None:
-    """The record's error (type, masked message), ``None`` when it has no exception type."""
-    if not raw.get("exc_type"):
+def task_error(exc_type: str | None, exc_msg: str | None,
+               redactor: Redactor) -> dict[str, str] | None:
+    """A record's error (type, masked message), ``None`` when it has no exception type."""
+    if not exc_type:
         return None
-    return {"type": raw["exc_type"], "message": redactor.redact_text(raw.get("exc_msg", ""))}
+    return {"type": exc_type, "message": redactor.redact_text(exc_msg or "")}
 
 
 #: Stored fields a list item is made of (:func:`task_summary`).
@@ -131,8 +132,7 @@ def task_summary(task_id: str, values: Sequence[str | None], updated: float,
         "finished_at": iso(finished),
         "runtime": _num(runtime),
         "queue_wait": _num(wait),
-        "error": {"type": exc_type, "message": redactor.redact_text(exc_msg or "")}
-        if exc_type else None,
+        "error": task_error(exc_type, exc_msg, redactor),
         "dlq_entry": dlq_entry,
         "parent_id": parent_id,
         "root_id": root_id,
