@@ -115,10 +115,17 @@ class Keys(OperatorKeys, TotalsKeys, BlockKeys):
         return f"{self.prefix}:ix:s:{state}"
 
     def task_id_bucket(self, head: str) -> str:
-        """Ids whose first 4 characters are the lowercase hex digits ``head`` (``~``: every
-        other id), score 0 so ``ZRANGEBYLEX`` answers a prefix; small enough (~15 ids per
-        million records) for Redis's compact encoding."""
+        """Ids whose first 4 characters are the lowercase hex digits ``head``, scored by last
+        update like :attr:`recent` (an id prefix merges the buckets that can hold it, newest
+        first); small enough (~15 ids per million records) for Redis's compact encoding.
+        ``~``: every other id, score 0, so ``ZRANGEBYLEX`` answers a custom id's prefix."""
         return f"{self.prefix}:ix:id:{head}"
+
+    @property
+    def id_rescore(self) -> str:
+        """How far the one-time rescoring of id buckets an older version wrote at score 0 has
+        got (the next bucket number, ``done`` at the end; ``lua/id_rescore.lua``)."""
+        return f"{self.prefix}:ix:rescored"
 
     @property
     def retain_success(self) -> str:

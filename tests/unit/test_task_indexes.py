@@ -130,8 +130,8 @@ def test_an_id_prefix_is_answered_from_the_buckets_as_a_scan_would(settings, red
         assert seen == expected, prefix
         assert sum(examined) == len(expected), prefix
     assert len(id_buckets(keys, "ab")) == 257 and id_buckets(keys, "a") == []
-    # A short prefix expected to match more than MAX_PREFIX_MATCHES walks P:recent instead:
-    # the same ids, more records examined.
+    # A prefix whose custom ids (the '~' bucket: here "abc-x" and "ab") match more than
+    # MAX_PREFIX_MATCHES walks P:recent instead: the same ids, more records examined.
     monkeypatch.setattr(task_search, "MAX_PREFIX_MATCHES", 1)
     expected = [i for i in reversed(ids) if i.startswith("ab")]
     seen, examined = all_pages(search, TaskFilter(id_prefix="ab"), 3)
@@ -167,7 +167,8 @@ def test_the_retention_sweep_takes_deleted_and_expiring_records_out_of_the_index
         assert redis_client.zrange(keys.task_state_index("FAILURE"), 0, -1) == [failed]
         assert not any(redis_client.zscore(keys.task_id_bucket(i[:4]), i) is not None
                        for i in plain)
-        assert redis_client.zscore(keys.task_id_bucket(failed[:4]), failed) == 0
+        assert redis_client.zscore(keys.task_id_bucket(failed[:4]), failed) == \
+            redis_client.zscore(keys.recent, failed)
 
 
 def test_every_index_is_trimmed_by_age(settings, redis_client):
@@ -184,3 +185,36 @@ def test_every_index_is_trimmed_by_age(settings, redis_client):
     prune_store(settings)
     assert redis_client.zrange(keys.task_state_index("FAILURE"), 0, -1) == ["ab01-new"]
     assert redis_client.zrange(keys.task_name_index("t.gone"), 0, -1) == ["ab01-new"]
+
+
+def test_a_prefix_merges_its_buckets_newest_first_with_ties_updates_and_a_budget(
+        settings, redis_client):
+    """The buckets of a prefix are merged by score as P:recent orders them: ties on the score
+    across buckets go by id, a record written again moves to its new time, and a page that
+    runs out of budget (another filter rejecting most) continues from its cursor."""
+    keys = Keys(settings.key_prefix)
+    rng = random.Random(5)
+    ids = [f"ab{rng.getrandbits(16):04x}" + str(uuid.UUID(int=rng.getrandbits(128)))[6:]
+           for _ in range(400)]
+    rows = [(task_id, T0 + n // 4, {"state": "FAILURE" if n % 9 == 0 else "SUCCESS"})
+            for n, task_id in enumerate(ids)]  # four ids per score
+    flush_records(settings, rows)
+    flush_records(settings, [(ids[3], T0 + 1000, {"state": "SUCCESS"})])  # written again
+    search = TaskSearch(redis_client, keys, Redactor())
+    for prefix in ("ab", ids[0][:3], ids[0][:4], ids[0][:6]):
+        expected = [i for i in redis_client.zrevrange(keys.recent, 0, -1) if i.startswith(prefix)]
+        assert expected[0] == ids[3] or not ids[3].startswith(prefix)
+        seen, _ = all_pages(search, TaskFilter(id_prefix=prefix), 6)
+        assert seen == expected, prefix
+    failed = [i for i in redis_client.zrevrange(keys.recent, 0, -1)
+              if redis_client.hget(keys.task(i), "state") == "FAILURE"]
+    cursor, seen = None, []
+    for _ in range(200):
+        page = search.page(TaskFilter(id_prefix="ab", state="FAILURE"), cursor, limit=5,
+                           budget=37)
+        assert page["examined"] <= 37
+        seen += [i["task_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == failed and len(failed) == 45

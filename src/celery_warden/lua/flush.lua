@@ -20,8 +20,11 @@ if ARGV[3] ~= '' then records = cmsgpack.unpack(ARGV[3]) end
 -- 1000 + deferrals; rank orders states within one delivery), so writes from the publisher,
 -- the worker main process and pool children can arrive in any order.
 -- Search indexes (read/task_search.py): every write also puts the id, at the same score as in
--- P:recent, in its name's index and in its state's index when that state is indexed; a record
--- that moves state leaves the old state's index here; a new record's id enters its id bucket.
+-- P:recent, in its name's index, in its id bucket (ids whose first 4 characters are lowercase
+-- hex digits: one bucket per 4 digits, so an id prefix is a merge of 1 to 256 small sorted
+-- sets) and in its state's index when that state is indexed; a record that moves state leaves
+-- the old state's index here. Any other id enters the '~' bucket once, at score 0: that one
+-- is read by ZRANGEBYLEX (a custom id's prefix), not by score.
 -- Index writes are grouped per key and sent once per key after the loop (one ZADD of every
 -- (score, id) pair a name's index gains in this chunk, one ZREM per state left): a call from
 -- Lua costs Redis more than the sorted-set work of one member, and a chunk's tasks share a few
@@ -37,10 +40,11 @@ local function group(t, key, a, b)
 end
 local ix_name, ix_state, ix_id = p.ix[1], p.ix[2], p.ix[3]
 local ix_states = p.ix_states
+local ix_lex = ix_id .. '~'
 local function id_bucket(id)
   local head = string.sub(id, 1, 4)
   if #head == 4 and not string.find(head, '[^0-9a-f]') then return ix_id .. head end
-  return ix_id .. '~'
+  return ix_lex
 end
 -- A task's retry history (a static field, the whole list so far, written at each retry by the
 -- process that ran that attempt) is last-writer-wins across processes: attempt 0's list, flushed
@@ -92,7 +96,12 @@ for _, r in ipairs(records) do
   if name and name ~= '' then group(adds, ix_name .. name, ts, id) end
   if state and ix_states[state] then group(adds, ix_state .. state, ts, id) end
   if cur[3] and cur[3] ~= state and ix_states[cur[3]] then group(rems, ix_state .. cur[3], id) end
-  if not cur[4] then group(adds, id_bucket(id), 0, id) end
+  local bucket = id_bucket(id)
+  if bucket ~= ix_lex then
+    group(adds, bucket, ts, id)
+  elseif not cur[4] then
+    group(adds, bucket, 0, id)
+  end
 end
 for key, l in pairs(adds) do
   for i = 1, #l, 2000 do redis.call('ZADD', key, unpack(l, i, math.min(i + 1999, #l))) end

@@ -8,8 +8,10 @@ filters allow (the smaller of the name's and the state's over the time range, el
 read-only script (``lua/task_search.lua``: an ``HMGET`` of the filtered fields per record, no
 data sent back for a record that does not match), which returns the fields a list item shows
 with each match (no second round trip). An id prefix of two characters or more is answered
-from the id buckets (ids grouped by their first four hex digits, lexicographically ordered),
-so it examines only the ids that match it.
+from the id buckets (ids grouped by their first four hex digits, each bucket scored like
+``P:recent``): the 1, 16 or 256 buckets that can hold it are merged newest first, so a page
+examines about as many entries as it returns whatever the store's size. Ids that do not start
+with four lowercase hex digits (custom ids) share one bucket read by ``ZRANGEBYLEX``.
 Two bounds keep every page cheap whatever the filter: a page holds at most ``limit`` (≤ 200)
 items, and at most :data:`SCAN_BUDGET` records are examined per request. A page that ran out of
 budget returns what it found with a cursor to go on from (``complete: false``), so a search for
@@ -40,10 +42,12 @@ SCAN_BUDGET = 5_000
 #: Records one script call examines at most (~10 ms of the server's time).
 CALL_BUDGET = 1_000
 #: An id prefix this long or longer is answered from the id buckets (a shorter one matches one
-#: id in 16: the walk finds a page of them at once; from the buckets it would read 4,096 keys).
+#: id in 16: a walk with the id checked finds a page of them at once; from the buckets it would
+#: merge 4,096 keys).
 MIN_BUCKET_PREFIX = 2
-#: Ids a short prefix may be expected to match for the buckets to answer it (they are all
-#: read, scored and sorted in one script call); past that the walk is cheaper per page.
+#: Custom ids (the ``~`` bucket) a prefix may match for them to be merged in (they are all
+#: read, scored from ``P:recent`` and sorted in one script call); past that ``P:recent`` is
+#: walked with the id checked instead.
 MAX_PREFIX_MATCHES = 5_000
 _HEX = "0123456789abcdef"
 
@@ -180,10 +184,14 @@ class TaskSearch:
         filters = json.dumps(f.script_filters())
         prefix = f.id_prefix or ""
         buckets = id_buckets(self.keys, prefix)
-        walk = self.keys.recent if len(buckets) == 1 else (yield from self.index_steps(f))
-        # With several buckets the script walks ``walk`` instead when the store is so big that
-        # the prefix is expected to match over MAX_PREFIX_MATCHES ids (lua/task_search.lua).
-        keys, mode = ([self.keys.recent, walk, *buckets], "ids") if buckets else ([walk], "walk")
+        lex = self.keys.task_id_bucket("~")
+        walk = [b for b in buckets if b != lex] if buckets else [
+            (yield from self.index_steps(f))]
+        # The buckets of a 2-4 hex digit prefix hold exactly the ids that start with it; a
+        # longer prefix, the '~' bucket and a walked index are checked id by id.
+        implied = bool(walk) and buckets != [] and len(prefix) <= 4
+        keys = [self.keys.recent, *walk, *([lex] if lex in buckets else [])]
+        flags = ["1" if lex in buckets else "0", "1" if implied else "0", MAX_PREFIX_MATCHES]
         while len(found) < limit and examined < budget and not exhausted:
             top = f.until
             if after is not None:  # start at the cursor's score, not at the newest record
@@ -192,8 +200,8 @@ class TaskSearch:
                 self.keys.task(""), "+inf" if top is None else repr(top),
                 "-inf" if f.since is None else repr(f.since),
                 "" if after is None else repr(after[0]), "" if after is None else after[1],
-                limit - len(found), min(CALL_BUDGET, budget - examined), filters, mode,
-                MAX_PREFIX_MATCHES, *SUMMARY_FIELDS])
+                limit - len(found), min(CALL_BUDGET, budget - examined), filters, *flags,
+                *SUMMARY_FIELDS])
             examined += int(reply[0])
             exhausted = bool(int(reply[1]))
             if reply[3]:

@@ -23,6 +23,7 @@ from typing import cast
 import redis
 
 from celery_warden.keys import INDEXED_STATES, Keys
+from celery_warden.record.id_rescore import rescore_id_buckets
 from celery_warden.scripts import script
 from celery_warden.services import redis_client
 from celery_warden.settings import WardenSettings
@@ -105,6 +106,7 @@ def sweep_retention(settings: WardenSettings, client: redis.Redis | None = None,
         cap = max_records(settings, conn, keys)
         stamp = time.time() if now is None else now
         trim_indexes(conn, keys, stamp - settings.task_ttl)
+        rescore_id_buckets(conn, keys)  # once per store: score-0 entries of an older version
         ahead = min(AHEAD, settings.success_ttl / 4)
         run = script(conn, "retention")
         for _ in range(max_steps):
