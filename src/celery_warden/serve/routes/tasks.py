@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
 from celery_warden.read.task_detail import TaskDetail as DetailReader
 from celery_warden.read.task_search import CursorError, TaskFilter, TaskSearch
@@ -16,6 +17,7 @@ from celery_warden.serve.errors import ERROR_RESPONSES, ApiError, not_found
 from celery_warden.serve.fast_response import model_bytes
 from celery_warden.serve.page_mask import masked_page
 from celery_warden.serve.params import Cursor, Limit, TaskId, Time, parse_time
+from celery_warden.serve.query_model import parse_query, query_openapi
 from celery_warden.serve.schemas.tasks import (
     Retried,
     Revoked,
@@ -31,23 +33,37 @@ STATES = ("PENDING", "SENT", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY
           "REJECTED", "DEFERRED", "IGNORED")
 
 
-@router.get("", response_model=TaskPage)
-async def list_tasks(who: Reader, ctx: Ctx, state: Text = None, name: Text = None,
-                     queue: Text = None, worker: Text = None, since: Time = None,
-                     until: Time = None, id_prefix: Text = None, q: Text = None,
-                     cursor: Cursor = None, limit: Limit = 50) -> Any:
+class TaskQuery(BaseModel):
+    """The filters of ``GET /api/v1/tasks``: validated in one call, not one by FastAPI per
+    parameter (serve/query_model.py), documented as the same ten query parameters."""
+
+    state: Text = None
+    name: Text = None
+    queue: Text = None
+    worker: Text = None
+    since: Time = None
+    until: Time = None
+    id_prefix: Text = None
+    q: Text = None
+    cursor: Cursor = None
+    limit: Limit = 50
+
+
+@router.get("", response_model=TaskPage, openapi_extra=query_openapi(TaskQuery))
+async def list_tasks(request: Request, who: Reader, ctx: Ctx) -> Any:
     """Tasks newest first (by last update), filtered; ``next_cursor`` continues. A page
     examines at most 5,000 records: ``complete: false`` means follow the cursor for more."""
+    p = parse_query(TaskQuery, request)  # after the credentials, as FastAPI's checks were
     # Like the task lookup: awaited on the loop (no thread pool hop), masked, written once
     # without a pass through the model (serve/fast_response.py, serve/page_mask.py).
-    if state and state.upper() not in STATES:
+    if p.state and p.state.upper() not in STATES:
         raise ApiError(422, "invalid_request", f"state: one of {', '.join(STATES)}")
-    f = TaskFilter(state=state, name=name, queue=queue, worker=worker,
-                   since=parse_time(since, "since"), until=parse_time(until, "until"),
-                   id_prefix=id_prefix, q=q)
+    f = TaskFilter(state=p.state, name=p.name, queue=p.queue, worker=p.worker,
+                   since=parse_time(p.since, "since"), until=parse_time(p.until, "until"),
+                   id_prefix=p.id_prefix, q=p.q)
     try:
         page = await TaskSearch(ctx.redis, ctx.keys, ctx.redactor).apage(ctx.aredis, f,
-                                                                         cursor, limit)
+                                                                         p.cursor, p.limit)
     except CursorError:
         raise ApiError(422, "invalid_cursor", "cursor: not one this API handed out") from None
     return model_bytes(TaskPage, masked_page(ctx.redactor, page))
