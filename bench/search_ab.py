@@ -8,6 +8,10 @@
 ids to search by are then sampled from its ``recent`` index) instead of filling one (~4 min at
 1,000,000 records), so a change can be measured again and again on one store.
 
+``--old-url`` gives the old tree a store of its own (filled by that tree, e.g. when the change
+is in what the flush writes): each arm then searches its own store, and the Redis CPU of each
+is read from its own server.
+
 ``serve_api.py`` measures one tree; on a shared machine two of its runs minutes apart compare
 foreign load as much as code. Here ``warden serve`` from ``--old-src`` and from this tree (same
 venv: same uvicorn, parser, loop) run side by side on one embedded store filled with ``--tasks``
@@ -91,29 +95,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--mixes", default="bench,name,failure,prefix,text")
     p.add_argument("--url", help="a store filled earlier (prefix 'bench'): no fill")
+    p.add_argument("--old-url", help="the old tree's own store (prefix 'bench'), filled by it")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     rows: list[dict[str, Any]] = []
     with store(a.url, a.tasks) as (url, redis_pid, names, ids):
-        client = redis.Redis.from_url(url, decode_responses=True)
-        tokens = TokenStore(client, Keys(PREFIX))
-        token = tokens.create(f"ab-read-{os.getpid()}", "read")[0]
-        client.close()
+        urls = {"old": a.old_url or url, "new": url}
+        pids = {arm: int(redis.Redis.from_url(u).info("server")["process_id"])
+                for arm, u in urls.items()} if a.old_url else {"old": redis_pid, "new": redis_pid}
+        tokens_by_url: dict[str, str] = {}
+        for u in set(urls.values()):
+            client = redis.Redis.from_url(u, decode_responses=True)
+            tokens_by_url[u] = TokenStore(client, Keys(PREFIX)).create(
+                f"ab-read-{os.getpid()}", "read")[0]
+            client.close()
+        if a.old_url:  # ids both stores hold (same fill seeds), else each arm's own would differ
+            old = redis.Redis.from_url(a.old_url, decode_responses=True)
+            ids = [i for i in ids if old.exists(Keys(PREFIX).task(i))] or ids
+            old.close()
         paths = mixes(names, ids)
         servers: dict[str, Server] = {}
         try:
             for arm in ("old", "new"):
-                env, port = _env(url), free_port()
+                env, port = _env(urls[arm]), free_port()
+                # No retention sweep from these servers: a store filled earlier stays as it was
+                # filled (a sweep shortens the successes' TTL, and the arms would drift apart).
+                env["WARDEN_SERVE_SAMPLER"] = "false"
                 if arm == "old":
                     env["PYTHONPATH"] = f"{a.old_src}{os.pathsep}{env['PYTHONPATH']}"
                 servers[arm] = Server([sys.executable, "-c", SERVE, "serve", "--port",
                                        str(port)], env, port)
-                run_load(servers[arm].url, token, paths["bench"], 3)  # warm-up
+                run_load(servers[arm].url, tokens_by_url[urls[arm]], paths["bench"], 3)  # warm
             for mix in a.mixes.split(","):
                 for r in range(a.rounds):
                     for arm, server in servers.items():
-                        c0, r0 = server.cpu(), cpu(redis_pid)
-                        out = run_load(server.url, token, paths[mix], a.seconds)
+                        c0, r0 = server.cpu(), cpu(pids[arm])
+                        out = run_load(server.url, tokens_by_url[urls[arm]], paths[mix],
+                                       a.seconds)
                         n = max(1, out["requests"])
                         row = {"mix": mix, "round": r, "arm": arm,
                                "load": round(os.getloadavg()[0], 1),
@@ -121,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "p50_ms": round(out["p50_ms"], 1),
                                "p99_ms": round(out["p99_ms"], 1),
                                "server_cpu_us": round(1e6 * (server.cpu() - c0) / n),
-                               "redis_cpu_us": round(1e6 * (cpu(redis_pid) - r0) / n),
+                               "redis_cpu_us": round(1e6 * (cpu(pids[arm]) - r0) / n),
                                "statuses": out["statuses"]}
                         rows.append(row)
                         print(row, flush=True)
