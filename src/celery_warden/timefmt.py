@@ -10,6 +10,11 @@ from typing import Any
 #: Timestamps formatted by :func:`iso`'s own arithmetic (1970 to 2096); outside it (or for a
 #: value ``datetime`` refuses) the formatting is ``datetime``'s own.
 _FAST_RANGE = (0.0, 4e9)
+#: ``YYYY-MM-DDTHH:MM:SS`` by the 10 digits of a store time's whole second: a dict lookup by the
+#: text is ~half the cost of parsing it (a search page formats 200 times; ~1.5 µs each before).
+_HEADS: dict[str, str] = {}
+#: Heads kept at most (~5 MB; cleared when full: a cache, any head can be made again).
+_MAX_HEADS = 65_536
 
 
 def iso(ts: Any) -> str | None:
@@ -20,15 +25,25 @@ def iso(ts: Any) -> str | None:
     cost ~2 µs (more on a busy machine) and a search page formats 200 of them: the seconds part
     is cached per whole second (a task's times share a few) and the microseconds are rounded
     the way ``datetime`` rounds them (half to even)."""
+    if type(ts) is str and len(ts) == 17:
+        # How the store writes a time ("%.6f", 2001-2096): the digits are the microseconds
+        # datetime would round to (the float is within 0.25 µs of them). The date and time of
+        # the whole second come from :data:`_HEADS` by its 10 digits, which hold only heads
+        # checked once (ASCII digits, in range): a hit needs only the fraction checked.
+        head = _HEADS.get(ts[:10])
+        if head is not None:
+            digits = ts[11:]
+            if ts[10] == "." and digits.isdigit() and digits.isascii():
+                return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
+        elif ts[10] == "." and ts.isascii() and "1000000000" <= ts < "4" and (
+                ts[:10].isdigit() and ts[11:].isdigit()):
+            if len(_HEADS) >= _MAX_HEADS:
+                _HEADS.clear()
+            head = _HEADS[ts[:10]] = _second(int(ts[:10]))
+            digits = ts[11:]
+            return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
     if ts is None or ts == "":
         return None
-    if type(ts) is str and len(ts) == 17 and ts[10] == "." and ts.isascii() and (
-            "1000000000" <= ts < "4" and ts[:10].isdigit() and ts[11:].isdigit()):
-        # How the store writes a time ("%.6f", 2001-2096): the digits are the microseconds
-        # datetime would round to (the float is within 0.25 µs of them).
-        digits = ts[11:]
-        head = _second(int(ts[:10]))
-        return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
     try:
         value = float(ts)
     except (TypeError, ValueError):

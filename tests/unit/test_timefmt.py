@@ -53,3 +53,19 @@ def test_the_stores_strings_read_as_their_number(text: str) -> None:
     except ValueError:
         expected = None
     assert iso(text) == expected
+
+
+def test_the_head_cache_stays_bounded_and_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound the cache of whole seconds is emptied, never wrong: every store string
+    still formats as ``datetime`` does, and a cached second with a damaged fraction does not
+    take the fast path."""
+    from celery_warden import timefmt
+
+    monkeypatch.setattr(timefmt, "_MAX_HEADS", 8)
+    monkeypatch.setattr(timefmt, "_HEADS", {})
+    rng = random.Random(3)
+    for _ in range(200):
+        text = f"{rng.randrange(1_000_000_000, 3_999_999_999) + rng.random():.6f}"
+        assert iso(text) == reference(float(text)) == iso(text)
+        assert len(timefmt._HEADS) <= 8
+    assert iso(text[:11] + "12345x") is None and iso(text[:10] + ",123456") is None
