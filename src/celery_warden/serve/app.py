@@ -20,6 +20,7 @@ from celery_warden.dashboard import mount_static
 from celery_warden.serve.background import BACKGROUND
 from celery_warden.serve.context import ServeContext
 from celery_warden.serve.errors import install_error_handlers
+from celery_warden.serve.hot_routes import hot_routes
 from celery_warden.serve.limits import BodyLimit
 from celery_warden.serve.own_fields import check_redaction
 from celery_warden.serve.routes import ROUTERS
@@ -63,6 +64,7 @@ def create_app(settings: WardenSettings | None = None, *,
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes[0:0] = hot_routes()  # answered first; FastAPI's document them
     mount_static(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, 413s included

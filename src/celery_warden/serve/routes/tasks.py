@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from celery_warden.read.task_detail import TaskDetail as DetailReader
 from celery_warden.read.task_search import CursorError, TaskFilter, TaskSearch
 from celery_warden.serve import control
 from celery_warden.serve.audited import audited
-from celery_warden.serve.auth import Operator, Reader
-from celery_warden.serve.context import Ctx
+from celery_warden.serve.auth import Operator, Reader, Scope, require
+from celery_warden.serve.context import Ctx, ServeContext
 from celery_warden.serve.errors import ERROR_RESPONSES, ApiError, not_found
 from celery_warden.serve.fast_response import model_bytes
 from celery_warden.serve.page_mask import masked_page
@@ -53,6 +54,13 @@ class TaskQuery(BaseModel):
 async def list_tasks(request: Request, who: Reader, ctx: Ctx) -> Any:
     """Tasks newest first (by last update), filtered; ``next_cursor`` continues. A page
     examines at most 5,000 records: ``complete: false`` means follow the cursor for more."""
+    # Served by list_tasks_hot (serve/hot_routes.py); this route documents it, and answers
+    # alike should the hot route not be mounted.
+    return await task_page(request, ctx)
+
+
+async def task_page(request: Request, ctx: ServeContext) -> Response:
+    """The answer of ``GET /api/v1/tasks`` to a caller already allowed to read."""
     p = parse_query(TaskQuery, request)  # after the credentials, as FastAPI's checks were
     # Like the task lookup: awaited on the loop (no thread pool hop), masked, written once
     # without a pass through the model (serve/fast_response.py, serve/page_mask.py).
@@ -67,6 +75,16 @@ async def list_tasks(request: Request, who: Reader, ctx: Ctx) -> Any:
     except CursorError:
         raise ApiError(422, "invalid_cursor", "cursor: not one this API handed out") from None
     return model_bytes(TaskPage, masked_page(ctx.redactor, page))
+
+
+_may_read = require(Scope.READ)
+
+
+async def list_tasks_hot(request: Request) -> Response:
+    """:func:`list_tasks` without FastAPI's per-request wrapper (serve/hot_routes.py): the
+    same credential check (the ``Reader`` dependency's function), then the same page."""
+    await _may_read(request)
+    return await task_page(request, request.app.state.ctx)
 
 
 @router.get("/{task_id}", response_model=TaskDetail)
