@@ -199,3 +199,16 @@ def test_arbitrary_text_without_keys_or_urls_is_unchanged(text):
     assume(all(k not in text.lower() for k in ("pass", "secret", "token", "auth", "api",
                                                 "cookie", "private", "credential")))
     assert R.redact_text(text) == text
+
+
+@given(st.lists(st.sampled_from(["password", "api", "tok", "token", "x", " ", "\n", "é", "secre",
+                                 "t", "cookie", "passwd", "priv", "ate", "0123456789abcdef"]),
+                max_size=400),
+       st.sampled_from(["", "pass+word,a.b", "job_id,x-y"]))
+def test_the_long_text_gate_means_the_anchor_regex(pieces, extra):
+    """Substring searches (long text) and the anchor regex (short text) agree on every text,
+    with the default keys and with extra ones that need escaping."""
+    redactor = Redactor(extra)
+    low = "".join(pieces).lower()
+    assert redactor._anchored(low) == (redactor._anchor.search(low) is not None)
+    assert redactor._anchored(low * 3) == (redactor._anchor.search(low * 3) is not None)
