@@ -140,7 +140,12 @@ def test_pool_children_killed_mid_run_are_replayed_without_a_worker_restart(
     def succeeded() -> int:
         return successes(redis_client, keys)
 
-    wait_for(lambda: succeeded() >= TASKS, 30, 0.2, f"{TASKS} successes counted")
+    try:
+        wait_for(lambda: succeeded() >= TASKS, 30, 0.2, f"{TASKS} successes counted")
+    except AssertionError as exc:  # what was counted, and what the reaper said, to diagnose
+        replays = [line for line in w.log().splitlines() if "replay" in line or "reap" in line]
+        raise AssertionError(f"{exc}: {succeeded()} counted, {len(labels)} executed, "
+                             f"killed {killed}; reaper: {replays[-10:]}") from None
     time.sleep(6.0)  # past a flush interval: any double count would have arrived
     # The worker never restarted: what came back came from its reaper.
     assert w.process is not None and w.process.poll() is None and w.pid == main_pid
