@@ -149,9 +149,11 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 __all__ = ["ANONYMOUS", "COOKIE", "Principal", "Scope", "identify", "open_for", "require",
            "same_origin"]
 
+#: The ``read`` check itself, for a route answered outside FastAPI (serve/hot_routes.py).
+may_read = require(Scope.READ)
 #: Route parameter aliases: ``def route(who: Reader, ...)``.
-Reader = Annotated[Principal, Depends(require(Scope.READ))]
+Reader = Annotated[Principal, Depends(may_read)]
 Operator = Annotated[Principal, Depends(require(Scope.OPERATE))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 Scraper = Annotated[Principal, Depends(require(Scope.METRICS))]
-__all__ += ["Admin", "Operator", "Reader", "Scraper"]
+__all__ += ["Admin", "Operator", "Reader", "Scraper", "may_read"]

@@ -12,7 +12,7 @@ from celery_warden.read.task_detail import TaskDetail as DetailReader
 from celery_warden.read.task_search import CursorError, TaskFilter, TaskSearch
 from celery_warden.serve import control
 from celery_warden.serve.audited import audited
-from celery_warden.serve.auth import Operator, Reader, Scope, require
+from celery_warden.serve.auth import Operator, Reader, may_read
 from celery_warden.serve.context import Ctx, ServeContext
 from celery_warden.serve.errors import ERROR_RESPONSES, ApiError, not_found
 from celery_warden.serve.fast_response import model_bytes
@@ -77,13 +77,10 @@ async def task_page(request: Request, ctx: ServeContext) -> Response:
     return model_bytes(TaskPage, masked_page(ctx.redactor, page))
 
 
-_may_read = require(Scope.READ)
-
-
 async def list_tasks_hot(request: Request) -> Response:
     """:func:`list_tasks` without FastAPI's per-request wrapper (serve/hot_routes.py): the
     same credential check (the ``Reader`` dependency's function), then the same page."""
-    await _may_read(request)
+    await may_read(request)
     return await task_page(request, request.app.state.ctx)
 
 
