@@ -25,22 +25,18 @@ def iso(ts: Any) -> str | None:
     cost ~2 µs (more on a busy machine) and a search page formats 200 of them: the seconds part
     is cached per whole second (a task's times share a few) and the microseconds are rounded
     the way ``datetime`` rounds them (half to even)."""
-    if type(ts) is str and len(ts) == 17:
+    if type(ts) is str and len(ts) == 17 and ts[10] == ".":
         # How the store writes a time ("%.6f", 2001-2096): the digits are the microseconds
         # datetime would round to (the float is within 0.25 µs of them). The date and time of
         # the whole second come from :data:`_HEADS` by its 10 digits, which hold only heads
         # checked once (ASCII digits, in range): a hit needs only the fraction checked.
         head = _HEADS.get(ts[:10])
-        if head is not None:
-            digits = ts[11:]
-            if ts[10] == "." and digits.isdigit() and digits.isascii():
-                return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
-        elif ts[10] == "." and ts.isascii() and "1000000000" <= ts < "4" and (
-                ts[:10].isdigit() and ts[11:].isdigit()):
+        if head is None and ts.isascii() and "1000000000" <= ts < "4" and ts[:10].isdigit():
             if len(_HEADS) >= _MAX_HEADS:
                 _HEADS.clear()
             head = _HEADS[ts[:10]] = _second(int(ts[:10]))
-            digits = ts[11:]
+        digits = ts[11:]
+        if head is not None and digits.isdigit() and digits.isascii():
             return f"{head}.{digits}Z" if digits != "000000" else f"{head}Z"
     if ts is None or ts == "":
         return None

@@ -3,8 +3,8 @@
 -- them in order; an entry whose id left P:recent (its record expired) is removed. One call
 -- takes buckets in order from the shared progress counter (KEYS[2]) and moves it on, so several
 -- sweepers split the work ('done' once every bucket was rescored): at most ARGV[2] buckets, and
--- none more once ARGV[3] entries were moved (~10 us of Redis each: a call stays ~5 ms). The '~' bucket keeps
--- score 0 (read by ZRANGEBYLEX still).
+-- none more once ARGV[3] entries were moved (~10 us of Redis each: a call stays ~5 ms). The '~'
+-- bucket keeps score 0 (read by ZRANGEBYLEX still).
 -- KEYS: 1 P:recent, 2 the progress counter
 -- ARGV: 1 the id bucket key prefix, 2 most buckets per call, 3 most entries per call
 -- Returns {entries rescored or removed, 1 when every bucket is done (0 otherwise)}.

@@ -185,13 +185,14 @@ class TaskSearch:
         prefix = f.id_prefix or ""
         buckets = id_buckets(self.keys, prefix)
         lex = self.keys.task_id_bucket("~")
-        walk = [b for b in buckets if b != lex] if buckets else [
-            (yield from self.index_steps(f))]
+        has_lex = lex in buckets
+        scored = [b for b in buckets if b != lex]
+        walk = scored if buckets else [(yield from self.index_steps(f))]
         # The buckets of a 2-4 hex digit prefix hold exactly the ids that start with it; a
         # longer prefix, the '~' bucket and a walked index are checked id by id.
-        implied = bool(walk) and buckets != [] and len(prefix) <= 4
-        keys = [self.keys.recent, *walk, *([lex] if lex in buckets else [])]
-        flags = ["1" if lex in buckets else "0", "1" if implied else "0", MAX_PREFIX_MATCHES]
+        implied = bool(scored) and len(prefix) <= 4
+        keys = [self.keys.recent, *walk, *([lex] if has_lex else [])]
+        flags = ["1" if has_lex else "0", "1" if implied else "0", MAX_PREFIX_MATCHES]
         while len(found) < limit and examined < budget and not exhausted:
             top = f.until
             if after is not None:  # start at the cursor's score, not at the newest record
