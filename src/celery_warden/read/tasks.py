@@ -106,6 +106,12 @@ SUMMARY_FIELDS = ("state", "name", "queue", "worker", "retries", "sent", "receiv
                   "parent_id", "root_id")
 
 
+#: Every key of a list item (:func:`task_summary`), its error's included.
+ITEM_KEYS = ("task_id", "name", "state", "queue", "worker", "retries", "sent_at", "received_at",
+             "started_at", "finished_at", "runtime", "queue_wait", "error", "type", "message",
+             "dlq_entry", "parent_id", "root_id", "updated")
+
+
 def task_summary(task_id: str, values: Sequence[str | None], updated: float,
                  redactor: Redactor) -> dict[str, Any]:
     """A list item from the record's :data:`SUMMARY_FIELDS` values (in that order, ``None``
@@ -183,4 +189,5 @@ class TaskReader:
                 for tid, raw in zip(ids, pipe.execute(), strict=True) if raw]
 
 
-__all__ = ["SUMMARY_FIELDS", "TaskReader", "task_error", "task_status", "task_summary"]
+__all__ = ["ITEM_KEYS", "SUMMARY_FIELDS", "TaskReader", "task_error", "task_status",
+           "task_summary"]

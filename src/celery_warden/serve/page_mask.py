@@ -14,12 +14,14 @@ from celery_warden.redaction import Redactor
 
 
 def masked_page(redactor: Redactor, page: dict[str, Any], items: str = "items",
-                ) -> dict[str, Any]:
+                items_masked: bool = False) -> dict[str, Any]:
     """``redactor.redact(page)``, with the list under ``items`` masked item by item through
-    :meth:`~celery_warden.redaction.Redactor.redact_records`."""
+    :meth:`~celery_warden.redaction.Redactor.redact_records` — or, with ``items_masked``
+    (the reader masked them already, e.g. ``read.task_search.masked_items``), taken as
+    they are."""
     rows = page.get(items)
     if type(rows) is not list or redactor.is_secret(items):
         return dict(redactor.redact(page))
     out: dict[str, Any] = redactor.redact({k: v for k, v in page.items() if k != items})
-    out[items] = redactor.redact_records(rows)
+    out[items] = rows if items_masked else redactor.redact_records(rows)
     return {k: out[k] for k in page}  # the page's own key order

@@ -74,7 +74,8 @@ async def task_page(request: Request, ctx: ServeContext) -> Response:
                                                                          p.cursor, p.limit)
     except CursorError:
         raise ApiError(422, "invalid_cursor", "cursor: not one this API handed out") from None
-    return model_bytes(TaskPage, masked_page(ctx.redactor, page))
+    # The search masked the items (read/task_search.masked_items); the rest is masked here.
+    return model_bytes(TaskPage, masked_page(ctx.redactor, page, items_masked=True))
 
 
 async def list_tasks_hot(request: Request) -> Response:
