@@ -52,6 +52,9 @@ class PublishHandlers:
         self.settings = services.settings
         self.recorder = services.recorder
         self.hostname = socket.gethostname()
+        # Once, not per publish: the settings' property parses the broker URL (~1 µs).
+        self.broker_is_redis = services.settings.broker_is_redis
+        self.track_sent = services.settings.track_sent
 
     def slot(self) -> Publishing:
         """A fresh slot for one publish of this app (``publish_guard`` sets it)."""
@@ -65,11 +68,11 @@ class PublishHandlers:
         slot = PUBLISHING.get()
         if headers is None or properties is None or slot is None or slot.app is not self.app:
             return
-        priority.normalise(headers, properties, self.settings.broker_is_redis)
+        priority.normalise(headers, properties, self.broker_is_redis)
         headers[h.SENT] = time.time()
         headers.pop(h.RECEIVED, None)
         headers.pop("redelivered", None)  # kombu's restore flag must not ride along on retry()
-        if self.settings.track_sent and "id" in headers:
+        if self.track_sent and "id" in headers:
             slot.headers, slot.name = headers, sender
             slot.queue = str(routing_key or exchange or "")
 
