@@ -63,3 +63,14 @@ def test_api_readers_benchmark_runs_on_its_own_redis() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert proc.stdout.startswith("3000 records in ")
     assert len(re.findall(r" p50 +\d+\.\d+ ms +p99 +\d+\.\d+ ms", proc.stdout)) == 16
+
+
+def test_publisher_inproc_benchmark_runs_on_its_own_redis() -> None:
+    """bench/publisher_inproc.py alternates a plain and a Warden app in one process on its own
+    embedded Redis and prints both arms (no timing is asserted)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "publisher_inproc.py"),
+                           "--rounds", "2", "--batch", "20"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert re.search(r"plain \d+\.\d us, warden \d+\.\d us, difference [+-]\d+\.\d us",
+                     proc.stdout), proc.stdout
