@@ -259,26 +259,27 @@ class Probe:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def tree_cpu(procs: list[psutil.Process]) -> tuple[float, float, float]:
+def tree_cpu(procs: list[psutil.Process]) -> tuple[float, float, float, float]:
     """User + system CPU seconds of (the first process, the others, the first process's main
-    thread): the worker's main process, its pool children, and the consumer's event loop
-    (the rest of the main process is its other threads: Warden's flusher, reaper, heartbeat;
-    Celery's timer). Children are read one by one because a parent's ``children_user`` only
-    covers children that already exited."""
-    main = rest = loop = 0.0
+    thread, the others' main threads): the worker's main process, its pool children, the
+    consumer's event loop (the rest of the main process is its other threads: Warden's flusher,
+    reaper, heartbeat; Celery's timer) and the children's task threads (the rest of a child is
+    Warden's flusher thread). Children are read one by one because a parent's
+    ``children_user`` only covers children that already exited."""
+    main = rest = loop = tasks = 0.0
     for i, p in enumerate(procs):
         try:
             t = p.cpu_times()
-            if i == 0:
-                loop = sum(th.user_time + th.system_time for th in p.threads()
-                           if th.id == p.pid)
+            own = sum(th.user_time + th.system_time for th in p.threads() if th.id == p.pid)
         except psutil.Error:
             continue
         if i == 0:
             main += t.user + t.system
+            loop = own
         else:
             rest += t.user + t.system
-    return main, rest, loop
+            tasks += own
+    return main, rest, loop, tasks
 
 
 def machine_busy() -> float:
@@ -391,6 +392,7 @@ class ArmResult:
     worker_cpu: float
     main_cpu: float
     loop_cpu: float
+    pool_task_cpu: float
     probe_cpu: float
     background_cpu: float
     redis_cpu: float | None
@@ -418,6 +420,7 @@ class ArmResult:
             "worker_main_cpu_seconds": self.main_cpu,
             "worker_main_thread_cpu_seconds": self.loop_cpu,
             "pool_cpu_seconds": self.worker_cpu - self.main_cpu,
+            "pool_task_thread_cpu_seconds": self.pool_task_cpu,
             "bench_poll_cpu_seconds": self.probe_cpu,
             "background_cpu_seconds": self.background_cpu,
             "background_share": self.background_share,
@@ -529,7 +532,7 @@ class Bench:
         boot_deadline = spawned + 120.0
         drain_deadline: float | None = None
         t_first = t_empty = 0.0
-        cpu_first = cpu_empty = (0.0, 0.0, 0.0)
+        cpu_first = cpu_empty = (0.0, 0.0, 0.0, 0.0)
         own_first = own_empty = sys_first = sys_empty = 0.0
         rcpu_first = rcpu_empty = None
         while True:
@@ -578,6 +581,7 @@ class Bench:
             arm=arm, round=round_no, tasks=tasks, drain_seconds=t_empty - t_first,
             boot_seconds=t_first - spawned, worker_cpu=worker_cpu,
             main_cpu=cpu_empty[0] - cpu_first[0], loop_cpu=cpu_empty[2] - cpu_first[2],
+            pool_task_cpu=cpu_empty[3] - cpu_first[3],
             probe_cpu=probe_cpu,
             background_cpu=background,
             redis_cpu=redis_cpu, publish_seconds=float(pub["seconds"]),
@@ -693,6 +697,7 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
         "main_cpu_ms_per_task": per_task(lambda r: r.main_cpu * 1000),
         "loop_cpu_ms_per_task": per_task(lambda r: r.loop_cpu * 1000),
         "pool_cpu_ms_per_task": per_task(lambda r: (r.worker_cpu - r.main_cpu) * 1000),
+        "pool_task_cpu_ms_per_task": per_task(lambda r: r.pool_task_cpu * 1000),
         "redis_cpu_us_per_task": per_task(lambda r: (r.redis_cpu or 0.0) * 1e6),
         "publish_us_per_task": per_task(lambda r: r.publish_seconds * 1e6),
         "publish_cpu_us_per_task": per_task(lambda r: r.publish_cpu * 1e6),
@@ -774,6 +779,7 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     row("  of which worker main process (consumer)", "main_cpu_ms_per_task")
     row("    its main thread (the consumer's event loop)", "loop_cpu_ms_per_task")
     row("  of which pool children (task execution)", "pool_cpu_ms_per_task")
+    row("    their task threads (the rest: Warden's flusher)", "pool_task_cpu_ms_per_task")
     if any(r.redis_cpu is not None for r in results):
         row("redis-server CPU, µs/task (drain)", "redis_cpu_us_per_task", "{:.1f}")
     row("drain: server-side commands/task", "drain_commands_per_task", "{:.2f}")
