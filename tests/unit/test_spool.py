@@ -21,7 +21,7 @@ def spool_settings(settings_factory, tmp_path: Path):
 
 class FactRun(FakeRun):
     def facts(self) -> tuple[object, ...]:
-        return (self.queue, self.worker, 123, 1.0e9, None, 0, 0, self.wait)
+        return (self.queue, self.worker, 123, 1.0e9, None, 0, 0, self.wait, self.counts_received)
 
 
 def spooling(settings, made: list[Recorder]) -> Recorder:
@@ -34,10 +34,11 @@ def spooling(settings, made: list[Recorder]) -> Recorder:
     return r
 
 
-def finish(r: Recorder, n: int, outcome: str = "success", start: int = 0) -> list[str]:
+def finish(r: Recorder, n: int, outcome: str = "success", start: int = 0,
+           kind: type[FakeRun] | None = None) -> list[str]:
     ids = []
     for i in range(start, start + n):
-        run = FactRun("t.work", "celery@host-a", "q1", 0.5)
+        run = (kind or FactRun)("t.work", "celery@host-a", "q1", 0.5)
         tid = f"task-{i}"
         r.begin(tid, run)
         final: dict[str, object] = {"state": outcome.upper(), "finished": 1.0e9 + 1}
@@ -73,16 +74,34 @@ def test_killed_before_any_flush_everything_is_replayed_once(spool_settings, rec
     assert counts(spool_settings, redis_client) == {}
     report = replayer(spool_settings, recorders).replay_dead()
     assert report is not None and report.entries == 30 and report.kept == 0
-    assert counts(spool_settings, redis_client) == {"started": 30, "succeeded": 30}
+    assert counts(spool_settings, redis_client) == {"received": 30, "started": 30, "succeeded": 30}
     monitor = CeleryMonitor(spool_settings)
     status = monitor.get_task_status(ids[0])
     assert status["state"] == "SUCCESS" and status["worker"] == "celery@host-a"
     # A second start finds nothing left.
     again = replayer(spool_settings, recorders).replay_dead()
     assert again is not None and again.entries == 0
-    assert counts(spool_settings, redis_client) == {"started": 30, "succeeded": 30}
+    assert counts(spool_settings, redis_client) == {"received": 30, "started": 30, "succeeded": 30}
     assert not list((Path(spool_dir(spool_settings.spool_dir, spool_settings.key_prefix)
                           or "")).glob("*"))
+
+
+class OldFactRun(FactRun):
+    """What an older version spooled: 8 facts, its worker main process having counted the
+    receipt already."""
+
+    def facts(self) -> tuple[object, ...]:
+        return super().facts()[:8]
+
+
+def test_an_older_versions_spool_replays_without_counting_the_receipt_again(
+        spool_settings, recorders, redis_client) -> None:
+    dead = spooling(spool_settings, recorders)
+    finish(dead, 4, kind=OldFactRun)
+    die(dead)
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.entries == 4
+    assert counts(spool_settings, redis_client) == {"started": 4, "succeeded": 4}
 
 
 def test_flushed_but_not_yet_deleted_segment_is_not_counted_again(spool_settings, recorders,
@@ -93,7 +112,7 @@ def test_flushed_but_not_yet_deleted_segment_is_not_counted_again(spool_settings
     segments_before = dead._spool.segments()  # type: ignore[union-attr]
     kept = [p.read_bytes() for p in segments_before]
     assert dead.flush() is True
-    assert counts(spool_settings, redis_client) == {"started": 10, "succeeded": 10}
+    assert counts(spool_settings, redis_client) == {"received": 10, "started": 10, "succeeded": 10}
     # Put the applied segment (with its marker) back, as if the process died before deleting.
     for path, data in zip(segments_before, kept, strict=True):
         path.write_bytes(data + frame(("M", 1, 1, dead.flusher.writer_id)))
@@ -101,7 +120,7 @@ def test_flushed_but_not_yet_deleted_segment_is_not_counted_again(spool_settings
     die(dead)
     report = replayer(spool_settings, recorders).replay_dead()
     assert report is not None and report.kept == 0
-    assert counts(spool_settings, redis_client) == {"started": 15, "succeeded": 15}
+    assert counts(spool_settings, redis_client) == {"received": 15, "started": 15, "succeeded": 15}
 
 
 def test_replay_waits_for_the_store_and_keeps_the_files(spool_settings, recorders,
@@ -117,7 +136,7 @@ def test_replay_waits_for_the_store_and_keeps_the_files(spool_settings, recorder
     assert report is not None and report.kept == 1
     report = replayer(spool_settings, recorders).replay_dead()
     assert report is not None and report.entries == 4
-    assert counts(spool_settings, redis_client) == {"started": 4, "failed": 4}
+    assert counts(spool_settings, redis_client) == {"received": 4, "started": 4, "failed": 4}
 
 
 def test_a_live_process_spool_is_left_alone(spool_settings, recorders, redis_client):
@@ -126,7 +145,7 @@ def test_a_live_process_spool_is_left_alone(spool_settings, recorders, redis_cli
     report = replayer(spool_settings, recorders).replay_dead()
     assert report is not None and report.entries == 0
     assert alive.flush() is True
-    assert counts(spool_settings, redis_client) == {"started": 3, "succeeded": 3}
+    assert counts(spool_settings, redis_client) == {"received": 3, "started": 3, "succeeded": 3}
     assert alive._spool is not None and alive._spool.segments() == []
 
 

@@ -24,6 +24,7 @@ class FakeRun:
         self.worker = worker
         self.queue = queue
         self.wait = wait
+        self.counts_received = True  # a delivery the worker's main process stamped
 
     def start_fields(self) -> tuple[dict[str, object], dict[str, object], int, int]:
         return {"name": self.name}, {"state": "STARTED"}, 0, 0
@@ -52,7 +53,7 @@ def test_counts_and_histograms_are_exact_and_use_prometheus_bounds(settings, rec
     r, _ = flaky_recorder(settings, recorders, set(), lost=False)
     run_tasks(r, 7, "success", runtime=0.02, wait=0.3)
     run_tasks(r, 3, "failure", exc="ValueError", runtime=3.0, wait=700.0)
-    r.total(("received", "t.work", "celery@host-a", "q1", ""))
+    r.total(("received", "t.work", "celery@host-a", "q1", ""))  # as a main-side outcome counts it
     r.total(("rejected", totals.UNKNOWN, "host-a", "q1", ""))
     assert r.flush() is True
     got = counters_of(redis_client, settings)
@@ -60,7 +61,7 @@ def test_counts_and_histograms_are_exact_and_use_prometheus_bounds(settings, rec
         ("started", "t.work", "host-a", "q1", ""): 10,
         ("succeeded", "t.work", "host-a", "q1", ""): 7,
         ("failed", "t.work", "host-a", "q1", "ValueError"): 3,
-        ("received", "t.work", "host-a", "q1", ""): 1,
+        ("received", "t.work", "host-a", "q1", ""): 10 + 1,  # with each end, and the other
         ("rejected", "_unknown", "host-a", "q1", ""): 1,
     }
     _, hists = read_totals(redis_client, Keys(settings.key_prefix))

@@ -36,8 +36,8 @@ class Run:
     (:func:`run_from_context`, the ``task_prerun`` signal).
     """
 
-    __slots__ = ("args", "defers", "exc", "flushed", "kwargs", "mono", "name", "pid", "queue",
-                 "received", "retries", "started", "wait", "worker")
+    __slots__ = ("args", "counts_received", "defers", "exc", "flushed", "kwargs", "mono", "name",
+                 "pid", "queue", "received", "retries", "started", "wait", "worker")
 
     def __init__(self, started: float, mono: float, wait: float | None, name: str, worker: str,
                  pid: int, retries: int, defers: int, queue: str, received: float | None,
@@ -54,6 +54,9 @@ class Run:
         self.defers = defers
         self.queue = queue
         self.received = received
+        # A delivery the worker's main process stamped on receipt is counted as received with
+        # its outcome, here (record/worker.py: the main process counts no receipt itself).
+        self.counts_received = received is not None
         self.args = args  # read again only when the record is written (previews)
         self.kwargs = kwargs
 
@@ -73,7 +76,7 @@ class Run:
     def facts(self) -> tuple[Any, ...]:
         """What the spool keeps to rebuild the record (``replay.ReplayRun``; no previews)."""
         return (self.queue, self.worker, self.pid, self.started, self.received, self.retries,
-                self.defers, self.wait)
+                self.defers, self.wait, self.counts_received)
 
 
 def _float(value: Any) -> float | None:

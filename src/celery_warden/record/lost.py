@@ -138,6 +138,7 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
                                "reason": "a duplicate delivery whose pool process was lost; "
                                          "the task had already succeeded"},
                       retries=lost.retries, defers=lost.defers)
+        recorder.total(("received", lost.name, lost.worker, lost.queue, ""))
         return False
     runtime = max(0.0, lost.lost_at - lost.started) if lost.started else None
     attempt: dict[str, Any] = {"state": "SUCCESS", "finished": lost.lost_at,
@@ -152,6 +153,8 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
     recorder.observe(lost.name, lost.lost_at, "success", runtime, None, lost.queue or None,
                      retried=lost.retries > 0)
     recorder.total(("succeeded", lost.name, lost.worker, lost.queue, ""), runtime)
+    # The receipt too: it is counted with the delivery's end, which its child never reached.
+    recorder.total(("received", lost.name, lost.worker, lost.queue, ""))
     return True
 
 

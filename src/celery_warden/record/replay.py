@@ -49,7 +49,8 @@ class Replayer(Protocol):
 class ReplayRun:
     """A finished task rebuilt from a spool entry (the :class:`~.running.Running` protocol)."""
 
-    __slots__ = ("_facts", "defers", "flushed", "name", "queue", "retries", "wait", "worker")
+    __slots__ = ("_facts", "counts_received", "defers", "flushed", "name", "queue", "retries",
+                 "wait", "worker")
 
     def __init__(self, name: str, facts: tuple[Any, ...], counted: bool) -> None:
         self._facts = facts
@@ -57,9 +58,11 @@ class ReplayRun:
         self.queue, self.worker = str(facts[0] or ""), str(facts[1] or "")
         self.retries, self.defers, self.wait = int(facts[5]), int(facts[6]), facts[7]
         self.flushed = counted
+        # Facts of 8 values were spooled by a version whose main process counted the receipt.
+        self.counts_received = len(facts) > 8 and bool(facts[8])
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
-        queue, worker, pid, started, received, retries, defers, wait = self._facts
+        queue, worker, pid, started, received, retries, defers, wait = self._facts[:8]
         static = {"name": self.name, "queue": queue or None}
         attempt = {"state": "STARTED", "started": started, "worker": worker, "pid": pid,
                    "received": received, "wait": wait, "retries": retries}

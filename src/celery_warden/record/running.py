@@ -27,6 +27,8 @@ class Running(Protocol):
     worker: str
     queue: str
     wait: float | None
+    #: Whether the receipt of this delivery is counted with its end (see ``record/worker.py``).
+    counts_received: bool
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
@@ -111,6 +113,8 @@ class TaskBuffer(RecordBuffer):
             self._observe_locked(name, finished, outcome, runtime, wait, None,
                                  rank == RANK_FINAL and run.retries > 0)
             worker, queue = run.worker, run.queue
+            if run.counts_received:
+                count(counters, ("received", name, worker, queue, ""))
             if not counted:
                 count(counters, ("started", name, worker, queue, ""))
                 if run.wait is not None:

@@ -6,6 +6,15 @@ stamps the received time into the request dict, which is the one passed to the p
 the child writes the whole record. The main process writes only for outcomes it sees itself —
 hard time limits and lost workers (``task_failure``), revokes, rejected and unknown messages,
 poison pills — and for tasks held until their ETA (shown RECEIVED meanwhile).
+
+A receipt is counted (the ``received`` total) with the delivery's outcome, where that outcome is
+recorded: by the pool child with the task's end, or here with an outcome the main process sees
+(:meth:`WorkerHandlers._finish`, and a lost child's success in :mod:`.lost`). Why not on
+receipt: the consumer's event loop in this process is what limits a worker's throughput
+(``bench/README.md``: ~1 ms of CPU per no-op task, at 80-85 % of a core), and counting there
+took it a lock, a counter and a spool entry per task. What changes: a delivery that never
+reaches an outcome — the whole worker killed with it prefetched — is counted when it is
+delivered again and ends, once, instead of once per delivery.
 """
 
 from __future__ import annotations
@@ -68,24 +77,20 @@ class WorkerHandlers:
         rd = request.request_dict
         rd[h.RECEIVED] = now
         self._requests[request.id] = request
-        info = request.delivery_info or {}
-        total = ("received", request.name, request.hostname or self.hostname,
-                 info.get("routing_key") or "", "")
-        if info.get("redelivered") and self.failures.redelivered(request):
+        info = request.delivery_info
+        if info and info.get("redelivered") and self.failures.redelivered(request):
             # Poison pill: now in the DLQ; revoke locally so this delivery is acknowledged
-            # without running (Request.execute_using_pool checks the revoked set).
+            # without running (Request.execute_using_pool checks the revoked set): its
+            # task_revoked records and counts it (on_revoked).
             worker_state.revoked.add(request.id)
-            self.recorder.total(total)
             return
         if request.eta:  # held in the worker until its ETA: show it as RECEIVED meanwhile
             self.recorder.task(
                 request.id,
                 attempt={"state": "RECEIVED", "received": now,
                          "worker": request.hostname or self.hostname},
-                retries=h.as_int(rd.get("retries")), rank=RANK_RECEIVED, total=total,
+                retries=h.as_int(rd.get("retries")), rank=RANK_RECEIVED,
             )
-        else:
-            self.recorder.total(total)
 
     # -- outcomes the main process sees ----------------------------------------------------
     def _first_outcome(self, task_id: str, seq: int) -> bool:
@@ -122,6 +127,8 @@ class WorkerHandlers:
         event = "failed" if state == "FAILURE" else "revoked"
         self.recorder.total((event, task.name, worker, queue,
                              fields.get("exc_type", "") if event == "failed" else ""), runtime)
+        # Received here, and no pool child ended it: its receipt is counted with this outcome.
+        self.recorder.total(("received", task.name, worker, queue, ""))
         return True
 
     def on_failure(self, sender: Any, task_id: str, exception: BaseException | None,
