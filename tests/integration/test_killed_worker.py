@@ -189,6 +189,9 @@ def test_success_stored_before_the_child_was_killed_is_recorded_once(settings_fa
     time.sleep(3.0)  # a double count (child spool and main both) would land by now
     assert counted("succeeded") == 3
     assert counted("started") == 3
+    # Each delivery's receipt is counted with its outcome, which the main process recorded
+    # here (record/lost.py), its pool child having died before its end.
+    assert counted("received") == 3
     monitor = CeleryMonitor(settings, app=app)
     assert {monitor.get_task_status(r.id)["state"] for r in results[:3]} == {"SUCCESS"}
     assert monitor.get_performance_stats("fleet.dies_after_success", "1h")["success"] == 3
@@ -220,6 +223,7 @@ def test_a_duplicate_lost_after_an_earlier_delivery_succeeded_is_not_counted_aga
              "Celery's lost-job path for the duplicate")
     time.sleep(3.0)  # the reaper's settle (within ~1 s) has run by now
     assert counted("succeeded") == 1
+    assert counted("received") == 2  # both deliveries: the first's child, the duplicate's main
     record = redis_client.hgetall(keys.task(first.id))
     assert record["state"] == "SUCCESS" and record["retries"] == "1"
     assert "already succeeded" in record["reason"]
