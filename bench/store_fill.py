@@ -51,14 +51,15 @@ class BenchRun:
     """What a pool child hands the recorder for one execution (``record.child.Run``'s
     protocol, ``record.running.Running``), without a Celery request behind it."""
 
-    __slots__ = ("attempt", "defers", "flushed", "name", "queue", "retries", "static", "wait",
-                 "worker")
+    __slots__ = ("attempt", "counts_received", "defers", "flushed", "name", "queue", "retries",
+                 "static", "wait", "worker")
 
     def __init__(self, name: str, worker: str, queue: str, wait: float,
                  static: dict[str, object], attempt: dict[str, object]) -> None:
         self.name, self.worker, self.queue, self.wait = name, worker, queue, wait
         self.static, self.attempt = static, attempt
         self.flushed, self.retries, self.defers = False, 0, 0
+        self.counts_received = True  # the receipt is counted with the end, as a worker's is
 
     def start_fields(self) -> tuple[dict[str, object], dict[str, object], int, int]:
         return self.static, self.attempt, 0, 0
@@ -105,7 +106,6 @@ def fill(settings: WardenSettings, count: int, shape: Shape = Shape(), spread: f
             final["exc_msg"] = f"{exc.lower()} talking to upstream #{i % 50}"
             failed += state == "FAILURE"
         buf.total(("sent", name, "client-host", queue, ""))
-        buf.total(("received", name, host, queue, ""))
         buf.begin(tid, run)
         outcome = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}[state]
         rank = RANK_RETRY if state == "RETRY" else RANK_FINAL
