@@ -74,3 +74,15 @@ def test_publisher_inproc_benchmark_runs_on_its_own_redis() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert re.search(r"plain \d+\.\d us, warden \d+\.\d us, difference [+-]\d+\.\d us",
                      proc.stdout), proc.stdout
+
+
+@pytest.mark.slow
+def test_worker_pair_benchmark_runs_both_workers_at_once() -> None:
+    """bench/worker_pair.py: both workers drain at once on its own embedded Redis, one round,
+    and it prints the ratios (no timing is asserted)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "worker_pair.py"), "--tasks",
+                           "300", "--rounds", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert re.search(r"worker CPU per task \d+\.\d{3} \(main \d+\.\d{3}, pool child \d+\.\d{3}\)",
+                     proc.stdout), proc.stdout

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""A plain and a Warden worker draining at the same time: CPU per task at the same moment.
+
+Why: ``overhead.py`` alternates the arms, as the issue asks, and on this VM its rounds spread
+0.8-1.2 in both ratios because the machine's speed moves between two drains of a few seconds
+(the same code gave a worker-CPU ratio of 1.075 and 1.187 four minutes apart). Here both
+workers (each ``--concurrency=1``, prefork, its own queue and broker key prefix on one embedded
+``redis-server``) drain at once, so whatever speed the VM has, both arms have it. The window
+opens when both are consuming and closes when the first has drained ~90 % of its queue, so both
+are busy throughout; in it each arm's CPU per completed task (its main process and its pool
+child, user + system from ``/proc``, also split per process) is compared. The two workers share
+the 2 cores, so the rate ratio says how the machine divided itself between them — a fair fight
+for CPU, not a throughput of one worker alone: the CPU ratio is the figure to read.
+
+    python bench/worker_pair.py [--tasks 4000] [--rounds 5]
+
+Not the issue's headline (that stays ``overhead.py``'s alternating medians): a way to tell
+whether a change to the worker's path helped, on a machine too noisy for the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.overhead import Layout, Worker, tree_cpu  # noqa: E402
+
+ARMS = ("plain", "warden")
+#: The window closes when the first arm has this share of its queue left.
+LEFT_AT_CLOSE = 0.1
+
+
+def env_for(arm: str, layout: Layout) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WARDEN_", "CELERY_", "BENCH_")) and k != "REDIS_URL"}
+    env.update({"PYTHONPATH": str(ROOT), "REDIS_URL": layout.redis_url,
+                "WARDEN_KEY_PREFIX": layout.key_prefix,
+                "WARDEN_QUEUE_PREFIX": layout.queue_prefix,
+                "WARDEN_BROKER_KEY_PREFIX": layout.broker_key_prefix,
+                "BENCH_WARDEN": "1" if arm == "warden" else "0"})
+    return env
+
+
+def left(client: redis.Redis, layout: Layout) -> int:
+    """Messages not yet acknowledged: queued in any priority lane, or reserved (unacked)."""
+    pipe = client.pipeline(transaction=False)
+    for key in layout.priority_keys():
+        pipe.llen(key)
+    pipe.hlen(layout.unacked)
+    return int(sum(pipe.execute()))
+
+
+def one_round(url: str, tasks: int, tmp: Path, n: int) -> dict[str, dict[str, float]]:
+    client = redis.Redis.from_url(url)
+    layouts = {arm: Layout(url, f"wp{n}{arm[0]}", f"wp{n}{arm[0]}-", f"wp{n}{arm[0]}:")
+               for arm in ARMS}
+    for arm in ARMS:  # publish with no worker running, each through its own app
+        subprocess.run([sys.executable, "-m", "bench.apps", "publish", str(tasks)], cwd=ROOT,
+                       env=env_for(arm, layouts[arm]), check=True, capture_output=True)
+    workers = {arm: Worker([sys.executable, "-m", "celery", "-A", "bench.apps", "worker",
+                            "--concurrency=1", "--pool=prefork", "-Q", layouts[arm].queue,
+                            "--without-gossip", "--without-mingle", "--loglevel=WARNING",
+                            f"--hostname=pair-{arm}-{uuid.uuid4().hex[:4]}@localhost"],
+                           env_for(arm, layouts[arm]), tmp / f"{arm}-{n}.log") for arm in ARMS}
+    try:
+        for w in workers.values():
+            w.start()
+        deadline = time.monotonic() + 120
+        while any(left(client, layouts[a]) >= tasks for a in ARMS):  # both consuming
+            for w in workers.values():
+                w.check_alive()
+            if time.monotonic() > deadline:
+                raise SystemExit("the workers did not start consuming")
+            time.sleep(0.005)
+        first = {a: (left(client, layouts[a]), tree_cpu(workers[a].processes())) for a in ARMS}
+        deadline = time.monotonic() + max(120.0, tasks / 20)
+        while all(left(client, layouts[a]) > tasks * LEFT_AT_CLOSE for a in ARMS):
+            for w in workers.values():
+                w.check_alive()
+            if time.monotonic() > deadline:
+                raise SystemExit("the drains did not finish in time")
+            time.sleep(0.005)
+        last = {a: (left(client, layouts[a]), tree_cpu(workers[a].processes())) for a in ARMS}
+    finally:
+        for w in workers.values():
+            w.kill()
+        client.flushdb()  # the embedded server this script started: nobody else's data
+        client.close()
+    out = {}
+    for arm in ARMS:
+        done = first[arm][0] - last[arm][0]
+        if done <= 0:
+            raise SystemExit(f"the {arm} arm completed nothing in the window: raise --tasks")
+        (m0, c0, _, _), (m1, c1, _, _) = first[arm][1], last[arm][1]
+        out[arm] = {"done": done, "main_us": 1e6 * (m1 - m0) / done,
+                    "child_us": 1e6 * (c1 - c0) / done,
+                    "cpu_us": 1e6 * ((m1 - m0) + (c1 - c0)) / done}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=5)
+    opts = parser.parse_args()
+    from celery_warden.embedded import EmbeddedRedis
+
+    tmp = Path(tempfile.mkdtemp(prefix="warden-bench-pair-"))
+    ratios: dict[str, list[float]] = {"cpu": [], "main": [], "child": [], "rate": []}
+    with EmbeddedRedis(tmp / "redis", appendonly=False) as server:
+        for n in range(opts.rounds):
+            r = one_round(server.url, opts.tasks, tmp, n)
+            p, w = r["plain"], r["warden"]
+            ratios["cpu"].append(w["cpu_us"] / p["cpu_us"])
+            ratios["main"].append(w["main_us"] / p["main_us"])
+            ratios["child"].append(w["child_us"] / p["child_us"])
+            ratios["rate"].append(w["done"] / p["done"])
+            print(f"round {n + 1}: CPU per task plain {p['cpu_us']:.0f} us (main "
+                  f"{p['main_us']:.0f}, child {p['child_us']:.0f}), warden {w['cpu_us']:.0f} us "
+                  f"(main {w['main_us']:.0f}, child {w['child_us']:.0f}); tasks in the window "
+                  f"{p['done']:.0f} / {w['done']:.0f}", flush=True)
+    med = {k: statistics.median(v) for k, v in ratios.items()}
+    print(f"warden/plain, median of {opts.rounds} rounds: worker CPU per task {med['cpu']:.3f} "
+          f"(main {med['main']:.3f}, pool child {med['child']:.3f}); tasks done in the same "
+          f"window {med['rate']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
