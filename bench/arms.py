@@ -4,7 +4,7 @@ An arm is ``name[:VAR=value...]`` (``plain``, ``warden``, ``warden:BENCH_SRC=<di
 process gets this environment without the caller's ``WARDEN_*``, ``CELERY_*``, ``BENCH_*`` and
 ``REDIS_URL``, so each arm runs only what it names; ``BENCH_SRC`` puts another checkout's
 package first on the path, to compare two versions in the same rounds. Shared by
-``child_path.py`` and ``publisher_ab.py``.
+``child_path.py``, ``publisher_ab.py`` and ``worker_pair.py``.
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ whether a change to the worker's path helped, on a machine too noisy for the oth
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import redis
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.arms import arm_env  # noqa: E402
 from bench.overhead import Layout, Worker, tree_cpu  # noqa: E402
 
 ARMS = ("plain", "warden")
@@ -44,14 +45,10 @@ LEFT_AT_CLOSE = 0.1
 
 
 def env_for(arm: str, layout: Layout) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WARDEN_", "CELERY_", "BENCH_")) and k != "REDIS_URL"}
-    env.update({"PYTHONPATH": str(ROOT), "REDIS_URL": layout.redis_url,
-                "WARDEN_KEY_PREFIX": layout.key_prefix,
-                "WARDEN_QUEUE_PREFIX": layout.queue_prefix,
-                "WARDEN_BROKER_KEY_PREFIX": layout.broker_key_prefix,
-                "BENCH_WARDEN": "1" if arm == "warden" else "0"})
-    return env
+    """The arm's environment (``bench.arms``), with its own queue and key prefixes."""
+    return arm_env(arm, layout.redis_url, {"WARDEN_KEY_PREFIX": layout.key_prefix,
+                                           "WARDEN_QUEUE_PREFIX": layout.queue_prefix,
+                                           "WARDEN_BROKER_KEY_PREFIX": layout.broker_key_prefix})
 
 
 def left(client: redis.Redis, layout: Layout) -> int:
@@ -61,6 +58,18 @@ def left(client: redis.Redis, layout: Layout) -> int:
         pipe.llen(key)
     pipe.hlen(layout.unacked)
     return int(sum(pipe.execute()))
+
+
+def wait_while(busy: Callable[[], bool], workers: Iterable[Worker], seconds: float,
+               what: str) -> None:
+    """Poll until ``busy()`` is false, every 5 ms; stop if a worker died or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while busy():
+        for w in workers:
+            w.check_alive()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen within {seconds:.0f} s")
+        time.sleep(0.005)
 
 
 def one_round(url: str, tasks: int, tmp: Path, n: int) -> dict[str, dict[str, float]]:
@@ -78,21 +87,11 @@ def one_round(url: str, tasks: int, tmp: Path, n: int) -> dict[str, dict[str, fl
     try:
         for w in workers.values():
             w.start()
-        deadline = time.monotonic() + 120
-        while any(left(client, layouts[a]) >= tasks for a in ARMS):  # both consuming
-            for w in workers.values():
-                w.check_alive()
-            if time.monotonic() > deadline:
-                raise SystemExit("the workers did not start consuming")
-            time.sleep(0.005)
+        wait_while(lambda: any(left(client, layouts[a]) >= tasks for a in ARMS),
+                   workers.values(), 120.0, "both workers consuming")
         first = {a: (left(client, layouts[a]), tree_cpu(workers[a].processes())) for a in ARMS}
-        deadline = time.monotonic() + max(120.0, tasks / 20)
-        while all(left(client, layouts[a]) > tasks * LEFT_AT_CLOSE for a in ARMS):
-            for w in workers.values():
-                w.check_alive()
-            if time.monotonic() > deadline:
-                raise SystemExit("the drains did not finish in time")
-            time.sleep(0.005)
+        wait_while(lambda: all(left(client, layouts[a]) > tasks * LEFT_AT_CLOSE for a in ARMS),
+                   workers.values(), max(120.0, tasks / 20), "one drain nearly done")
         last = {a: (left(client, layouts[a]), tree_cpu(workers[a].processes())) for a in ARMS}
     finally:
         for w in workers.values():

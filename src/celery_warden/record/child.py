@@ -36,8 +36,8 @@ class Run:
     (:func:`run_from_context`, the ``task_prerun`` signal).
     """
 
-    __slots__ = ("args", "counts_received", "defers", "exc", "flushed", "kwargs", "mono", "name",
-                 "pid", "queue", "received", "retries", "started", "wait", "worker")
+    __slots__ = ("args", "defers", "exc", "flushed", "kwargs", "mono", "name", "pid", "queue",
+                 "received", "retries", "started", "wait", "worker")
 
     def __init__(self, started: float, mono: float, wait: float | None, name: str, worker: str,
                  pid: int, retries: int, defers: int, queue: str, received: float | None,
@@ -54,9 +54,6 @@ class Run:
         self.defers = defers
         self.queue = queue
         self.received = received
-        # A delivery the worker's main process stamped on receipt is counted as received with
-        # its outcome, here (record/worker.py: the main process counts no receipt itself).
-        self.counts_received = received is not None
         self.args = args  # read again only when the record is written (previews)
         self.kwargs = kwargs
 
@@ -72,6 +69,12 @@ class Run:
             "received": self.received, "wait": self.wait, "retries": self.retries,
         }
         return static, attempt, self.retries, self.defers
+
+    @property
+    def counts_received(self) -> bool:
+        """A delivery the worker's main process stamped on receipt is counted as received with
+        its end, here (record/worker.py: the main process counts no receipt itself)."""
+        return self.received is not None
 
     def facts(self) -> tuple[Any, ...]:
         """What the spool keeps to rebuild the record (``replay.ReplayRun``; no previews)."""

@@ -128,6 +128,9 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
     cseq, crank = int(cur_seq or -1), int(cur_rank or -1)
     if (cseq, crank) >= (seq, RANK_FINAL):
         return False
+    # This delivery ends here, its child never having reached its end: its receipt is counted
+    # with it (record/worker.py), whichever way it is closed below.
+    recorder.total(("received", lost.name, lost.worker, lost.queue, ""))
     if lost.stored_before_start:
         # Celery acknowledged this delivery as a success because the task id had succeeded
         # before; that success is counted where it ran. Close this delivery's record without
@@ -138,7 +141,6 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
                                "reason": "a duplicate delivery whose pool process was lost; "
                                          "the task had already succeeded"},
                       retries=lost.retries, defers=lost.defers)
-        recorder.total(("received", lost.name, lost.worker, lost.queue, ""))
         return False
     runtime = max(0.0, lost.lost_at - lost.started) if lost.started else None
     attempt: dict[str, Any] = {"state": "SUCCESS", "finished": lost.lost_at,
@@ -153,8 +155,6 @@ def settle(recorder: Recorder, client: redis.Redis, keys: Keys, lost: LostSucces
     recorder.observe(lost.name, lost.lost_at, "success", runtime, None, lost.queue or None,
                      retried=lost.retries > 0)
     recorder.total(("succeeded", lost.name, lost.worker, lost.queue, ""), runtime)
-    # The receipt too: it is counted with the delivery's end, which its child never reached.
-    recorder.total(("received", lost.name, lost.worker, lost.queue, ""))
     return True
 
 

@@ -27,8 +27,11 @@ class Running(Protocol):
     worker: str
     queue: str
     wait: float | None
-    #: Whether the receipt of this delivery is counted with its end (see ``record/worker.py``).
-    counts_received: bool
+
+    @property
+    def counts_received(self) -> bool:
+        """Whether the receipt of this delivery is counted with its end (``record/worker.py``)."""
+        ...
 
     def start_fields(self) -> tuple[dict[str, Any], dict[str, Any], int, int]:
         """(static fields, STARTED attempt fields, retries, defers), values unformatted."""
