@@ -158,6 +158,32 @@ def test_clean_stop_leaves_no_files(spool_settings, recorders):
     assert list(directory.glob("*")) == []
 
 
+def test_a_spool_given_up_is_not_replayed_after_its_records_were_written(
+        spool_settings, recorders, redis_client):
+    """A write fails (a full disk): the process logs, keeps its records in memory and drops its
+    current segment — every change in it is still buffered and gets written — so when the
+    process is gone, the next start does not apply that segment a second time."""
+    import errno
+
+    r = spooling(spool_settings, recorders)
+    finish(r, 2)
+    spool = r._spool
+    assert spool is not None and spool.segments()
+
+    def full(entry: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spool.append = full  # type: ignore[method-assign]
+    finish(r, 1, start=2)
+    assert r._spool is None and spool.segments() == []
+    finish(r, 3, start=3)
+    assert r.flush() is True
+    spool.forget()  # the process is gone: its lock is released
+    report = replayer(spool_settings, recorders).replay_dead()
+    assert report is not None and report.entries == 0
+    assert counts(spool_settings, redis_client) == {"received": 6, "started": 6, "succeeded": 6}
+
+
 def test_torn_tail_is_ignored(tmp_path: Path):
     path = tmp_path / "x.0.seg"
     path.write_bytes(frame(("S", "a", 1)) + frame(("S", "b", 2))[:-3])

@@ -94,6 +94,9 @@ class RecordBuffer:
         except (OSError, ValueError) as exc:
             logger.error("warden: spool write failed (%s: %s); records are kept in memory only "
                          "from now on", type(exc).__name__, exc)
+            # Its current segment's changes are all in this buffer too: a replay of it after
+            # they are written would count them twice.
+            self._spool.abandon()  # type: ignore[union-attr]
             self._spool = None
 
     def carried(self, tasks: int, dropped: int = 0) -> None:

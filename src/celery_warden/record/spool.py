@@ -157,6 +157,21 @@ class Spool:
         self._written = False
         return path
 
+    def abandon(self) -> None:
+        """Give the spool up (the process keeps its records in memory only): the current
+        segment goes — every change in it is still buffered and will be written — so that no
+        later replay applies it a second time. Segments the flusher already took stay its own
+        (it deletes them once written)."""
+        path = self.segment_path(self._segment) if self._written else None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        self._written = False
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     @staticmethod
     def mark(segments: list[Path], first: int, last: int, writer: str) -> None:
         """Record that these segments' entries were sealed into chunks ``first..last`` of
