@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from celery_warden.keys import hour_of, minute_of
 from celery_warden.record import totals
-from celery_warden.record.histogram import bucket_index
+from celery_warden.record.histogram import MAX_INDEX, bucket_index
 from celery_warden.record.order import retries_of
 
 K = TypeVar("K")
@@ -50,6 +50,11 @@ class TaskDelta:
         return retries_of(self.seq)
 
 
+#: Histogram slot field names by bucket index (built once: two per finished task otherwise).
+_H_SLOTS = tuple(f"h{i}" for i in range(MAX_INDEX + 1))
+_W_SLOTS = tuple(f"w{i}" for i in range(MAX_INDEX + 1))
+
+
 def is_slot(field_name: str) -> bool:
     """A histogram slot (``h<i>`` duration, ``w<i>`` queue wait), not a counter."""
     return field_name[:1] in ("h", "w") and field_name[1:].isdigit()
@@ -82,7 +87,7 @@ class BucketDelta:
             c["retried"] = c.get("retried", 0) + 1
         if duration is not None:
             c["done"] = c.get("done", 0) + 1
-            h = f"h{bucket_index(duration)}"
+            h = _H_SLOTS[bucket_index(duration)]
             c[h] = c.get(h, 0) + 1
             self.floats["dsum"] = self.floats.get("dsum", 0.0) + duration
             if self.dmin is None or duration < self.dmin:
@@ -92,7 +97,7 @@ class BucketDelta:
         if wait is not None:
             wait = max(wait, 0.0)
             c["wn"] = c.get("wn", 0) + 1
-            w = f"w{bucket_index(wait)}"
+            w = _W_SLOTS[bucket_index(wait)]
             c[w] = c.get(w, 0) + 1
             self.floats["wsum"] = self.floats.get("wsum", 0.0) + wait
 

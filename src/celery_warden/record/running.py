@@ -14,7 +14,23 @@ from typing import Any, Protocol
 from celery_warden.record import totals
 from celery_warden.record.batch import TaskDelta
 from celery_warden.record.buffer import RecordBuffer
-from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
+from celery_warden.record.order import MAX_DEFERS, RANK_FINAL, RANK_STARTED, delivery_seq
+
+#: ``delivery_seq(retries, 0) == retries * _SEQ_PER_RETRY`` (most deliveries were not deferred).
+_SEQ_PER_RETRY = MAX_DEFERS + 1
+
+
+class _Group:
+    """Finished tasks of one label set in one drain: what their totals add up to."""
+
+    __slots__ = ("events", "received", "runtimes", "started", "waits")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.started = 0
+        self.events: dict[tuple[str, str], int] = {}
+        self.waits: list[float] = []
+        self.runtimes: list[float] = []
 
 
 class Running(Protocol):
@@ -93,16 +109,22 @@ class TaskBuffer(RecordBuffer):
 
     def _drain_ended_locked(self) -> None:
         """Turn the queued finished tasks into records, bucket counts and totals (the caller
-        holds the lock: the flusher's :meth:`take`, or a change that must come after them)."""
+        holds the lock: the flusher's :meth:`take`, or a change that must come after them).
+
+        Totals are gathered per label set (task name, worker, queue) first and added once per
+        set: a batch's tasks share a few, and each addition costs a tuple and a look-up."""
         ended, self._ended = self._ended, []
         batch = self._batch
-        tasks, counters, hists = batch.tasks, batch.counters, batch.hists
-        count, observe = totals.count, totals.observe
+        tasks = batch.tasks
+        bound = self.settings.buffer_size
+        groups: dict[tuple[str, str, str], _Group] = {}
         for task_id, run, name, final, rank, outcome, finished, runtime, wait, counted in ended:
-            seq = delivery_seq(run.retries, run.defers)
+            retries, defers = run.retries, run.defers
+            seq = delivery_seq(retries, defers) if defers else retries * _SEQ_PER_RETRY
             delta = tasks.get(task_id)
             if delta is None:
-                self._make_room_locked(tasks)
+                if len(tasks) + self._carried >= bound:
+                    self._make_room_locked(tasks)
                 tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
                                            run=run)
             else:
@@ -114,19 +136,33 @@ class TaskBuffer(RecordBuffer):
                 delta.run = run
                 delta.updated = finished
             self._observe_locked(name, finished, outcome, runtime, wait, None,
-                                 rank == RANK_FINAL and run.retries > 0)
-            worker, queue = run.worker, run.queue
+                                 rank == RANK_FINAL and retries > 0)
+            labels = (name, run.worker, run.queue)
+            g = groups.get(labels)
+            if g is None:
+                g = groups[labels] = _Group()
             if run.counts_received:
-                count(counters, ("received", name, worker, queue, ""))
+                g.received += 1
             if not counted:
-                count(counters, ("started", name, worker, queue, ""))
+                g.started += 1
                 if run.wait is not None:
-                    observe(hists, ("queue_wait", name, worker, queue), run.wait)
+                    g.waits.append(run.wait)
             event = totals.OUTCOME_EVENTS.get(outcome)
             if event is not None:
-                count(counters, (event, name, worker, queue,
-                                 final.get("exc_type") or "" if event == "failed" else ""))
-            observe(hists, ("runtime", name, worker, queue), runtime)
+                key = (event, final.get("exc_type") or "" if event == "failed" else "")
+                g.events[key] = g.events.get(key, 0) + 1
+            g.runtimes.append(runtime)
+        counters, hists = batch.counters, batch.hists
+        for (name, worker, queue), g in groups.items():
+            if g.received:
+                totals.count_many(counters, ("received", name, worker, queue, ""), g.received)
+            if g.started:
+                totals.count_many(counters, ("started", name, worker, queue, ""), g.started)
+            if g.waits:
+                totals.observe_many(hists, ("queue_wait", name, worker, queue), g.waits)
+            for (event, exc), n in g.events.items():
+                totals.count_many(counters, (event, name, worker, queue, exc), n)
+            totals.observe_many(hists, ("runtime", name, worker, queue), g.runtimes)
 
     def forget(self, task_id: str) -> None:
         """A task that started here will not finish here (its outcome is reported elsewhere)."""

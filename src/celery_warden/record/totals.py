@@ -71,6 +71,35 @@ def count(table: dict[CounterKey, int], key: CounterKey) -> None:
     table[key] = n + 1
 
 
+def count_many(table: dict[CounterKey, int], key: CounterKey, n: int) -> None:
+    """Add ``n`` events of one label set (:func:`count`, ``n`` times at once)."""
+    have = table.get(key)
+    if have is None:
+        if len(table) >= MAX_IN_MEMORY:
+            key = (key[0], key[1], OTHER, OTHER, OTHER if key[4] else "")
+            have = table.get(key, 0)
+        else:
+            have = 0
+    table[key] = have + n
+
+
+def observe_many(table: dict[HistKey, list[float]], key: HistKey, values: list[float]) -> None:
+    """Add several observations of one label set (:func:`observe` for each, one look-up)."""
+    slots = table.get(key)
+    if slots is None:
+        if len(table) >= MAX_IN_MEMORY:
+            key = (key[0], key[1], OTHER, OTHER)
+            slots = table.get(key)
+        if slots is None:
+            slots = table[key] = [0.0] * (len(BOUNDS[key[0]]) + 2)
+    bounds = BOUNDS[key[0]]
+    total = slots[0]
+    for value in values:
+        total += value
+        slots[bisect_left(bounds, value) + 1] += 1
+    slots[0] = total
+
+
 def observe(table: dict[HistKey, list[float]], key: HistKey, value: float) -> None:
     """Add one observation: slot 0 is the sum, slot 1 + i the count of bucket i."""
     slots = table.get(key)
@@ -137,5 +166,5 @@ def fold(counters: dict[CounterKey, int],
 
 __all__ = ["BOUNDS", "EVENTS", "MAX_EXCEPTIONS_PER_NAME", "MAX_IN_MEMORY", "MAX_NAMES",
            "MAX_SETS_PER_NAME", "OTHER", "OUTCOME_EVENTS", "QUEUE_WAIT_BOUNDS",
-           "RUNTIME_BOUNDS", "SEP", "SLOTS", "UNKNOWN", "CounterKey", "HistKey", "count", "fold",
-           "host", "label", "merge", "observe"]
+           "RUNTIME_BOUNDS", "SEP", "SLOTS", "UNKNOWN", "CounterKey", "HistKey", "count",
+           "count_many", "fold", "host", "label", "merge", "observe", "observe_many"]
