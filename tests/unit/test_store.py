@@ -237,3 +237,57 @@ def test_bucket_delta_merge():
     assert a.counts == {"success": 3, "failure": 1, "retry": 1}
     assert a.floats == {"dsum": 3.0}
     assert (a.dmin, a.dmax) == (0.1, 3.0)
+
+
+def test_lone_surrogates_in_a_record_are_written_escaped_not_fatal(settings, redis_client,
+                                                                   recorders):
+    """An exception message built from undecodable bytes (``surrogateescape``) or a routing
+    key from a hostile message holds a lone surrogate, which UTF-8 cannot encode: it used to
+    fail every flush of the process. It is written as its escape, and the rest as sent."""
+    from celery_warden import CeleryMonitor
+    from celery_warden.read.totals import read_totals
+    from celery_warden.record.recorder import Recorder
+    from tests.unit.test_totals import FakeRun
+
+    r = Recorder(settings)
+    r.stop()
+    r.restart()
+    r._stopping.set()  # no thread: the flush below is explicit
+    recorders.append(r)
+    run = FakeRun("t.work", "celery@host-a", "q\udcff<script>", 0.1)
+    r.begin("sur-1", run)
+    r.end("sur-1", run, "t.work", {"state": "FAILURE", "exc_type": "OSError",  # type: ignore[arg-type]
+                                   "exc_msg": "no such file: '\udcff[i]'"},
+          5, "failure", time.time(), 0.01, 0.1)
+    assert r.flush() is True
+    status = CeleryMonitor(settings).get_task_status("sur-1")
+    assert status["state"] == "FAILURE"
+    assert redis_client.hget(Keys(settings.key_prefix).task("sur-1"), "exc_msg") == (
+        "no such file: '\\udcff[i]'")
+    got, _ = read_totals(redis_client, Keys(settings.key_prefix))
+    assert {(c.event, c.value) for c in got} == {("received", 1), ("started", 1), ("failed", 1)}
+
+
+def test_a_chunk_that_cannot_be_encoded_is_dropped_and_counted_the_rest_written(
+        settings, redis_client, recorders, monkeypatch):
+    """A value the wire format refuses would fail the same chunk forever: it is dropped (and
+    counted), and the flusher goes on with the next records."""
+    from celery_warden.record import store
+    from celery_warden.record.recorder import Recorder
+
+    r = Recorder(settings)
+    r.stop()
+    r.restart()
+    r._stopping.set()
+    recorders.append(r)
+    r.task("bad-1", static={"name": "t.a"}, attempt={"state": "SENT"}, rank=1)
+    real = store._pack
+    monkeypatch.setattr(store, "_pack", lambda value: (_ for _ in ()).throw(TypeError("nope")))
+    assert r.flush() is True  # nothing left to retry: the chunk is gone, not carried
+    assert r.flusher.failures == 1 and r.dropped == 1
+    monkeypatch.setattr(store, "_pack", real)
+    r.task("good-1", static={"name": "t.a"}, attempt={"state": "SENT"}, rank=1)
+    assert r.flush() is True
+    keys = Keys(settings.key_prefix)
+    assert redis_client.exists(keys.task("good-1")) == 1
+    assert redis_client.exists(keys.task("bad-1")) == 0

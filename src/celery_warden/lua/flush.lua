@@ -2,12 +2,14 @@
 -- heartbeats, error groups, counters. Returns the number of task records, or -1 when this
 -- chunk was applied before (its writer's high-water mark is at or past its number: a retry
 -- after a lost reply or a partly applied batch must not add the counters twice).
--- ARGV[1] = JSON with everything but the task records; ARGV[2] = now (epoch s);
+-- ARGV[1] = MessagePack map with everything but the task records (it holds no nil: an absent
+-- value is sent as '' or left out, since a nil would vanish from a Lua table); ARGV[2] = now
+-- (epoch s);
 -- ARGV[3] = the task records as one MessagePack array (cmsgpack decodes it far faster than
 -- cjson, and one argument avoids per-field protocol overhead), each record a flat array:
 --   key, task id, update time, seq, rank, #static pairs, static k/v..., attempt k/v...
 -- Values arrive as strings so epoch timestamps keep their microseconds.
-local p = cjson.decode(ARGV[1])
+local p = cmsgpack.unpack(ARGV[1])
 local now = tonumber(ARGV[2])
 local applied = tonumber(redis.call('GET', p.writer)) or 0
 if p.seq <= applied then return -1 end

@@ -154,15 +154,17 @@ class Flusher:
                 self._writer = self._writer_factory()
             try:
                 self.written += self._writer.apply(chunk)
-            except redis.ResponseError as exc:
-                if refusal(exc):  # READONLY after a failover, OOM: it passes, like an outage
-                    raise
+            except (redis.ResponseError, TypeError, ValueError) as exc:
+                # A script error, or a value the chunk cannot be encoded with, would fail the
+                # same way forever: the chunk goes, not the flusher.
+                if isinstance(exc, redis.ResponseError) and refusal(exc):
+                    raise  # READONLY after a failover, OOM: it passes, like an outage
                 self.failures += 1
                 lost = len(chunk.records) + chunk.outcomes
                 self._carry.stats["dropped"] = self._carry.stats.get("dropped", 0) + lost
                 self.buffer.note_dropped(lost)
-                logger.error("warden: Redis rejected a chunk of %d records (%s); dropped",
-                             lost, exc)
+                logger.error("warden: a chunk of %d records could not be written (%s: %s); "
+                             "dropped", lost, type(exc).__name__, exc)
             self._sealed.popleft()
 
     def carries(self, task_id: str) -> bool:

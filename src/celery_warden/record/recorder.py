@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from celery_warden.isolation import throttle
 from celery_warden.keys import Keys
 from celery_warden.record.flusher import ChunkWriter, Flusher
 from celery_warden.record.replay import DLQSink, ReplayReport, deliver_dlq, replay_dead
@@ -153,7 +154,10 @@ class Recorder(TaskBuffer):
         while not self._stopping.is_set():
             self._wake.wait(interval)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a bug must not end this process's flushes for good
+                throttle.report("Recorder.flush")
             if self._spool is not None:
                 try:
                     self.deliver_spooled_dlq()

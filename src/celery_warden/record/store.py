@@ -9,7 +9,6 @@ however many tasks the chunk carries.
 
 from __future__ import annotations
 
-import json
 import time
 
 import msgpack
@@ -25,6 +24,14 @@ from celery_warden.settings import WardenSettings
 ALREADY_APPLIED = -1
 
 
+def _pack(value: object) -> bytes:
+    """MessagePack for the flush script. A lone surrogate (an exception message built from
+    undecodable bytes with ``surrogateescape``, a routing key from a hostile message) cannot be
+    UTF-8: it is written as its ``\\udcff`` escape instead of failing the whole flush."""
+    packed: bytes = msgpack.packb(value, unicode_errors="backslashreplace")
+    return packed
+
+
 class StoreWriter:
     """Applies chunks to Redis. Used only by the flusher thread, never on the hot path."""
 
@@ -38,8 +45,10 @@ class StoreWriter:
         """Apply one chunk; the task records written (0 when it had been applied before).
         Raises ``redis.RedisError`` / ``OSError`` when Redis cannot be reached."""
         chunk.attempted = True
-        records = msgpack.packb(chunk.records) if chunk.records else b""
-        done = int(self._script(args=[json.dumps(chunk.payload), repr(chunk.now), records]))
+        records = _pack(chunk.records) if chunk.records else b""
+        # MessagePack, not JSON, for the payload too: 9.5 against 34 µs for a one-task flush's
+        # (bench/README.md), and cmsgpack decodes it faster than cjson in Redis.
+        done = int(self._script(args=[_pack(chunk.payload), repr(chunk.now), records]))
         return 0 if done == ALREADY_APPLIED else done
 
     def write(self, batch: Batch, now: float | None = None) -> int:
