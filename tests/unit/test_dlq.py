@@ -601,3 +601,19 @@ def test_the_same_failure_written_twice_is_counted_once(dlq, settings, redis_cli
     dlq.add(again)
     got = dlq.get("twice")
     assert got is not None and got.failures == 2
+
+
+def test_an_exception_message_with_a_lone_surrogate_still_reaches_the_dlq(dlq, settings):
+    """``open()`` on a name decoded with ``surrogateescape`` raises with a lone surrogate in
+    its message, which UTF-8 cannot carry: Redis's client refused the string and the whole
+    entry was lost. It is stored with the surrogate escaped; everything else as given."""
+    e = entry(settings, "sur1", exc_type="FileNotFoundError",
+              exc_message="[Errno 2] No such file: 'r\udcffport.csv' <script>[i]",
+              traceback="Traceback ...\n  open('r\udcffport.csv')\n", worker="w\udcff")
+    dlq.add(e)
+    got = dlq.get("sur1")
+    assert got is not None and not got.broken
+    assert got.exc_message == "[Errno 2] No such file: 'r\\udcffport.csv' <script>[i]"
+    assert got.traceback == "Traceback ...\n  open('r\\udcffport.csv')\n"
+    assert got.worker == "w\\udcff"
+    assert (got.name, got.args, got.kwargs) == ("t.add", [1, 2], {"scale": 3})

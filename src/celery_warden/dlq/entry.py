@@ -48,6 +48,17 @@ _INTS = ("failures", "requeues", "priority")
 _FLOATS = ("first_failed", "last_failed")
 
 
+def _utf8(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (an exception message built from
+    undecodable bytes with ``surrogateescape``) becomes its ``\\udcff`` escape. Redis's client
+    refuses such a string, which lost the whole DLQ entry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 @dataclass
 class DLQEntry:
     """One dead-lettered task: the message to replay and why it failed."""
@@ -85,7 +96,7 @@ class DLQEntry:
         for key, value in asdict(self).items():
             if value is None or key == "broken":
                 continue
-            out[key] = json.dumps(value) if key in _JSON_SHAPES else str(value)
+            out[key] = json.dumps(value) if key in _JSON_SHAPES else _utf8(str(value))
         return out
 
     @classmethod
