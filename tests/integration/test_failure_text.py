@@ -125,3 +125,26 @@ def test_every_command_prints_untrusted_text_literally(settings, workers, client
 
     for out in (task_out, show_out, list_out, errors_out):
         assert "hunter2" not in out
+
+
+def test_a_lone_surrogate_in_an_error_reaches_the_dlq_and_the_records_go_on(settings, workers,
+                                                                             client):
+    """A real worker, a task failing with a lone surrogate in its message (``open()`` on a name
+    decoded with ``surrogateescape`` does that): the DLQ entry, the FAILURE record and the
+    error group are stored with the surrogate escaped, and the process's flusher lives on —
+    the next task's record arrives (before, the flush raised and its thread died)."""
+    workers.append(WorkerProcess(settings, app=APP).start())
+    app, dlq, monitor = client.app, client.dlq, client.monitor
+    res = app.send_task(HOSTILE_TASK, ("no such file: 'r\udcffport.csv'",))
+    try:
+        stored = dlq_entry(dlq, res.id)
+    except AssertionError:
+        print(workers[0].log()[-6000:])
+        raise
+    assert stored.exc_message == "no such file: 'r\\udcffport.csv'"
+    status = final_state(monitor, res.id)
+    assert status["state"] == "FAILURE"
+    assert status["error"]["message"] == "no such file: 'r\\udcffport.csv'", status
+    ok = app.send_task("errors.ok", (2,))
+    assert ok.get(timeout=30) == 2
+    assert final_state(monitor, ok.id)["state"] == "SUCCESS"

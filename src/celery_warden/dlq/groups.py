@@ -71,7 +71,8 @@ def innermost_own_frame(tb: TracebackType | None) -> str:
 
 
 def fingerprint(exc_type: str, message: str, frame: str) -> str:
-    raw = f"{exc_type}|{normalise_message(message)}|{frame}".encode()
+    # backslashreplace: a lone surrogate in a message (undecodable bytes) must not fail it
+    raw = f"{exc_type}|{normalise_message(message)}|{frame}".encode("utf-8", "backslashreplace")
     return hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:16]
 
 
