@@ -52,11 +52,7 @@ def _utf8(text: str) -> str:
     """``text`` as UTF-8 can carry it: a lone surrogate (an exception message built from
     undecodable bytes with ``surrogateescape``) becomes its ``\\udcff`` escape. Redis's client
     refuses such a string, which lost the whole DLQ entry."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass

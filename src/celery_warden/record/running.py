@@ -14,10 +14,7 @@ from typing import Any, Protocol
 from celery_warden.record import totals
 from celery_warden.record.batch import TaskDelta
 from celery_warden.record.buffer import RecordBuffer
-from celery_warden.record.order import MAX_DEFERS, RANK_FINAL, RANK_STARTED, delivery_seq
-
-#: ``delivery_seq(retries, 0) == retries * _SEQ_PER_RETRY`` (most deliveries were not deferred).
-_SEQ_PER_RETRY = MAX_DEFERS + 1
+from celery_warden.record.order import RANK_FINAL, RANK_STARTED, delivery_seq
 
 
 class _Group:
@@ -116,15 +113,13 @@ class TaskBuffer(RecordBuffer):
         ended, self._ended = self._ended, []
         batch = self._batch
         tasks = batch.tasks
-        bound = self.settings.buffer_size
         groups: dict[tuple[str, str, str], _Group] = {}
         for task_id, run, name, final, rank, outcome, finished, runtime, wait, counted in ended:
-            retries, defers = run.retries, run.defers
-            seq = delivery_seq(retries, defers) if defers else retries * _SEQ_PER_RETRY
+            retries = run.retries
+            seq = delivery_seq(retries, run.defers)
             delta = tasks.get(task_id)
             if delta is None:
-                if len(tasks) + self._carried >= bound:
-                    self._make_room_locked(tasks)
+                self._make_room_locked(tasks)
                 tasks[task_id] = TaskDelta(attempt=final, seq=seq, rank=rank, updated=finished,
                                            run=run)
             else:

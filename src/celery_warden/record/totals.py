@@ -61,18 +61,12 @@ HistKey = tuple[str, str, str, str]  # metric, name, hostname (raw), queue
 
 def count(table: dict[CounterKey, int], key: CounterKey) -> None:
     """Add one event (caller holds the buffer's lock)."""
-    n = table.get(key)
-    if n is None:
-        if len(table) >= MAX_IN_MEMORY:
-            key = (key[0], key[1], OTHER, OTHER, OTHER if key[4] else "")
-            n = table.get(key, 0)
-        else:
-            n = 0
-    table[key] = n + 1
+    count_many(table, key, 1)
 
 
 def count_many(table: dict[CounterKey, int], key: CounterKey, n: int) -> None:
-    """Add ``n`` events of one label set (:func:`count`, ``n`` times at once)."""
+    """Add ``n`` events of one label set; past :data:`MAX_IN_MEMORY` label sets, a new one is
+    counted under ``_other``."""
     have = table.get(key)
     if have is None:
         if len(table) >= MAX_IN_MEMORY:
@@ -83,8 +77,8 @@ def count_many(table: dict[CounterKey, int], key: CounterKey, n: int) -> None:
     table[key] = have + n
 
 
-def observe_many(table: dict[HistKey, list[float]], key: HistKey, values: list[float]) -> None:
-    """Add several observations of one label set (:func:`observe` for each, one look-up)."""
+def _slots(table: dict[HistKey, list[float]], key: HistKey) -> list[float]:
+    """The histogram of ``key`` (created empty; past :data:`MAX_IN_MEMORY`, ``_other``'s)."""
     slots = table.get(key)
     if slots is None:
         if len(table) >= MAX_IN_MEMORY:
@@ -92,6 +86,12 @@ def observe_many(table: dict[HistKey, list[float]], key: HistKey, values: list[f
             slots = table.get(key)
         if slots is None:
             slots = table[key] = [0.0] * (len(BOUNDS[key[0]]) + 2)
+    return slots
+
+
+def observe_many(table: dict[HistKey, list[float]], key: HistKey, values: list[float]) -> None:
+    """Add several observations of one label set (:func:`observe` for each, one look-up)."""
+    slots = _slots(table, key)
     bounds = BOUNDS[key[0]]
     total = slots[0]
     for value in values:
@@ -102,13 +102,7 @@ def observe_many(table: dict[HistKey, list[float]], key: HistKey, values: list[f
 
 def observe(table: dict[HistKey, list[float]], key: HistKey, value: float) -> None:
     """Add one observation: slot 0 is the sum, slot 1 + i the count of bucket i."""
-    slots = table.get(key)
-    if slots is None:
-        if len(table) >= MAX_IN_MEMORY:
-            key = (key[0], key[1], OTHER, OTHER)
-            slots = table.get(key)
-        if slots is None:
-            slots = table[key] = [0.0] * (len(BOUNDS[key[0]]) + 2)
+    slots = _slots(table, key)
     slots[0] += value
     slots[bisect_left(BOUNDS[key[0]], value) + 1] += 1
 
