@@ -163,12 +163,12 @@ class WardenSettings(ApiSettings, AlertSettings, RetentionSettings):
         "Identical warning/error log lines written per window before summarising (0 = off).",
         ge=0, le=1_000_000,
     )
-    log_flood_window: float = _field(
-        "WARDEN_LOG_FLOOD_WINDOW", 60.0, "Seconds of one log flood-control window.",
-        gt=0, le=86400,
-    )
+    log_flood_window: float = _field("WARDEN_LOG_FLOOD_WINDOW", 60.0,
+                                     "Seconds of one log flood-control window.", gt=0, le=86400)
     spool_dir: str = _field("WARDEN_SPOOL_DIR", "", "Worker processes' spool directory (empty: "
                             "celery-warden-<uid> in the temp dir; off: no spool).")
+    spool_max_mb: int = _field("WARDEN_SPOOL_MAX_MB", 64, "Megabytes of unwritten spool a worker "
+                               "process keeps while the store is away.", ge=1, le=1_000_000)
     store_deadline: float = _field("WARDEN_STORE_DEADLINE", 0.2, "Seconds a Redis call on a "
                                    "task's path may take before its fallback.", gt=0, le=5)
     otel: bool = _field(

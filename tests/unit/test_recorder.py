@@ -425,3 +425,27 @@ def test_a_retry_re_publish_keeps_the_first_send_time(settings, redis_client, re
     record = redis_client.hgetall(Keys(settings.key_prefix).task("t"))
     assert (record["sent"], record["resent"]) == ("100.000000", "160.000000")
     assert record["name"] == "fleet.flaky"
+
+
+def test_flush_attempts_back_off_while_redis_is_away(settings_factory, redis_client, recorders):
+    """Each attempt against a Redis that is away costs a connection (and, spooling, a segment
+    file): the flusher thread waits twice as long after each failure, up to DOWN_RETRY_MAX, and
+    goes back to the flush interval once a flush succeeds."""
+    from celery_warden.record.recorder import DOWN_RETRY_MAX
+
+    s = settings_factory(WARDEN_FLUSH_INTERVAL=0.05)
+    switch = Switch(dead_writer(s))
+    r = Recorder(s, writer_factory=lambda: switch)
+    recorders.append(r)
+    r.task("t0", attempt={"state": "SENT"}, rank=RANK_SENT)  # starts the flusher thread
+    time.sleep(2.0)
+    # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 s: 5 or 6 attempts in 2 s, against ~40 without back-off.
+    assert 4 <= r.stats()["flush_failures"] <= 7
+    switch.target = StoreWriter(s)
+    deadline = time.monotonic() + DOWN_RETRY_MAX + 1.0
+    while r.stats()["written"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert redis_client.hget(Keys(s.key_prefix).task("t0"), "state") == "SENT"
+    r.task("t1", attempt={"state": "SENT"}, rank=RANK_SENT)
+    time.sleep(0.5)  # the flush interval again, not the back-off
+    assert redis_client.hget(Keys(s.key_prefix).task("t1"), "state") == "SENT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from celery_warden.keys import Keys
 from celery_warden.read.totals import read_totals
 from celery_warden.record.recorder import Recorder
 from celery_warden.record.spool import Spool, frame, read_entries, spool_dir
+from celery_warden.record.store import StoreWriter
+from tests.unit.test_recorder import Switch, dead_writer
 from tests.unit.test_totals import FakeRun
 
 
@@ -24,8 +27,8 @@ class FactRun(FakeRun):
         return (self.queue, self.worker, 123, 1.0e9, None, 0, 0, self.wait, self.counts_received)
 
 
-def spooling(settings, made: list[Recorder]) -> Recorder:
-    r = Recorder(settings)
+def spooling(settings, made: list[Recorder], **kw: object) -> Recorder:
+    r = Recorder(settings, **kw)  # type: ignore[arg-type]
     r.stop()  # no thread: every flush is explicit
     r.restart()
     r._stopping.set()  # keep the thread from starting on the first record
@@ -182,6 +185,65 @@ def test_a_spool_given_up_is_not_replayed_after_its_records_were_written(
     report = replayer(spool_settings, recorders).replay_dead()
     assert report is not None and report.entries == 0
     assert counts(spool_settings, redis_client) == {"received": 6, "started": 6, "succeeded": 6}
+
+
+def on_disk(r: Recorder) -> tuple[int, int, int]:
+    """(segment files, their bytes, task ends in them) in this recorder's spool directory."""
+    paths = list(r.flusher._segments)
+    current = r._spool.segment_path(r._spool._segment)  # type: ignore[union-attr]
+    if current.exists():
+        paths.append(current)
+    ends = sum(1 for p in paths for e in read_entries(p) if e[0] == "E")
+    return len(paths), sum(p.stat().st_size for p in paths), ends
+
+
+def test_a_long_outage_keeps_the_spool_within_its_bound(settings_factory, tmp_path,
+                                                        recorders, redis_client, caplog):
+    """One segment per failed flush, for as long as the store is away: at most
+    WARDEN_SPOOL_MAX_MB of them stay (the oldest go, said once); what the buffer holds is
+    still written when the store answers, and nothing is left on disk after."""
+    s = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"), WARDEN_SPOOL_MAX_MB=1,
+                         WARDEN_BUFFER_SIZE=2000)
+    switch = Switch(dead_writer(s))
+    r = spooling(s, recorders, writer_factory=lambda: switch)
+    largest = 0
+    with caplog.at_level(logging.WARNING, logger="celery_warden.recorder"):
+        for k in range(40):  # 12,000 tasks: ~2 MB of spool at ~170 B each
+            finish(r, 300, start=300 * k)
+            assert r.flush() is False
+            files, size, _ = on_disk(r)
+            largest = max(largest, size // max(files, 1))
+            assert size <= 1024 * 1024 + 2 * largest
+    shed = [m for m in caplog.messages if "spool reached its bound" in m]
+    assert len(shed) == 1, "said once per outage"
+    assert r.flusher._spool_bytes <= 1024 * 1024
+    switch.target = StoreWriter(s)
+    assert r.flush() is True
+    assert counts(s, redis_client)["succeeded"] == 12_000, "the totals stay exact"
+    assert r.stats()["written"] == 2000, "task records: the buffer's newest 2,000"
+    assert on_disk(r)[0] == 0
+
+
+def test_killed_during_a_long_outage_replays_what_the_bound_kept(settings_factory, tmp_path,
+                                                                 recorders, redis_client,
+                                                                 monkeypatch):
+    """Segments deleted by the bound are simply not replayed: the replay counts exactly the
+    task ends still on disk, once."""
+    from celery_warden.record import flusher
+
+    monkeypatch.setattr(flusher, "MAX_SEGMENTS", 5)
+    s = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"))
+    r = spooling(s, recorders, writer_factory=lambda: dead_writer(s))
+    for k in range(12):
+        finish(r, 10, start=10 * k)
+        assert r.flush() is False
+    files, _, ends = on_disk(r)
+    assert files == 5 and ends == 50
+    finish(r, 3, start=500)  # in the current segment, never taken
+    die(r)
+    report = replayer(s, recorders).replay_dead()
+    assert report is not None and report.kept == 0
+    assert counts(s, redis_client) == {"received": 53, "started": 53, "succeeded": 53}
 
 
 def test_torn_tail_is_ignored(tmp_path: Path):

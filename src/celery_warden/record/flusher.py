@@ -15,11 +15,19 @@ drop counted); a warning every ``WARN_EVERY`` seconds, and one line when Redis i
 refusing a chunk for good (a wrong key type under our prefix, a script error) would refuse it
 forever: that chunk is dropped, counted and logged, and the rest goes on; a refusal that passes
 (``READONLY`` during a failover, ``OOM``) is treated like an outage: kept and tried again.
+
+The spool segments of what is not written yet stay on disk (:mod:`.spool`), one per flush
+attempt. During a long outage they are bounded too (:meth:`Flusher._bound_spool`): at most
+``WARDEN_SPOOL_MAX_MB`` and :data:`MAX_SEGMENTS` files per process, the oldest deleted first.
+Most of what they hold the buffer bound had dropped already; the rest is still in memory and
+written when the store answers; only a process killed before then loses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -42,6 +50,9 @@ logger = logging.getLogger("celery_warden.recorder")
 WARN_EVERY = 30.0
 #: Per-minute counts one carried error group keeps while Redis is down (a day).
 MAX_ERROR_MINUTES = 1440
+#: Spool segment files one process keeps unwritten (one per flush attempt while the store is
+#: away: with the recorder's back-off, about half an hour of attempts).
+MAX_SEGMENTS = 1000
 
 
 class ChunkWriter(Protocol):
@@ -71,6 +82,10 @@ class Flusher:
         #: Spool segments whose changes are not confirmed yet, and those not sealed yet.
         self._segments: list[Path] = []
         self._unsealed: list[Path] = []
+        #: Bytes of each pending segment (read once, when it is taken) and their sum.
+        self._sizes: dict[Path, int] = {}
+        self._spool_bytes = 0
+        self._spool_shed = 0  # bytes of segments deleted unwritten during this outage
 
     @property
     def writer_id(self) -> str:
@@ -87,7 +102,7 @@ class Flusher:
         buffer.started_records()
         batch, dropped, evict, segment = buffer.take()
         if segment is not None:
-            self._segments.append(segment)
+            self._pending(segment)
             self._unsealed.append(segment)
         self._carry.absorb(batch)
         superseded = self._evict(evict)
@@ -116,6 +131,7 @@ class Flusher:
             self._carry.hours.clear()  # derived again from the minutes when sealed
             buffer.carried(*self._bound())
             self._warn_down(exc)
+            self._bound_spool()
             return False
         buffer.carried(0)
         self._confirmed()
@@ -123,11 +139,14 @@ class Flusher:
         if self._down_since is not None:
             logger.warning(
                 "warden: Redis reachable again after %.1fs; %d records dropped meanwhile "
-                "(buffer bound %d)", time.time() - self._down_since, self._dropped_since_down,
+                "(buffer bound %d)%s", time.time() - self._down_since, self._dropped_since_down,
                 self.settings.buffer_size,
+                f"; {self._spool_shed / 1048576:.1f} MB of spool deleted unwritten "
+                f"(WARDEN_SPOOL_MAX_MB)" if self._spool_shed else "",
             )
             self._down_since = None
         self._dropped_since_down = 0
+        self._spool_shed = 0
         return True
 
     def _confirmed(self) -> None:
@@ -136,6 +155,8 @@ class Flusher:
             Spool.remove(self._segments)
             self._segments = []
             self._unsealed = []
+            self._sizes.clear()
+            self._spool_bytes = 0
 
     def pending_segments(self) -> list[Path]:
         return list(self._segments)
@@ -143,8 +164,45 @@ class Flusher:
     def adopt(self, segments: list[Path]) -> None:
         """Carry a dead process's spool segments (replay): marked with this flusher's chunks
         when sealed, deleted once applied."""
-        self._segments += segments
+        for path in segments:
+            self._pending(path)
         self._unsealed += segments
+
+    def _pending(self, path: Path) -> None:
+        """One more segment waits for its changes to be written."""
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0
+        self._segments.append(path)
+        self._sizes[path] = size
+        self._spool_bytes += size
+
+    def _bound_spool(self) -> None:
+        """The store is away: keep the pending segments within ``WARDEN_SPOOL_MAX_MB`` and
+        :data:`MAX_SEGMENTS` (the newest always stays), deleting the oldest. Their changes
+        are not lost while this process lives: what the buffer bound kept is in memory."""
+        cap = self.settings.spool_max_mb * 1024 * 1024
+        shed = 0
+        while len(self._segments) > 1 and (self._spool_bytes > cap
+                                           or len(self._segments) > MAX_SEGMENTS):
+            path = self._segments.pop(0)
+            size = self._sizes.pop(path, 0)
+            self._spool_bytes -= size
+            shed += size
+            if path in self._unsealed:
+                self._unsealed.remove(path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if shed:
+            if not self._spool_shed:
+                logger.warning(
+                    "warden: Redis still unreachable; this process's spool reached its bound "
+                    "(WARDEN_SPOOL_MAX_MB=%d, %d files): the oldest unwritten segments are "
+                    "deleted from now on (what the buffer still holds is written when Redis "
+                    "answers; a process killed before then loses it)",
+                    self.settings.spool_max_mb, MAX_SEGMENTS)
+            self._spool_shed += shed
 
     def _apply_sealed(self) -> None:
         """Apply sealed chunks in order; raises (and keeps the rest) when Redis is away."""

@@ -45,6 +45,9 @@ logger = logging.getLogger("celery_warden.recorder")
 DLQ_RETRY_EVERY = 1.0
 #: Longest a spooling process's exit waits for its final flush.
 EXIT_DEADLINE = 0.5
+#: Longest wait between flush attempts while Redis is away (records reach it at most this late
+#: once it answers again).
+DOWN_RETRY_MAX = 2.0
 
 
 class Recorder(TaskBuffer):
@@ -151,11 +154,15 @@ class Recorder(TaskBuffer):
 
     def _loop(self) -> None:
         interval = self.settings.flush_interval
+        # While Redis is away, attempts back off (doubling up to DOWN_RETRY_MAX): each one
+        # costs a connection attempt and, with a spool, a segment file (flusher.MAX_SEGMENTS).
+        longest = max(interval, DOWN_RETRY_MAX)
+        wait = interval
         while not self._stopping.is_set():
-            self._wake.wait(interval)
+            self._wake.wait(wait)
             self._wake.clear()
             try:
-                self.flush()
+                wait = interval if self.flush() else min(wait * 2, longest)
             except Exception:  # a bug must not end this process's flushes for good
                 throttle.report("Recorder.flush")
             if self._spool is not None:
