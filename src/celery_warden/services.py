@@ -113,6 +113,11 @@ class RecordSink(Protocol):
         """Flush, waiting at most ``seconds`` for it."""
         ...
 
+    def begin_exit(self) -> None:
+        """The process is stopping: flush now in the background; with a spool, the exit's
+        flushes share one deadline from here on."""
+        ...
+
     def spool_dlq(self, fields: dict[str, str]) -> bool:
         """Keep a DLQ entry that could not be written (False: this process has no spool)."""
         ...

@@ -449,3 +449,31 @@ def test_flush_attempts_back_off_while_redis_is_away(settings_factory, redis_cli
     r.task("t1", attempt={"state": "SENT"}, rank=RANK_SENT)
     time.sleep(0.5)  # the flush interval again, not the back-off
     assert redis_client.hget(Keys(s.key_prefix).task("t1"), "state") == "SENT"
+
+
+def test_a_task_whose_final_record_the_bound_drops_is_counted_once(settings_factory,
+                                                                   redis_client, recorders):
+    """A task still running at a failed flush is carried as STARTED; it ends, and the bound
+    drops its final record from the buffer (counted: the task is lost), then the flusher
+    evicts the carried STARTED one — the same task, not a second drop (it was counted twice:
+    tests/integration/test_redis_outage.py saw recorded + dropped = 601 of 600)."""
+    from tests.unit.test_totals import FakeRun
+
+    s = settings_factory(WARDEN_BUFFER_SIZE=100)
+    switch = Switch(dead_writer(s))
+    r = manual(s, recorders, writer_factory=lambda: switch)
+    run = FakeRun("t.work", "celery@host-a", "q1", 0.1)
+    r.begin("x", run)  # type: ignore[arg-type]
+    assert r.flush() is False  # carries x's STARTED record
+    r.end("x", run, "t.work", {"state": "SUCCESS"}, RANK_FINAL, "success",  # type: ignore[arg-type]
+          1.0e9, 0.01, 0.1)
+    for i in range(100):  # the carried STARTED goes first, then x's final, the oldest here
+        r.task(f"n{i}", attempt={"state": "SENT"}, rank=RANK_SENT)
+    assert r.stats()["dropped"] == 2, "as the hot path sees it: two records"
+    switch.target = StoreWriter(s)
+    assert r.flush() is True
+    keys = Keys(s.key_prefix)
+    assert redis_client.exists(keys.task("x")) == 0, "no STARTED left for a finished task"
+    assert redis_client.zcard(keys.recent) == 100
+    assert r.stats()["dropped"] == 1, "one task lost, counted once"
+    assert redis_client.hget(keys.stats("recorder"), "dropped") == "1"

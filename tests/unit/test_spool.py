@@ -189,7 +189,7 @@ def test_a_spool_given_up_is_not_replayed_after_its_records_were_written(
 
 def on_disk(r: Recorder) -> tuple[int, int, int]:
     """(segment files, their bytes, task ends in them) in this recorder's spool directory."""
-    paths = list(r.flusher._segments)
+    paths = list(r.flusher.segments.paths)
     current = r._spool.segment_path(r._spool._segment)  # type: ignore[union-attr]
     if current.exists():
         paths.append(current)
@@ -216,7 +216,7 @@ def test_a_long_outage_keeps_the_spool_within_its_bound(settings_factory, tmp_pa
             assert size <= 1024 * 1024 + 2 * largest
     shed = [m for m in caplog.messages if "spool reached its bound" in m]
     assert len(shed) == 1, "said once per outage"
-    assert r.flusher._spool_bytes <= 1024 * 1024
+    assert r.flusher.segments.bytes <= 1024 * 1024
     switch.target = StoreWriter(s)
     assert r.flush() is True
     assert counts(s, redis_client)["succeeded"] == 12_000, "the totals stay exact"
@@ -229,9 +229,9 @@ def test_killed_during_a_long_outage_replays_what_the_bound_kept(settings_factor
                                                                  monkeypatch):
     """Segments deleted by the bound are simply not replayed: the replay counts exactly the
     task ends still on disk, once."""
-    from celery_warden.record import flusher
+    from celery_warden.record import pending
 
-    monkeypatch.setattr(flusher, "MAX_SEGMENTS", 5)
+    monkeypatch.setattr(pending, "MAX_SEGMENTS", 5)
     s = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"))
     r = spooling(s, recorders, writer_factory=lambda: dead_writer(s))
     for k in range(12):
@@ -259,3 +259,39 @@ def test_spool_refuses_a_directory_others_can_read(tmp_path: Path):
     assert Spool(shared, "w1").open() is False
     assert spool_dir("off", "p") is None
     assert spool_dir("", "a/b:c").name == "a_b_c"  # type: ignore[union-attr]
+
+
+def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
+    """A store that never answers: the shutdown's first step (the heartbeat's last beat) starts
+    one EXIT_DEADLINE for every exit flush of the process, so the exit's own stop(), after the
+    pool's children took their time, does not wait a deadline of its own again; what is left
+    stays spooled."""
+    import threading
+    import time
+
+    import redis
+
+    from celery_warden.record.recorder import EXIT_DEADLINE
+
+    release = threading.Event()
+
+    class BlackHole:
+        def apply(self, chunk: object) -> int:
+            release.wait(3.0)
+            raise redis.ConnectionError("no answer")
+
+    r = Recorder(spool_settings, writer_factory=BlackHole)
+    recorders.append(r)
+    assert r.enable_spool()
+    try:
+        finish(r, 5)
+        r.flush_within(0.05)  # a flush stuck on the store, as in a sick-store exit
+        began = time.monotonic()
+        r.begin_exit()
+        time.sleep(EXIT_DEADLINE)  # the pool's children exit meanwhile
+        r.stop()
+        assert time.monotonic() - began < EXIT_DEADLINE + 0.25
+        spool = Path(spool_settings.spool_dir) / spool_settings.key_prefix
+        assert any(spool.glob("*.seg")), "what was not written stays on disk for a replay"
+    finally:
+        release.set()

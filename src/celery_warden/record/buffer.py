@@ -49,6 +49,8 @@ class RecordBuffer:
         self._batch = Batch()
         self._carried = 0  # task records the flusher still holds after a failed write
         self._carry_evict = 0  # oldest carried records the hot path asked the flusher to drop
+        #: Tasks whose record the hot path dropped since the last take (see ``_make_room_locked``).
+        self._gone: set[str] = set()
         self._in_flight: dict[str, Any] = {}  # tasks started here and not finished yet
         #: Tasks finished here, queued raw for the flusher (``TaskBuffer.end``).
         self._ended: list[tuple[Any, ...]] = []
@@ -65,15 +67,16 @@ class RecordBuffer:
         self._running = True
 
     # -- the flusher's side ----------------------------------------------------------------
-    def take(self) -> tuple[Batch, int, int, Path | None]:
+    def take(self) -> tuple[Batch, int, int, Path | None, set[str]]:
         """Swap the buffer out: (batch, drops to report, carried records to evict, the spool
-        segment holding exactly this batch's changes)."""
+        segment holding exactly this batch's changes, tasks whose record was dropped here)."""
         with self._lock:
             if self._ended:
                 self._drain_ended_locked()
             batch, self._batch = self._batch, Batch()
             dropped, self._dropped_unreported = self._dropped_unreported, 0
             evict, self._carry_evict = self._carry_evict, 0
+            gone, self._gone = self._gone, set()
             self._carried = 0
             segment = self._spool.rotate() if self._spool is not None else None
         sent, queue, counters = batch.sent, self._sent, batch.counters
@@ -81,7 +84,7 @@ class RecordBuffer:
             e = queue.popleft()
             sent.append(e)
             totals.count(counters, ("sent", e[1], e[9], e[2], ""))
-        return batch, dropped, evict, segment
+        return batch, dropped, evict, segment, gone
 
     def _drain_ended_locked(self) -> None:
         """Merge queued finished tasks into the batch (``TaskBuffer``; nothing here)."""
@@ -199,14 +202,18 @@ class RecordBuffer:
 
     def _make_room_locked(self, tasks: dict[str, TaskDelta]) -> None:
         """Keep the total (new + carried after a failed write) within the bound, dropping the
-        oldest: the carried records first (the flusher evicts them), then ours."""
+        oldest: the carried records first (the flusher evicts them), then ours. A task dropped
+        here may still have an older record carried (its STARTED, taken at a flush before it
+        ended), which the flusher evicts next: ``_gone`` tells it that task is counted."""
         if len(tasks) + self._carried < self.settings.buffer_size:
             return
         if self._carried > 0:
             self._carried -= 1
             self._carry_evict += 1
         else:
-            del tasks[next(iter(tasks))]
+            oldest = next(iter(tasks))
+            del tasks[oldest]
+            self._gone.add(oldest)
         self.dropped += 1
         self._dropped_unreported += 1
 

@@ -15,19 +15,13 @@ drop counted); a warning every ``WARN_EVERY`` seconds, and one line when Redis i
 refusing a chunk for good (a wrong key type under our prefix, a script error) would refuse it
 forever: that chunk is dropped, counted and logged, and the rest goes on; a refusal that passes
 (``READONLY`` during a failover, ``OOM``) is treated like an outage: kept and tried again.
-
-The spool segments of what is not written yet stay on disk (:mod:`.spool`), one per flush
-attempt. During a long outage they are bounded too (:meth:`Flusher._bound_spool`): at most
-``WARDEN_SPOOL_MAX_MB`` and :data:`MAX_SEGMENTS` files per process, the oldest deleted first.
-Most of what they hold the buffer bound had dropped already; the rest is still in memory and
-written when the store answers; only a process killed before then loses it.
+The spool segments of what is not written yet stay on disk, bounded too during a long outage
+(:mod:`.pending`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -40,8 +34,8 @@ import redis
 from celery_warden.record.batch import Batch
 from celery_warden.record.buffer import MAX_BUCKETS
 from celery_warden.record.chunks import Chunk, Chunker
+from celery_warden.record.pending import PendingSegments
 from celery_warden.record.running import TaskBuffer
-from celery_warden.record.spool import Spool
 from celery_warden.services import refusal
 
 logger = logging.getLogger("celery_warden.recorder")
@@ -50,9 +44,6 @@ logger = logging.getLogger("celery_warden.recorder")
 WARN_EVERY = 30.0
 #: Per-minute counts one carried error group keeps while Redis is down (a day).
 MAX_ERROR_MINUTES = 1440
-#: Spool segment files one process keeps unwritten (one per flush attempt while the store is
-#: away: with the recorder's back-off, about half an hour of attempts).
-MAX_SEGMENTS = 1000
 
 
 class ChunkWriter(Protocol):
@@ -79,13 +70,8 @@ class Flusher:
         self._last_warning = 0.0
         self._down_since: float | None = None
         self._dropped_since_down = 0
-        #: Spool segments whose changes are not confirmed yet, and those not sealed yet.
-        self._segments: list[Path] = []
-        self._unsealed: list[Path] = []
-        #: Bytes of each pending segment (read once, when it is taken) and their sum.
-        self._sizes: dict[Path, int] = {}
-        self._spool_bytes = 0
-        self._spool_shed = 0  # bytes of segments deleted unwritten during this outage
+        #: Spool segments whose changes are not confirmed yet.
+        self.segments = PendingSegments(self.settings)
 
     @property
     def writer_id(self) -> str:
@@ -100,13 +86,12 @@ class Flusher:
     def _flush(self) -> bool:
         buffer = self.buffer
         buffer.started_records()
-        batch, dropped, evict, segment = buffer.take()
+        batch, dropped, evict, segment, gone = buffer.take()
         if segment is not None:
-            self._pending(segment)
-            self._unsealed.append(segment)
+            self.segments.add(segment)
         self._carry.absorb(batch)
-        superseded = self._evict(evict)
-        if superseded:  # the hot path counted these, but a newer record of each task remains
+        superseded = self._evict(evict, gone)
+        if superseded:  # the hot path counted these, but each task is kept or counted already
             dropped -= superseded
             buffer.note_dropped(-superseded)
         if dropped:
@@ -120,9 +105,7 @@ class Flusher:
             if self._carry:
                 self._carry.rollup_hours()
                 chunks = self._chunker.seal(self._carry, time.time())
-                if self._unsealed:  # before applying: replay must know what may be in Redis
-                    Spool.mark(self._unsealed, chunks[0].seq, chunks[-1].seq, self.writer_id)
-                    self._unsealed = []
+                self.segments.mark(chunks[0].seq, chunks[-1].seq, self.writer_id)
                 self._sealed.extend(chunks)
                 self._carry = Batch()
                 self._apply_sealed()
@@ -131,7 +114,7 @@ class Flusher:
             self._carry.hours.clear()  # derived again from the minutes when sealed
             buffer.carried(*self._bound())
             self._warn_down(exc)
-            self._bound_spool()
+            self.segments.bound()
             return False
         buffer.carried(0)
         self._confirmed()
@@ -140,69 +123,25 @@ class Flusher:
             logger.warning(
                 "warden: Redis reachable again after %.1fs; %d records dropped meanwhile "
                 "(buffer bound %d)%s", time.time() - self._down_since, self._dropped_since_down,
-                self.settings.buffer_size,
-                f"; {self._spool_shed / 1048576:.1f} MB of spool deleted unwritten "
-                f"(WARDEN_SPOOL_MAX_MB)" if self._spool_shed else "",
+                self.settings.buffer_size, self.segments.recovered(),
             )
             self._down_since = None
         self._dropped_since_down = 0
-        self._spool_shed = 0
         return True
 
     def _confirmed(self) -> None:
         """Everything taken so far is in Redis: its spool segments can go."""
-        if self._segments and not self._sealed and not self._carry:
-            Spool.remove(self._segments)
-            self._segments = []
-            self._unsealed = []
-            self._sizes.clear()
-            self._spool_bytes = 0
+        if self.segments.paths and not self._sealed and not self._carry:
+            self.segments.confirmed()
 
     def pending_segments(self) -> list[Path]:
-        return list(self._segments)
+        return list(self.segments.paths)
 
     def adopt(self, segments: list[Path]) -> None:
         """Carry a dead process's spool segments (replay): marked with this flusher's chunks
         when sealed, deleted once applied."""
         for path in segments:
-            self._pending(path)
-        self._unsealed += segments
-
-    def _pending(self, path: Path) -> None:
-        """One more segment waits for its changes to be written."""
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            size = 0
-        self._segments.append(path)
-        self._sizes[path] = size
-        self._spool_bytes += size
-
-    def _bound_spool(self) -> None:
-        """The store is away: keep the pending segments within ``WARDEN_SPOOL_MAX_MB`` and
-        :data:`MAX_SEGMENTS` (the newest always stays), deleting the oldest. Their changes
-        are not lost while this process lives: what the buffer bound kept is in memory."""
-        cap = self.settings.spool_max_mb * 1024 * 1024
-        shed = 0
-        while len(self._segments) > 1 and (self._spool_bytes > cap
-                                           or len(self._segments) > MAX_SEGMENTS):
-            path = self._segments.pop(0)
-            size = self._sizes.pop(path, 0)
-            self._spool_bytes -= size
-            shed += size
-            if path in self._unsealed:
-                self._unsealed.remove(path)
-            with contextlib.suppress(OSError):
-                path.unlink()
-        if shed:
-            if not self._spool_shed:
-                logger.warning(
-                    "warden: Redis still unreachable; this process's spool reached its bound "
-                    "(WARDEN_SPOOL_MAX_MB=%d, %d files): the oldest unwritten segments are "
-                    "deleted from now on (what the buffer still holds is written when Redis "
-                    "answers; a process killed before then loses it)",
-                    self.settings.spool_max_mb, MAX_SEGMENTS)
-            self._spool_shed += shed
+            self.segments.add(path)
 
     def _apply_sealed(self) -> None:
         """Apply sealed chunks in order; raises (and keeps the rest) when Redis is away."""
@@ -235,22 +174,26 @@ class Flusher:
         return (sum(len(c.records) for c in self._sealed) + len(self._carry.tasks)
                 + len(self._carry.sent))
 
-    def _evict(self, count: int) -> int:
+    def _evict(self, count: int, gone: set[str] | frozenset[str] = frozenset()) -> int:
         """Drop the ``count`` oldest carried task records; returns how many of them were
-        superseded (a newer record of the same task is still carried, so no task is lost).
+        superseded: a newer record of the same task is still carried (no task is lost), or
+        the hot path dropped the newer one and counted the task then (``gone``).
 
         A task can be carried twice: in a sealed chunk that may already have been applied
-        (never merged into again) and, newer, in the carried batch."""
+        (never merged into again) and, newer, in the carried batch; and a task whose STARTED
+        record a failed flush carries ends with its final record in the buffer, where the
+        bound may drop it."""
         superseded = 0
         for chunk in self._sealed:
             if count <= 0:
                 return superseded
             taken = min(count, len(chunk.records))
             superseded += sum(1 for record in chunk.records[:taken]
-                              if record[1] in self._carry.tasks)
+                              if record[1] in self._carry.tasks or record[1] in gone)
             del chunk.records[:taken]
             count -= taken
         tids = list(self._carry.tasks)[:count]
+        superseded += sum(1 for tid in tids if tid in gone)
         for tid in tids:
             del self._carry.tasks[tid]
         del self._carry.sent[:count - len(tids)]

@@ -41,10 +41,6 @@ def _rss_total(proc: psutil.Process) -> int:
     return total
 
 
-#: Longest the worker's stop waits for the flush of its last heartbeat.
-STOP_FLUSH_DEADLINE = 0.5
-
-
 class Heartbeat:
     """Collects worker facts every ``heartbeat_interval`` seconds and queues them."""
 
@@ -104,9 +100,11 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(2.0)
         self.beat("offline")
-        # Bounded: a store that does not answer must not hold the worker's exit (what is not
-        # written is spooled, and written by the process's exit or the next start).
-        self.services.recorder.flush_within(STOP_FLUSH_DEADLINE)
+        # Not waited for here: the flusher writes it now, in the background, while the pool's
+        # children exit, and the process's exit waits for what is left within the one deadline
+        # this starts (a store that does not answer must not hold the exit: what is not
+        # written is spooled, and replayed by a worker on this host).
+        self.services.recorder.begin_exit()
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
