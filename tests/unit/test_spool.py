@@ -295,3 +295,19 @@ def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
         assert any(spool.glob("*.seg")), "what was not written stays on disk for a replay"
     finally:
         release.set()
+
+
+def test_spooled_dlq_entries_stay_within_the_bound(settings_factory, tmp_path, recorders):
+    """A failure storm during a long outage: DLQ entries are spooled up to WARDEN_SPOOL_MAX_MB,
+    then refused (the capture logs the entry in full at CRITICAL, as without a spool)."""
+    s = settings_factory(WARDEN_SPOOL_DIR=str(tmp_path / "spool"), WARDEN_SPOOL_MAX_MB=1)
+    r = spooling(s, recorders)
+    entry = {"id": "e", "task_id": "t", "traceback": "x" * 100_000}
+    kept = 0
+    while r.spool_dlq(entry):
+        kept += 1
+        assert kept < 50, "never refused"
+    assert kept == 11  # 10 entries of ~100 KB stay under 1 MiB, the 11th crosses it
+    spool = r._spool
+    assert spool is not None and spool.dlq_bytes() < 1024 * 1024 + 101_000
+    assert [e[1]["id"] for e in read_entries(spool.dlq_path)] == ["e"] * kept

@@ -97,11 +97,15 @@ class Recorder(TaskBuffer):
         return True
 
     def spool_dlq(self, fields: dict[str, str]) -> bool:
-        """Keep a DLQ entry that could not be written; False without a spool."""
+        """Keep a DLQ entry that could not be written; False without a spool, or when the
+        spooled entries reached ``WARDEN_SPOOL_MAX_MB`` (a failure storm during a long outage
+        must not fill the disk: the caller logs the entry in full at CRITICAL instead)."""
         spool = self._spool
         if spool is None:
             return False
         with self._lock:
+            if spool.dlq_bytes() >= self.settings.spool_max_mb * 1024 * 1024:
+                return False
             spool.append_dlq(fields)
         self._dlq_next = 0.0
         if not self._running:

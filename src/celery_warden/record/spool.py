@@ -198,6 +198,14 @@ class Spool:
         finally:
             os.close(fd)
 
+    def dlq_bytes(self) -> int:
+        """Bytes of DLQ entries waiting here (appended, and being delivered)."""
+        total = 0
+        for path in (self.dlq_path, self.sending_path):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
+
     def close(self, *, remove: bool) -> None:
         """Release the files (``remove``: nothing is left to replay)."""
         if self._fd is not None:
