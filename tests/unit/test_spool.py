@@ -262,10 +262,50 @@ def test_spool_refuses_a_directory_others_can_read(tmp_path: Path):
 
 
 def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
-    """A store that never answers: the shutdown's first step (the heartbeat's last beat) starts
-    one EXIT_DEADLINE for every exit flush of the process, so the exit's own stop(), after the
-    pool's children took their time, does not wait a deadline of its own again; what is left
-    stays spooled."""
+    """A store that is away and then never answers: the shutdown's first step (the heartbeat's
+    last beat) starts one EXIT_DEADLINE for every exit flush of the process, so the exit's own
+    stop(), after the pool's children took their time, does not wait a deadline of its own
+    again; what is left stays spooled."""
+    import threading
+    import time
+
+    import redis
+
+    from celery_warden.record.recorder import EXIT_DEADLINE
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    class Away:
+        def apply(self, chunk: object) -> int:
+            calls.append(1)
+            if len(calls) > 1:  # refused first, then black-holed
+                release.wait(3.0)
+            raise redis.ConnectionError("no answer")
+
+    r = Recorder(spool_settings, writer_factory=Away)
+    recorders.append(r)
+    assert r.enable_spool()
+    try:
+        finish(r, 5)
+        assert r.flush() is False and r.flusher.away(1.0)
+        finish(r, 5, start=5)
+        r.flush_within(0.05)  # a flush stuck on the store, as in a sick-store exit
+        began = time.monotonic()
+        r.begin_exit()
+        time.sleep(EXIT_DEADLINE)  # the pool's children exit meanwhile
+        r.stop()
+        assert time.monotonic() - began < EXIT_DEADLINE + 0.25
+        spool = Path(spool_settings.spool_dir) / spool_settings.key_prefix
+        assert any(spool.glob("*.seg")), "what was not written stays on disk for a replay"
+    finally:
+        release.set()
+
+
+def test_a_store_that_stops_answering_at_the_shutdown_shares_the_deadline_too(spool_settings,
+                                                                            recorders):
+    """No flush failed before the shutdown, but the one it started has been waiting on the
+    store since: the store is away all the same."""
     import threading
     import time
 
@@ -285,16 +325,36 @@ def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
     assert r.enable_spool()
     try:
         finish(r, 5)
-        r.flush_within(0.05)  # a flush stuck on the store, as in a sick-store exit
         began = time.monotonic()
-        r.begin_exit()
-        time.sleep(EXIT_DEADLINE)  # the pool's children exit meanwhile
+        r.begin_exit()  # wakes the flusher: its flush now waits on the store
+        time.sleep(EXIT_DEADLINE)
         r.stop()
         assert time.monotonic() - began < EXIT_DEADLINE + 0.25
-        spool = Path(spool_settings.spool_dir) / spool_settings.key_prefix
-        assert any(spool.glob("*.seg")), "what was not written stays on disk for a replay"
     finally:
         release.set()
+
+
+def test_a_healthy_store_gets_the_exit_its_full_deadline(spool_settings, recorders,
+                                                         redis_client):
+    """The shared exit deadline is for a store that is away: with a healthy one, the exit's
+    last flush is not cut short however long the shutdown took before it."""
+    import time
+
+    from celery_warden.record.recorder import EXIT_DEADLINE
+
+    class Slow(StoreWriter):
+        def apply(self, chunk):  # type: ignore[no-untyped-def]
+            time.sleep(0.15)
+            return super().apply(chunk)
+
+    r = Recorder(spool_settings, writer_factory=lambda: Slow(spool_settings))
+    recorders.append(r)
+    assert r.enable_spool()
+    r.begin_exit()
+    time.sleep(EXIT_DEADLINE)  # a threads pool finishing its tasks, say
+    finish(r, 5)
+    r.stop()
+    assert counts(spool_settings, redis_client)["succeeded"] == 5
 
 
 def test_spooled_dlq_entries_stay_within_the_bound(settings_factory, tmp_path, recorders):

@@ -69,9 +69,17 @@ class Flusher:
         self.written = 0
         self._last_warning = 0.0
         self._down_since: float | None = None
+        self._busy_since: float | None = None  # when the flush under way began
         self._dropped_since_down = 0
         #: Spool segments whose changes are not confirmed yet.
         self.segments = PendingSegments(self.settings)
+
+    def away(self, after: float) -> bool:
+        """Whether Redis looks away: the last flush could not reach it, or the one under way
+        has waited on it for more than ``after`` seconds (a store that stopped answering)."""
+        since = self._busy_since
+        return self._down_since is not None or (
+            since is not None and time.monotonic() - since > after)
 
     @property
     def writer_id(self) -> str:
@@ -81,7 +89,11 @@ class Flusher:
     def flush(self) -> bool:
         """Write everything buffered; False if Redis could not be reached (kept for later)."""
         with self._lock:
-            return self._flush()
+            self._busy_since = time.monotonic()
+            try:
+                return self._flush()
+            finally:
+                self._busy_since = None
 
     def _flush(self) -> bool:
         buffer = self.buffer

@@ -184,9 +184,10 @@ class Recorder(TaskBuffer):
         """The process is stopping (a worker's shutdown began: its heartbeat's last beat). The
         flusher writes what is buffered now, in the background; with a spool, every exit flush
         from here on — :meth:`stop` at exit, after the pool's children took theirs — shares
-        one :data:`EXIT_DEADLINE`, instead of each waiting a deadline of its own for a store
-        that does not answer (a black-holed store cost a worker's SIGTERM up to ~1.1 s more
-        than a healthy one: the heartbeat's flush, then the children's, then the exit's)."""
+        one :data:`EXIT_DEADLINE` while the store is away (:meth:`Flusher.away`), instead of
+        each waiting a deadline of its own for a store that does not answer (a black-holed
+        store cost a worker's SIGTERM up to ~1.1 s more than a healthy one: the heartbeat's
+        flush, then the children's, then the exit's)."""
         if self._exit_by is None:
             self._exit_by = time.monotonic() + EXIT_DEADLINE
         self._wake.set()
@@ -202,7 +203,9 @@ class Recorder(TaskBuffer):
         spooled = self._spool is not None
         wait = min(timeout, EXIT_DEADLINE) if spooled else timeout
         deadline = time.monotonic() + wait
-        if spooled and self._exit_by is not None:
+        if spooled and self._exit_by is not None and self.flusher.away(EXIT_DEADLINE / 2):
+            # Only while the store is away: a healthy store gets its full deadline, however
+            # long the pool's children took (a threads pool finishing its tasks, say).
             deadline = min(deadline, self._exit_by)
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
