@@ -167,7 +167,12 @@ class Recorder(TaskBuffer):
             self._wake.wait(wait)
             self._wake.clear()
             try:
-                wait = interval if self.flush() else min(wait * 2, longest)
+                if self.flush():
+                    if wait > interval:  # the store answers again: spooled DLQ entries now
+                        self._dlq_next = 0.0
+                    wait = interval
+                else:
+                    wait = min(wait * 2, longest)
             except Exception:  # a bug must not end this process's flushes for good
                 throttle.report("Recorder.flush")
             if self._spool is not None:
