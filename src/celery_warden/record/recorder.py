@@ -160,7 +160,7 @@ class Recorder(TaskBuffer):
     def _loop(self) -> None:
         interval = self.settings.flush_interval
         # While Redis is away, attempts back off (doubling up to DOWN_RETRY_MAX): each one
-        # costs a connection attempt and, with a spool, a segment file (flusher.MAX_SEGMENTS).
+        # costs a connection attempt and, with a spool, a segment file (pending.MAX_SEGMENTS).
         longest = max(interval, DOWN_RETRY_MAX)
         wait = interval
         while not self._stopping.is_set():

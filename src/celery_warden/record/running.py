@@ -172,8 +172,8 @@ class TaskBuffer(RecordBuffer):
             static, attempt, retries, defers = run.start_fields()
             # One lock for the check and the record: with the record in a second one, a task
             # that ended in between could have its final record dropped by the buffer bound
-            # and then get this STARTED one — a finished task left STARTED (seen in a store
-            # outage: tests/integration/test_redis_outage.py, one drop counted twice).
+            # and then get this STARTED one — a finished task left STARTED (found reading this
+            # while chasing a drop counted twice in a store outage).
             with self._lock:
                 if run.flushed:
                     continue
