@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from celery_warden import CeleryMonitor
 from celery_warden.keys import Keys
 from celery_warden.read.totals import read_totals
-from celery_warden.record.recorder import Recorder
+from celery_warden.record.recorder import EXIT_DEADLINE, Recorder
 from celery_warden.record.spool import Spool, frame, read_entries, spool_dir
 from celery_warden.record.store import StoreWriter
 from tests.unit.test_recorder import Switch, dead_writer
@@ -261,29 +264,39 @@ def test_spool_refuses_a_directory_others_can_read(tmp_path: Path):
     assert spool_dir("", "a/b:c").name == "a_b_c"  # type: ignore[union-attr]
 
 
+class StuckStore:
+    """A store that never answers (until the test releases it, then fails like one that is
+    gone); the first ``refused`` calls fail at once, as a refused connection does."""
+
+    def __init__(self, refused: int = 0) -> None:
+        self.release = threading.Event()
+        self.refused = refused
+
+    def apply(self, chunk: object) -> int:
+        if self.refused:
+            self.refused -= 1
+        else:
+            self.release.wait(3.0)
+        raise redis.ConnectionError("no answer")
+
+
+def exits_within_the_shared_deadline(r: Recorder) -> None:
+    """The shutdown begins, the pool's children take EXIT_DEADLINE, then the exit's stop():
+    the whole took one deadline, not two."""
+    began = time.monotonic()
+    r.begin_exit()  # wakes the flusher: a flush now waits on the store
+    time.sleep(EXIT_DEADLINE)  # the pool's children exit meanwhile
+    r.stop()
+    assert time.monotonic() - began < EXIT_DEADLINE + 0.25
+
+
 def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
     """A store that is away and then never answers: the shutdown's first step (the heartbeat's
     last beat) starts one EXIT_DEADLINE for every exit flush of the process, so the exit's own
     stop(), after the pool's children took their time, does not wait a deadline of its own
     again; what is left stays spooled."""
-    import threading
-    import time
-
-    import redis
-
-    from celery_warden.record.recorder import EXIT_DEADLINE
-
-    release = threading.Event()
-    calls: list[int] = []
-
-    class Away:
-        def apply(self, chunk: object) -> int:
-            calls.append(1)
-            if len(calls) > 1:  # refused first, then black-holed
-                release.wait(3.0)
-            raise redis.ConnectionError("no answer")
-
-    r = Recorder(spool_settings, writer_factory=Away)
+    store = StuckStore(refused=1)
+    r = Recorder(spool_settings, writer_factory=lambda: store)
     recorders.append(r)
     assert r.enable_spool()
     try:
@@ -291,56 +304,32 @@ def test_a_workers_exit_flushes_share_one_deadline(spool_settings, recorders):
         assert r.flush() is False and r.flusher.away(1.0)
         finish(r, 5, start=5)
         r.flush_within(0.05)  # a flush stuck on the store, as in a sick-store exit
-        began = time.monotonic()
-        r.begin_exit()
-        time.sleep(EXIT_DEADLINE)  # the pool's children exit meanwhile
-        r.stop()
-        assert time.monotonic() - began < EXIT_DEADLINE + 0.25
+        exits_within_the_shared_deadline(r)
         spool = Path(spool_settings.spool_dir) / spool_settings.key_prefix
         assert any(spool.glob("*.seg")), "what was not written stays on disk for a replay"
     finally:
-        release.set()
+        store.release.set()
 
 
 def test_a_store_that_stops_answering_at_the_shutdown_shares_the_deadline_too(spool_settings,
                                                                             recorders):
     """No flush failed before the shutdown, but the one it started has been waiting on the
     store since: the store is away all the same."""
-    import threading
-    import time
-
-    import redis
-
-    from celery_warden.record.recorder import EXIT_DEADLINE
-
-    release = threading.Event()
-
-    class BlackHole:
-        def apply(self, chunk: object) -> int:
-            release.wait(3.0)
-            raise redis.ConnectionError("no answer")
-
-    r = Recorder(spool_settings, writer_factory=BlackHole)
+    store = StuckStore()
+    r = Recorder(spool_settings, writer_factory=lambda: store)
     recorders.append(r)
     assert r.enable_spool()
     try:
         finish(r, 5)
-        began = time.monotonic()
-        r.begin_exit()  # wakes the flusher: its flush now waits on the store
-        time.sleep(EXIT_DEADLINE)
-        r.stop()
-        assert time.monotonic() - began < EXIT_DEADLINE + 0.25
+        exits_within_the_shared_deadline(r)
     finally:
-        release.set()
+        store.release.set()
 
 
 def test_a_healthy_store_gets_the_exit_its_full_deadline(spool_settings, recorders,
                                                          redis_client):
     """The shared exit deadline is for a store that is away: with a healthy one, the exit's
     last flush is not cut short however long the shutdown took before it."""
-    import time
-
-    from celery_warden.record.recorder import EXIT_DEADLINE
 
     class Slow(StoreWriter):
         def apply(self, chunk):  # type: ignore[no-untyped-def]

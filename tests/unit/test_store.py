@@ -246,14 +246,10 @@ def test_lone_surrogates_in_a_record_are_written_escaped_not_fatal(settings, red
     fail every flush of the process. It is written as its escape, and the rest as sent."""
     from celery_warden import CeleryMonitor
     from celery_warden.read.totals import read_totals
-    from celery_warden.record.recorder import Recorder
+    from tests.unit.test_recorder import manual
     from tests.unit.test_totals import FakeRun
 
-    r = Recorder(settings)
-    r.stop()
-    r.restart()
-    r._stopping.set()  # no thread: the flush below is explicit
-    recorders.append(r)
+    r = manual(settings, recorders)  # no thread: the flushes below are explicit
     run = FakeRun("t.work", "celery@host-a", "q\udcff<script>", 0.1)
     r.begin("sur-1", run)
     r.end("sur-1", run, "t.work", {"state": "FAILURE", "exc_type": "OSError",  # type: ignore[arg-type]
@@ -273,13 +269,9 @@ def test_a_chunk_that_cannot_be_encoded_is_dropped_and_counted_the_rest_written(
     """A value the wire format refuses would fail the same chunk forever: it is dropped (and
     counted), and the flusher goes on with the next records."""
     from celery_warden.record import store
-    from celery_warden.record.recorder import Recorder
+    from tests.unit.test_recorder import manual
 
-    r = Recorder(settings)
-    r.stop()
-    r.restart()
-    r._stopping.set()
-    recorders.append(r)
+    r = manual(settings, recorders)  # no thread: the flushes below are explicit
     r.task("bad-1", static={"name": "t.a"}, attempt={"state": "SENT"}, rank=1)
     real = store._pack
     monkeypatch.setattr(store, "_pack", lambda value: (_ for _ in ()).throw(TypeError("nope")))
