@@ -39,9 +39,19 @@ if os.environ.get("BENCH_PLAIN_LIMITS") == "1":  # same limits as BaseTask, on a
     _options.update(soft_time_limit=BaseTask.soft_time_limit, time_limit=BaseTask.time_limit)
 
 
+#: ``BENCH_TASK_CPU_MS``: the task spins this long (CPU, not sleep) — Warden's cost against a
+#: task that does some work, not only against Celery's own per-task cost. Both arms alike.
+SPIN = float(os.environ.get("BENCH_TASK_CPU_MS") or 0) / 1000
+
+
 @app.task(name="bench.noop", ignore_result=True, **_options)
 def noop() -> None:
-    """A true no-op: no result stored, so only Celery's own work (and Warden's) is measured."""
+    """A true no-op: no result stored, so only Celery's own work (and Warden's) is measured;
+    with ``BENCH_TASK_CPU_MS``, a task that computes for that long."""
+    if SPIN:
+        until = time.perf_counter() + SPIN
+        while time.perf_counter() < until:
+            pass
     return None
 
 

@@ -58,7 +58,7 @@ from celery_warden.embedded import EmbeddedRedis
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(ROOT))
-from bench import publisher_arm  # noqa: E402
+from bench import publisher_arm, variants  # noqa: E402
 
 #: Targets from the issues, printed next to the measurements (never asserted): drain throughput
 #: and worker CPU per task, warden vs plain.
@@ -443,6 +443,8 @@ class Bench:
         self.isolated = isolated
         self.worker: Worker | None = None
         self.publisher: subprocess.Popen[str] | None = None
+        #: ``--variant``: the patched copy of the package the Warden arm runs (bench/variants.py).
+        self.variant = variants.make(args.variant, tmp) if args.variant else None
 
     def env(self, arm: str) -> dict[str, str]:
         """Both arms get the same environment except ``BENCH_WARDEN``; inherited ``WARDEN_*``,
@@ -466,6 +468,8 @@ class Bench:
         for item in self.args.env:
             key, _, value = item.partition("=")
             env[key] = value
+        if arm == "warden" and self.variant is not None:  # --variant: an ablation, first
+            env["PYTHONPATH"] = os.pathsep.join([str(self.variant), env["PYTHONPATH"]])
         return env
 
     def publish(self, arm: str, tasks: int) -> dict[str, Any]:
@@ -919,6 +923,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base-task", action="store_true",
                    help="Warden arm runs the task on celery_warden's BaseTask; the plain arm a "
                         "plain Celery task with the same time limits (like for like)")
+    p.add_argument("--variant", default=None, metavar="NAME[,NAME...]",
+                   help="the Warden arm runs an ablation of this checkout (bench/variants.py: "
+                        f"{', '.join(sorted(variants.PATCHES))}; "
+                        "what removing one part of Warden's per-task work would save; not a "
+                        "configuration of the product)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for publisher and worker of both arms, e.g. "
                         "WARDEN_TRACK_SENT=false (repeatable)")
@@ -931,6 +940,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup_tasks = 0 if args.quick else 500
     if args.tasks < 1 or args.rounds < 1 or args.concurrency < 1:
         p.error("--tasks, --rounds and --concurrency must be positive")
+    if args.variant:
+        unknown = [n for n in args.variant.split(",") if n not in variants.PATCHES]
+        if unknown:
+            p.error(f"--variant: unknown {unknown[0]!r} (known: "
+                    f"{', '.join(sorted(variants.PATCHES))})")
     for item in args.env:
         if "=" not in item:
             p.error(f"--env expects KEY=VALUE, got {item!r}")
@@ -975,6 +989,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             f"queue {layout.queue!r}, {psutil.cpu_count()} CPUs\n{args.tasks} no-op tasks per "
             f"arm x {args.rounds} rounds, prefork concurrency={args.concurrency}, arms "
             "alternating plain/warden", highlight=False)
+        if args.variant:
+            console.print(f"[bold]Warden arm: ablation {args.variant!r} (bench/variants.py), "
+                          "not the product[/]", highlight=False)
         if args.warmup_tasks:
             for arm in ARMS:
                 r = bench.run_arm(arm, 0, args.warmup_tasks)
@@ -1035,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted: every process this run started was stopped")
         return 130
-    except BenchError as exc:
+    except (BenchError, variants.VariantError) as exc:
         console.print(f"[red]benchmark failed:[/] {escape(str(exc))}", highlight=False)
         return 1
     if args.json is not None:
