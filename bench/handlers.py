@@ -62,7 +62,9 @@ def make_app(settings: Any, broker: str | None = None) -> tuple[Celery, Any]:
     if broker:
         app.conf.broker_url = broker
 
-    @app.task(name="bench.noop", ignore_result=True)
+    # shared=False: each arm builds a fresh app; a shared task would reach the next app too
+    # (and trip Celery's DuplicateTaskNameWarning there).
+    @app.task(name="bench.noop", ignore_result=True, shared=False)
     def noop() -> None:
         return None
 
