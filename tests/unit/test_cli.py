@@ -83,6 +83,29 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
+def test_every_command_summary_is_one_paragraph_line():
+    """typer's command list prints a summary's line breaks as they are: a docstring wrapped at
+    the source's width broke `warden --help` mid-sentence ("beat-fed queues that no" / "online
+    worker consumes")."""
+    import inspect
+
+    import typer
+
+    from celery_warden.cli.main import cli
+
+    broken = []
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+        first = inspect.cleandoc(cmd.short_help or cmd.help or "").split("\n\n")[0]
+        if "\n" in first:
+            broken.append(" ".join(path))
+
+    walk(typer.main.get_command(cli), ["warden"])
+    assert broken == []
+
+
 def test_celery_entry_point_is_a_real_click_command():
     """Celery loads `celery.commands` entry points into its own click group: ours must be a
     click command (typer runs on a vendored click, so it is bridged, not exported directly)."""

@@ -21,8 +21,10 @@ def autoscale(ctx: typer.Context,
               queue: Annotated[str | None, typer.Option(
                   "--queue", "-q", help="One queue (logical or full name).")] = None,
               as_json: JsonOpt = False) -> None:
-    """Desired worker processes per queue from backlog, arrival rate, run time and the
-    target latency (WARDEN_TARGET_LATENCY), with the reasoning."""
+    """Desired worker processes per queue, with the reasoning.
+
+    From backlog, arrival rate, run time and the target latency (WARDEN_TARGET_LATENCY).
+    """
     monitor = monitor_for(ctx)
     try:
         with reading(monitor):

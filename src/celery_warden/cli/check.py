@@ -20,8 +20,10 @@ def check(
         min=1, max=600, help="Seconds the probe may take.")] = PROBE_TIMEOUT,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a live fleet: store, broker, workers, queues, failure rate, DLQ, breakers (one
-    line each and a summary; exit code 1 when any check fails)."""
+    """Check a live fleet, one line per check and a summary (exit code 1 if any fails).
+
+    The checks: store, broker, workers, queues, failure rate, DLQ, breakers.
+    """
     monitor = monitor_for(ctx)
     with reading(monitor):
         outcomes = run_checks(FleetChecks(monitor, submit, timeout).checks(), as_json=as_json,

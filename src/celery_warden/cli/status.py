@@ -27,8 +27,10 @@ from celery_warden.units import num, pct, secs
 
 # -- commands --------------------------------------------------------------------------------
 def status(ctx: typer.Context, as_json: JsonOpt = False, window: WindowOpt = "1h") -> None:
-    """KPIs, workers and queue depths, once (with `celery -A proj`, also beat-fed queues that no
-    online worker consumes)."""
+    """KPIs, workers and queue depths, once.
+
+    With `celery -A proj`, also the beat-fed queues that no online worker consumes.
+    """
     check_window(window)
     monitor = monitor_for(ctx)
     app = celery_app_of(ctx)
