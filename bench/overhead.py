@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(ROOT))
 from bench import publisher_arm, variants  # noqa: E402
+from bench.interval import decided, median_interval  # noqa: E402
 
 #: Targets from the issues, printed next to the measurements (never asserted): drain throughput
 #: and worker CPU per task, warden vs plain.
@@ -733,9 +734,11 @@ def summarise(results: list[ArmResult]) -> dict[str, Any]:
         "throughput": throughput,
         "ratio_per_round": ratios,
         "ratio_median": median(ratios),
+        "ratio_interval": median_interval(ratios),
         "ratio_of_medians": throughput["warden"] / throughput["plain"],
         "cpu_ratio_per_round": cpu_ratios,
         "cpu_ratio_median": median(cpu_ratios),
+        "cpu_ratio_interval": median_interval(cpu_ratios),
         "metrics": metrics,
         "commands_attributable_per_task": per_command,
         "record_bytes_mean": median(mean_bytes),
@@ -864,14 +867,17 @@ def report(console: Console, results: list[ArmResult], summary: dict[str, Any]) 
     console.print(
         f"ratio warden/plain (median of per-round ratios): {ratio:.4f}   "
         f"target ≥ {TARGET_RATIO}   {verdict(ratio >= TARGET_RATIO)}   "
-        f"(ratio of median throughputs: {summary['ratio_of_medians']:.3f})", highlight=False)
+        f"(ratio of median throughputs: {summary['ratio_of_medians']:.3f})"
+        + decided(summary["ratio_interval"], TARGET_RATIO), highlight=False)
     cpu_ratio = summary["cpu_ratio_median"]
     console.print(
         "worker CPU per task warden/plain per round: "
         + ", ".join(f"{r:.3f}" for r in summary["cpu_ratio_per_round"]), highlight=False)
     console.print(
         f"worker CPU per task warden/plain (median): {cpu_ratio:.4f}   target ≤ "
-        f"{TARGET_CPU_RATIO}   {verdict(cpu_ratio <= TARGET_CPU_RATIO)}", highlight=False)
+        f"{TARGET_CPU_RATIO}   {verdict(cpu_ratio <= TARGET_CPU_RATIO)}"
+        + decided(summary["cpu_ratio_interval"], TARGET_CPU_RATIO),
+        highlight=False)
     console.print(
         f"wire round trips per task from Warden: {wire:.4f}   target ≤ "
         f"{TARGET_WIRE_PER_TASK:g}   {verdict(wire <= TARGET_WIRE_PER_TASK)}   "

@@ -15,6 +15,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bench.interval import decided, median_interval
+
 #: Target from the issue: publisher rate with Warden at least 0.97 x plain (printed only).
 TARGET_PUBLISHER = 0.97
 
@@ -84,6 +86,7 @@ def summarise(runs: list[PublishRun]) -> dict[str, Any]:
         "final_flush_ms": statistics.median(w.flush_seconds * 1000 for _, w in pairs),
         "rate_ratio_per_round": rate_ratios,
         "rate_ratio_median": statistics.median(rate_ratios),
+        "rate_ratio_interval": median_interval(rate_ratios),
         "cpu_ratio_median": statistics.median(cpu_ratios),
         "target": TARGET_PUBLISHER,
     }
@@ -103,7 +106,8 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         + ", ".join(f"{r:.3f}" for r in summary["rate_ratio_per_round"]),
         f"publisher rate warden/plain (median): {summary['rate_ratio_median']:.4f}   target ≥ "
         f"{TARGET_PUBLISHER}   {'PASS' if ok else 'FAIL'}   (CPU per delay() ratio "
-        f"{summary['cpu_ratio_median']:.3f})",
+        f"{summary['cpu_ratio_median']:.3f})"
+        + decided(summary["rate_ratio_interval"], TARGET_PUBLISHER),
     ]
 
 
