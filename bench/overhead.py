@@ -947,10 +947,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.tasks < 1 or args.rounds < 1 or args.concurrency < 1:
         p.error("--tasks, --rounds and --concurrency must be positive")
     if args.variant:
-        unknown = [n for n in args.variant.split(",") if n not in variants.PATCHES]
-        if unknown:
-            p.error(f"--variant: unknown {unknown[0]!r} (known: "
-                    f"{', '.join(sorted(variants.PATCHES))})")
+        try:
+            variants.names(args.variant)
+        except variants.VariantError as exc:
+            p.error(f"--variant: {exc}")
     for item in args.env:
         if "=" not in item:
             p.error(f"--env expects KEY=VALUE, got {item!r}")

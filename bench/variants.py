@@ -71,23 +71,29 @@ class VariantError(Exception):
     """A variant's patch no longer applies to this checkout."""
 
 
-def make(spec: str, into: Path) -> Path:
-    """A copy of this checkout's ``src`` with the variants ``spec`` names (comma-separated:
-    ``norecord,noreceipt``) applied, under ``into``; returns the directory to put first on
-    ``PYTHONPATH``."""
-    names = spec.split(",")
-    unknown = [n for n in names if n not in PATCHES]
+def names(spec: str) -> list[str]:
+    """The variants ``spec`` names (comma-separated: ``norecord,noreceipt``), all known."""
+    listed = spec.split(",")
+    unknown = [n for n in listed if n not in PATCHES]
     if unknown:
         raise VariantError(f"unknown variant {unknown[0]!r} (known: {', '.join(sorted(PATCHES))})")
-    dest = into / f"variant-{'-'.join(names)}"
+    return listed
+
+
+def make(spec: str, into: Path) -> Path:
+    """A copy of this checkout's ``src`` with the variants ``spec`` names applied (see
+    :func:`names`), under ``into``; returns the directory to put first on ``PYTHONPATH``."""
+    chosen = names(spec)
+    dest = into / f"variant-{'-'.join(chosen)}"
     shutil.copytree(ROOT / "src", dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name, (rel, find, replace) in ((n, p) for n in names for p in PATCHES[n]):
-        path = dest / "celery_warden" / rel
-        text = path.read_text()
-        if text.count(find) != 1:
-            raise VariantError(f"variant {name!r}: {rel} no longer holds exactly one {find!r}")
-        path.write_text(text.replace(find, replace))
+    for name in chosen:
+        for rel, find, replace in PATCHES[name]:
+            path = dest / "celery_warden" / rel
+            text = path.read_text()
+            if text.count(find) != 1:
+                raise VariantError(f"variant {name!r}: {rel} no longer holds exactly one {find!r}")
+            path.write_text(text.replace(find, replace))
     return dest
 
 
-__all__ = ["PATCHES", "VariantError", "make"]
+__all__ = ["PATCHES", "VariantError", "make", "names"]
